@@ -1,0 +1,57 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The local CPU build on this kind of machine; for CUDA, e.g.
+#   make demo TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+# Prefect keeps its database and settings inside the work dir, never in ~/.prefect.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+export AFFORD_DATA_ROOT ?= $(CURDIR)/afford-data
+
+.PHONY: demo test setup setup-dev system-deps lint clean
+
+demo: setup  ## set up and run the main job on the embedded defaults
+	$(BIN)/afford demo
+
+test: setup-dev  ## set up with dev extras and run the whole test suite (all but `gpu`)
+	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+lint: setup-dev
+	$(BIN)/ruff check .
+
+setup: system-deps $(VENV)/.installed-runtime
+setup-dev: system-deps $(VENV)/.installed-dev
+
+# System libraries the Python wheels load at run time (open3d needs libusb-1.0).
+SYSTEM_LIBS := libusb-1.0.so.0:libusb-1.0-0
+system-deps:
+	@missing=""; for pair in $(SYSTEM_LIBS); do lib=$${pair%%:*}; pkg=$${pair##*:}; \
+	  ldconfig -p | grep -q "$$lib" || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "missing system packages:$$missing -- run: sudo apt-get install$$missing"; exit 1; fi; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed-runtime
+
+clean:  ## remove the virtual environment, Prefect state and demo data
+	rm -rf $(VENV) .prefect afford-data .pytest_cache .ruff_cache

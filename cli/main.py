@@ -1,0 +1,25 @@
+"""`afford`: the command line of the AffordGrasp data engine."""
+
+from __future__ import annotations
+
+from cli.env import apply_prefect_defaults
+
+apply_prefect_defaults()
+
+import typer  # noqa: E402
+
+from cli import demo_cmd, inspect_cmd, settings_cmd  # noqa: E402
+
+app = typer.Typer(
+    name="afford",
+    help="AffordGrasp data engine: annotate hand-object grasp datasets and train a grasp generator on them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("demo")(demo_cmd.demo)
+app.command("inspect")(inspect_cmd.inspect)
+app.command("settings")(settings_cmd.settings)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,108 @@
+"""Row models: one pydantic model per table; the Arrow schema is derived from it (schemas.arrow_schema).
+
+Units and frame of every geometric field: metres, object-centred (the object's mesh centroid at the origin).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.affordance import AffordanceName, normalise_affordance
+from schemas.arrays import Faces3, HandVerts, Labels, ManoBetas, ManoPose, Points3, Vec3
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+SAMPLE_ID_PATTERN = r"^[a-z0-9_\-]+-[0-9a-f]{16}$"
+
+
+class Row(BaseModel):
+    """Base of every table row.
+
+    `SCHEMA_VERSION` is bumped whenever a field is added, removed or changes meaning; readers refuse a
+    table written with another version. `TABLE_KEY` names the columns that identify a row: writing a row
+    whose key is already in the table replaces it (no duplicates on re-runs).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_default=True)
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    TABLE_KEY: ClassVar[tuple[str, ...]] = ("sample_id",)
+
+    sample_id: str = Field(pattern=SAMPLE_ID_PATTERN, description="Stable id from (dataset, path, index).")
+    stage_version: str = Field(min_length=1, max_length=64, description="Version of the code that wrote it.")
+
+
+class Sample(Row):
+    """One hand-object grasp, ingested from a dataset into the canonical frame."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    dataset: str = Field(pattern=r"^[a-z0-9_\-]+$", description="affordpose, oakink, grab, ho3d, ...")
+    split: Literal["train", "val", "test"]
+    source_path: str = Field(min_length=1, description="Source file, relative to the dataset root.")
+    source_index: int = Field(0, ge=0, description="Index of the sample inside its source file (frame).")
+    content_hash: str = Field(pattern=SHA256_PATTERN, description="sha256 of the source bytes.")
+    object_id: str = Field(min_length=1)
+    object_category: str = Field(min_length=1, description="Object class, e.g. mug.")
+    object_mesh_path: str | None = Field(None, description="Object mesh, relative to the dataset root.")
+    object_vertices: Points3 | None = Field(None, description="(V, 3) mesh vertices, metres.")
+    object_faces: Faces3 | None = Field(None, description="(F, 3) triangles indexing object_vertices.")
+    object_vertex_labels: Labels | None = Field(None, description="(V,) affordance label id per vertex.")
+    object_points: Points3 = Field(description="(N, 3) points sampled on the object surface, metres.")
+    object_point_labels: Labels | None = Field(None, description="(N,) affordance label id per point.")
+    hand_side: Literal["right", "left"] = "right"
+    hand_pose: ManoPose | None = Field(None, description="(48,) MANO axis-angle: global rot + 45 finger.")
+    hand_betas: ManoBetas | None = Field(None, description="(10,) MANO shape.")
+    hand_trans: Vec3 | None = Field(None, description="(3,) MANO translation, metres.")
+    hand_verts: HandVerts | None = Field(None, description="(778, 3) hand vertices, metres.")
+    affordance: AffordanceName | None = Field(None, description="Ground-truth affordance, when labelled.")
+    intent: str | None = Field(None, description="Dataset intent (OakInk: use/hold/liftup/handover).")
+
+    @field_validator("affordance", mode="before")
+    @classmethod
+    def _canonical_affordance(cls, value: object) -> object:
+        return normalise_affordance(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Sample:
+        if self.object_points.shape[0] == 0:
+            raise ValueError("object_points is empty")
+        if self.hand_pose is None and self.hand_verts is None:
+            raise ValueError("a sample needs hand_pose (MANO) or hand_verts (mesh); both are missing")
+        if self.hand_pose is not None and (self.hand_betas is None or self.hand_trans is None):
+            raise ValueError("hand_pose given without hand_betas and hand_trans")
+        _check_same_length("object_point_labels", self.object_point_labels, "object_points", self.object_points)
+        _check_same_length("object_vertex_labels", self.object_vertex_labels, "object_vertices",
+                           self.object_vertices)
+        if self.object_faces is not None:
+            if self.object_vertices is None:
+                raise ValueError("object_faces given without object_vertices")
+            if self.object_faces.size and (self.object_faces.min() < 0
+                                           or self.object_faces.max() >= len(self.object_vertices)):
+                raise ValueError(f"object_faces index outside 0..{len(self.object_vertices) - 1}")
+        return self
+
+
+def _check_same_length(name: str, values: object, other_name: str, other: object) -> None:
+    if values is None:
+        return
+    if other is None:
+        raise ValueError(f"{name} given without {other_name}")
+    if len(values) != len(other):
+        raise ValueError(f"{name} has {len(values)} entries but {other_name} has {len(other)}")
+
+
+class Reject(Row):
+    """An input that a stage could not process, and why. input count = output rows + rejects."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    TABLE_KEY: ClassVar[tuple[str, ...]] = ("stage", "sample_id")
+
+    stage: str = Field(min_length=1, description="Stage that rejected it, e.g. ingest.")
+    source: str = Field(min_length=1, description="File (or table) the input came from.")
+    reason: str = Field(min_length=1, description="What was wrong, naming the field.")
+    field: str | None = Field(None, description="The offending field, when one is to blame.")
+    dataset: str | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,39 @@
+"""Settings read from the environment (prefix AFFORD_) or a .env file; every field has bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AffordSettings(BaseSettings):
+    """Engine-wide settings. Build with `AffordSettings()` at an entry point, never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="AFFORD_", env_file=".env", extra="ignore",
+                                      validate_default=True)
+
+    data_root: Path = Field(Path("afford-data"), description="Where tables, checkpoints and caches live.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d{1,2})?|mps)$",
+                        description="Torch device: auto picks CUDA when present, else CPU.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for sampling, splits and training.")
+    rows_per_shard: int = Field(512, ge=1, le=1_000_000,
+                                description="Rows per Parquet shard (about 60 KB a row for a 4096-point sample).")
+    read_batch_rows: int = Field(256, ge=1, le=1_000_000, description="Rows per record batch when reading.")
+    verify_checksums: bool = Field(True, description="Check each shard's sha256 before reading it.")
+    num_workers: int = Field(2, ge=1, le=256, description="Thread-pool width for shard fan-out.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    mano_root: Path | None = Field(None, description="Folder with MANO_RIGHT.pkl / MANO_LEFT.pkl; "
+                                                     "unset: the generated hand under data_root.")
+    llm_base_url: str | None = Field(None, pattern=r"^https?://\S+$",
+                                     description="OpenAI-compatible endpoint; unset: the embedded one.")
+    llm_model: str | None = Field(None, min_length=1, max_length=256, description="Model name to request.")
+    llm_api_key: SecretStr | None = Field(None, description="API key for the endpoint (never logged).")
+    llm_timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout, seconds.")
+    llm_max_concurrency: int = Field(4, ge=1, le=256, description="Concurrent requests to the endpoint.")
+
+    def table_path(self, name: str) -> Path:
+        """Path of a named table under data_root/tables."""
+        return self.data_root / "tables" / name

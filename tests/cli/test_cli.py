@@ -1,0 +1,85 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from tasks.table_read import open_table
+from tests.factories import make_table
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _command_names():
+    return [c.name for c in app.registered_commands]
+
+
+def test_top_level_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in _command_names():
+        assert name in result.output
+
+
+@pytest.mark.parametrize("name", ["demo", "inspect", "settings"])
+def test_every_command_has_help(name):
+    assert name in _command_names()
+    result = runner.invoke(app, [name, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_inspect_prints_manifest_schema_and_rows(tables_dir):
+    path = tables_dir / "samples"
+    manifest = make_table(path, n=6, rows_per_shard=4)
+    result = runner.invoke(app, ["inspect", str(path), "--rows", "2"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "rows 6" in result.output and "shards 2" in result.output
+    assert manifest.shards[0].name in result.output and "object_points" in result.output
+    assert "first 2 rows" in result.output and "[32x3]" in result.output
+
+
+def test_inspect_json_is_the_manifest(tables_dir):
+    path = tables_dir / "samples"
+    make_table(path, n=3)
+    result = runner.invoke(app, ["inspect", str(path), "--json"])
+    assert result.exit_code == 0
+    assert '"num_rows": 3' in result.output
+
+
+def test_inspect_names_a_corrupt_shard_and_fails(tables_dir):
+    path = tables_dir / "samples"
+    make_table(path, n=3)
+    shard = open_table(path).shard_paths()[0]
+    shard.write_bytes(shard.read_bytes()[:-10])
+    result = runner.invoke(app, ["inspect", str(path)])
+    assert result.exit_code == 1 and shard.name in result.output
+
+
+def test_inspect_of_a_non_table_fails_clearly(tmp_path):
+    result = runner.invoke(app, ["inspect", str(tmp_path)])
+    assert result.exit_code == 1 and "no manifest.json" in result.output
+
+
+def test_settings_names_a_bad_variable():
+    result = runner.invoke(app, ["settings"], env={"AFFORD_ROWS_PER_SHARD": "0"})
+    assert result.exit_code == 2 and "AFFORD_ROWS_PER_SHARD" in result.output
+    result = runner.invoke(app, ["settings"], env={"AFFORD_LLM_API_KEY": "sk-hidden", "COLUMNS": "200"})
+    assert result.exit_code == 0 and "sk-hidden" not in result.output and "AFFORD_DATA_ROOT" in result.output
+
+
+@pytest.mark.slow
+def test_afford_demo_runs_end_to_end(tmp_path):
+    """The real console script, in a fresh process on Prefect's ephemeral API."""
+    afford = Path(sys.executable).with_name("afford")
+    env = os.environ | {"COLUMNS": "200", "AFFORD_DATA_ROOT": str(tmp_path / "data")}
+    result = subprocess.run([str(afford), "demo", "--n-samples", "40"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    tables = (tmp_path / "data" / "tables").resolve()
+    assert str(tables / "samples") in result.stdout
+    assert "40 inputs = 37 rows + 3 rejects" in result.stdout
+    assert open_table(tables / "samples").num_rows == 37 and open_table(tables / "rejects").num_rows == 3

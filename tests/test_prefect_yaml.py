@@ -1,0 +1,27 @@
+"""Every deployment shipped in prefect.yaml loads, and its parameters fit its flow's signature."""
+
+import inspect
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.flows import load_flow_from_entrypoint
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENTS = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+
+
+def test_prefect_yaml_has_deployments():
+    assert DEPLOYMENTS, "prefect.yaml lists no deployments"
+    names = [d["name"] for d in DEPLOYMENTS]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
+def test_deployment_parameters_match_the_flow(deployment):
+    flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
+    params = deployment.get("parameters") or {}
+    accepted = inspect.signature(flow.fn).parameters
+    assert set(params) <= set(accepted), f"unknown parameters {set(params) - set(accepted)}"
+    flow.validate_parameters(params)  # raises on a wrong type
+    assert deployment["work_pool"]["name"]
