@@ -43,14 +43,19 @@ system-deps:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# pip install, minus one warning that some machines' global pip config prints for every package;
+# pip's own exit status is kept (pipefail).
+PIP_QUIET_FILTER := "is ignored: it is neither a file nor a directory"
+pip_install = set -o pipefail; $(BIN)/pip install -q $(1) 2>&1 | { grep -v $(PIP_QUIET_FILTER) || true; }
+
 $(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e .
+	$(call pip_install,$(TORCH))
+	$(call pip_install,-e .)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(call pip_install,$(TORCH))
+	$(call pip_install,-e '.[dev]')
 	touch $@ $(VENV)/.installed-runtime
 
 clean:  ## remove the virtual environment, Prefect state and demo data

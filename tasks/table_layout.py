@@ -132,7 +132,10 @@ def collect_garbage(table: Path, keep: int = KEEP_OLD_VERSIONS) -> list[Path]:
     for entry in root.iterdir():
         if entry.name in keep_names:
             continue
-        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
         removed.append(entry)
     for stray in table.parent.glob(f".{table.name}.link-*"):
         stray.unlink(missing_ok=True)

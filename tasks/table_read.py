@@ -27,6 +27,7 @@ from tasks.table_errors import (
     ShardReadError,
     describe_validation,
 )
+from tasks.table_keys import key_array
 
 _CHUNK = 1 << 20
 
@@ -181,9 +182,7 @@ class Table:
                                      f"{problems}", field=field, sample_id=raw.get("sample_id")) from None
 
     def keys(self) -> list[str]:
-        """Key strings of every row (one column: its values)."""
-        from tasks.table_keys import key_array
-
+        """Key strings of every row (for a one-column key: its values)."""
         key = self.manifest.key
         return [k for s in self.manifest.shards for k in key_array(self.read_shard(s, key), key).to_pylist()]
 

@@ -29,7 +29,7 @@ from schemas.manifest import ColumnInfo, Lineage, ShardInfo, TableManifest
 from schemas.rows import SAMPLE_ID_PATTERN, Reject, Row
 from tasks import table_layout as layout
 from tasks.table_errors import DuplicateKeyError, RowValidationError, SchemaMismatchError, describe_validation
-from tasks.table_keys import key_array, normalise_keys
+from tasks.table_keys import key_array, key_of, normalise_keys
 from tasks.table_read import Table, open_table
 
 WriteMode = Literal["upsert", "overwrite"]
@@ -122,7 +122,7 @@ class TableWriter:
             valid = row if isinstance(row, self.model) else self._validate(row, index)
             if valid is None:
                 continue
-            self._claim_key(tuple(getattr(valid, c) for c in self.key_columns))
+            self._claim_key(key_of([getattr(valid, c) for c in self.key_columns]))
             self._pending_rows.append(valid)
             self._pending_count += 1
             if self._pending_count >= self.rows_per_shard:
@@ -134,7 +134,7 @@ class TableWriter:
         self._require_open()
         table = self._conform(pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data)
         for key in key_array(table, self.key_columns).to_pylist():
-            self._claim_key((key,), joined=True)
+            self._claim_key(key)
         self._rows_seen += table.num_rows
         self._pending_arrow.extend(table.to_batches())
         self._pending_count += table.num_rows
@@ -200,8 +200,7 @@ class TableWriter:
                       source=str(row.get("source_path") or self.path), reason=reason, field=field,
                       dataset=row.get("dataset") if isinstance(row.get("dataset"), str) else None)
 
-    def _claim_key(self, parts: tuple[object, ...], joined: bool = False) -> None:
-        key = str(parts[0]) if joined else normalise_keys([parts], self.key_columns).pop()
+    def _claim_key(self, key: str) -> None:
         if key in self._written_keys:
             raise DuplicateKeyError(self.path, f"key {key!r} ({', '.join(self.key_columns)}) written twice "
                                                f"in one write")
@@ -256,9 +255,11 @@ class TableWriter:
         dropped = self._written_keys | self._deleted_keys
         drop_set = pa.array(sorted(dropped), type=pa.string())
         for shard in self._base.manifest.shards:
-            keys = key_array(self._base.read_shard(shard, columns=self.key_columns), self.key_columns)
-            hit = pc.is_in(keys, value_set=drop_set) if dropped else pa.array([False] * len(keys))
-            hits = pc.sum(hit).as_py() or 0
+            hit, hits = None, 0
+            if dropped:  # only the key columns are read to decide; the shard is read whole only to rewrite
+                keys = key_array(self._base.read_shard(shard, columns=self.key_columns), self.key_columns)
+                hit = pc.is_in(keys, value_set=drop_set)
+                hits = pc.sum(hit).as_py() or 0
             if hits == 0:
                 self._base.verify_shard(shard, full=False)
                 layout.link_or_copy(self._base.shard_path(shard), self._staging / layout.DATA_DIR / shard.name)
@@ -301,5 +302,8 @@ def write_table(path: str | Path, rows: Iterable[Row | Mapping[str, Any]] | pa.T
                 **options: Any) -> TableManifest:
     """Write rows (or an Arrow table) as a new version of the table at `path`; returns its manifest."""
     with TableWriter(path, model, **options) as writer:
-        writer.write_arrow(rows) if isinstance(rows, pa.Table) else writer.write(rows)
+        if isinstance(rows, pa.Table):
+            writer.write_arrow(rows)
+        else:
+            writer.write(rows)
     return writer.manifest
