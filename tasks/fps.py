@@ -1,0 +1,120 @@
+"""Farthest point sampling (FPS): a reference loop, numpy, open3d and batched torch versions.
+
+Each step picks the point farthest (Euclidean) from those already picked; ties go to the lowest index.
+Asking for n >= N points returns every point, so the result has min(n, N) indices (in FPS order for the
+loop, numpy and torch versions; in index order for open3d). Indices never repeat: with duplicate points,
+once every distinct point is picked the rest tie at distance 0 and go in index order. Classifier inputs
+need exactly n points: `fps_fixed` pads by repeating indices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import open3d as o3d
+import torch
+
+
+def _check_points(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+        raise ValueError(f"points must be (N, 3) with N >= 1, got shape {points.shape}")
+    if not np.isfinite(points).all():
+        raise ValueError("points contain NaN or inf")
+    _check_counts(len(points), n, start)
+    return points.astype(np.float64)
+
+
+def _check_counts(num_points: int, n: int, start: int) -> None:
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0 <= start < num_points:
+        raise ValueError(f"start must be in [0, {num_points}), got {start}")
+
+
+def fps_naive(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """Reference loop, O(N n^2): points (N, 3) -> (min(n, N),) int64 indices, the first being `start`."""
+    pts = _check_points(points, n, start).tolist()
+    chosen = [start]
+    while len(chosen) < min(n, len(pts)):
+        best, best_dist = -1, -1.0
+        for i, p in enumerate(pts):
+            if i in chosen:
+                continue
+            dist = min(sum((p[k] - pts[j][k]) ** 2 for k in range(3)) for j in chosen)
+            if dist > best_dist:
+                best, best_dist = i, dist
+        chosen.append(best)
+    return np.array(chosen, np.int64)
+
+
+def fps_numpy(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """Vectorised FPS, O(N n): points (N, 3) -> (min(n, N),) int64 indices, the first being `start`."""
+    pts = _check_points(points, n, start)
+    count = min(n, len(pts))
+    chosen = np.empty(count, np.int64)
+    nearest = np.full(len(pts), np.inf)  # (N,) squared distance to the nearest chosen point
+    chosen[0] = start
+    for i in range(1, count):
+        nearest = np.minimum(nearest, ((pts - pts[chosen[i - 1]]) ** 2).sum(1))
+        nearest[chosen[i - 1]] = -1.0  # never pick a point twice, even among duplicates at distance 0
+        chosen[i] = nearest.argmax()
+    return chosen
+
+
+def fps_fixed(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """Exactly n indices: FPS when N >= n, else all N in FPS order repeated cyclically to length n."""
+    chosen = fps_numpy(points, n, start)
+    return chosen[np.arange(n) % len(chosen)]
+
+
+def fps_open3d(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """FPS by open3d's `farthest_point_down_sample` (CPU): points (N, 3) -> (min(n, N),) int64 indices.
+
+    The same set as `fps_numpy` with the same start (up to ties), but in increasing index order: open3d
+    returns the sampled points, not their indices, in input order. They are exact copies of input rows, so
+    each is matched back by its exact coordinates; duplicate points map to distinct indices, lowest first.
+    open3d collapses repeated picks, which happen once every distinct point is taken (duplicates in the
+    input); the remaining picks, all at distance 0, are then the lowest unpicked indices, as in `fps_numpy`.
+    """
+    pts = _check_points(points, n, start)
+    if n >= len(pts):
+        return np.arange(len(pts), dtype=np.int64)
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
+    sampled = np.asarray(cloud.farthest_point_down_sample(n, start).points)
+    chosen = _match_rows(pts, sampled)
+    if len(chosen) < n:
+        rest = np.setdiff1d(np.arange(len(pts)), chosen)[: n - len(chosen)]
+        chosen = np.sort(np.concatenate([chosen, rest]))
+    return chosen
+
+
+def _match_rows(points: np.ndarray, sampled: np.ndarray) -> np.ndarray:
+    """(K,) int64 rows of `points` (N, 3) equal to each row of `sampled` (K, 3); each row used at most once."""
+    by_coords: dict[bytes, list[int]] = {}
+    for i in range(len(points) - 1, -1, -1):  # reversed, so pop() hands out the lowest index first
+        by_coords.setdefault(points[i].tobytes(), []).append(i)
+    try:
+        return np.array([by_coords[p.tobytes()].pop() for p in sampled], np.int64)
+    except (KeyError, IndexError):
+        raise RuntimeError("open3d returned a point that is not an input point") from None
+
+
+def fps_torch(points: torch.Tensor, n: int, start: int = 0) -> torch.Tensor:
+    """Batched FPS on the input's device: points (B, N, 3) float -> (B, min(n, N)) long, each row from `start`."""
+    if points.ndim != 3 or points.shape[2] != 3 or points.shape[1] == 0:
+        raise ValueError(f"points must be (B, N, 3) with N >= 1, got shape {tuple(points.shape)}")
+    if not points.is_floating_point() or not torch.isfinite(points).all():
+        raise ValueError("points must be a floating-point tensor without NaN or inf")
+    batch, num_points, _ = points.shape
+    _check_counts(num_points, n, start)
+    count = min(n, num_points)
+    rows = torch.arange(batch, device=points.device)
+    chosen = torch.empty(batch, count, dtype=torch.long, device=points.device)
+    nearest = torch.full((batch, num_points), float("inf"), dtype=points.dtype, device=points.device)
+    chosen[:, 0] = start
+    for i in range(1, count):
+        last = points[rows, chosen[:, i - 1]]  # (B, 3)
+        nearest = torch.minimum(nearest, ((points - last[:, None]) ** 2).sum(-1))
+        nearest[rows, chosen[:, i - 1]] = -1.0  # never pick a point twice
+        chosen[:, i] = nearest.argmax(-1)  # first maximum: ties go to the lowest index
+    return chosen
