@@ -14,15 +14,16 @@ from schemas.settings import AffordSettings
 def demo(
     data_root: Path | None = typer.Option(None, help="Where to write tables (default: AFFORD_DATA_ROOT or "
                                                      "./afford-data)."),
-    n_samples: int = typer.Option(64, min=1, max=100_000, help="Toy inputs to write."),
+    objects_per_category: int = typer.Option(1, min=1, max=100, help="Synthetic objects per category and dataset."),
     seed: int = typer.Option(0, min=0, help="Random seed."),
-    rows_per_shard: int = typer.Option(16, min=1, help="Rows per Parquet shard."),
+    num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
 ) -> None:
     """Run the engine end to end on embedded defaults and print where every table was written."""
     from flows.demo import demo as demo_flow
 
     root = (data_root or AffordSettings().data_root).resolve()
-    report = demo_flow(data_root=str(root), n_samples=n_samples, seed=seed, rows_per_shard=rows_per_shard)
+    report = demo_flow(data_root=str(root), objects_per_category=objects_per_category, seed=seed,
+                       num_points=num_points)
     console = Console()
     console.print(Markdown(report))
-    console.print(f"\nData root: {root}\nLook inside a table with: afford inspect {root / 'tables' / 'samples'}")
+    console.print(f"\nData root: {root}\nLook inside a table with: afford inspect {root / 'tables' / 'oakink'}")

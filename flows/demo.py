@@ -1,4 +1,4 @@
-"""The demo flow: write the toy tables, read them back, and report where they are."""
+"""The demo flow: synthesise the four datasets, ingest them, and report where every table went."""
 
 from __future__ import annotations
 
@@ -7,37 +7,77 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from models.mano_pickle import load_mano_pickle, mano_file
 from schemas.rows import Reject, Sample
-from tasks.demo import DemoCounts, check_counts, write_demo_tables
+from tasks.demo import break_two_inputs, check_counts
+from tasks.ingest import FORMATS, IngestCounts, ingest
+from tasks.render import render_pair
+from tasks.synth_datasets import SynthSummary, synthesize_datasets
 from tasks.table_inspect import human_bytes, summarise
 from tasks.table_read import open_table
 
 
-@task(name="write-demo-tables")
-def write_demo_tables_task(tables_dir: Path, n_samples: int, seed: int, rows_per_shard: int) -> DemoCounts:
-    return write_demo_tables(tables_dir, n_samples, seed, rows_per_shard)
+@task(name="synthesise-datasets")
+def synth_task(out: Path, objects_per_category: int, seed: int, categories: list[str] | None) -> SynthSummary:
+    return synthesize_datasets(out, objects_per_category, seed, categories=categories)
+
+
+@task(name="break-two-inputs")
+def break_task(datasets_root: Path) -> list[str]:
+    return break_two_inputs(datasets_root)
+
+
+@task(name="ingest")
+def ingest_task(fmt: str, root: Path, table: Path, mano_root: Path, num_points: int, seed: int) -> IngestCounts:
+    return ingest(fmt, root, table, mano_root, num_points=num_points, seed=seed)
+
+
+@task(name="render-first-grasps")
+def render_task(tables: Path, mano_root: Path, out: Path) -> list[Path]:
+    faces = load_mano_pickle(mano_file(mano_root, "right")).f
+    paths = []
+    for fmt in FORMATS:
+        row = next(open_table(tables / fmt, Sample).iter_rows(), None)
+        if row is None:  # every input of this dataset was rejected: nothing to draw
+            continue
+        paths.append(render_pair(out / f"{fmt}.png", row.object_vertices, row.object_faces, row.hand_verts, faces,
+                                 object_vertex_labels=row.object_vertex_labels,
+                                 title=f"{fmt}: {row.object_category} {row.affordance or row.intent or ''}"))
+    return paths
 
 
 @task(name="report-tables")
-def report_task(counts: DemoCounts) -> str:
+def report_task(counts: list[IngestCounts], synth: SynthSummary, renders: list[Path]) -> str:
     check_counts(counts)
-    lines = ["| table | rows | shards | size | path |", "| --- | ---: | ---: | ---: | --- |"]
-    for path, model in ((counts.samples_path, Sample), (counts.rejects_path, Reject)):
-        s = summarise(open_table(path, model))
-        lines.append(f"| {s.table} | {s.num_rows} | {s.num_shards} | {human_bytes(s.bytes)} | `{s.path}` |")
-    lines.append(f"\n{counts.inputs} inputs = {counts.rows} rows + {counts.rejects} rejects; "
-                 f"{counts.rows_read} rows read back.")
-    rejects = list(open_table(counts.rejects_path, Reject).iter_rows())
+    lines = ["| dataset | inputs | rows | rejects | shards | size | table |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for c in counts:
+        s = summarise(open_table(c.table, Sample))
+        lines.append(f"| {c.dataset} | {c.inputs} | {c.rows} | {c.rejects} | {s.num_shards} | {human_bytes(s.bytes)} "
+                     f"| `{c.table.absolute()}` |")
+    total = sum(c.inputs for c in counts)
+    lines.append(f"\n{total} inputs = {sum(c.rows for c in counts)} rows + {sum(c.rejects for c in counts)} rejects.")
+    rejects = list(open_table(counts[0].rejects_table, Reject).iter_rows())
     if rejects:
-        lines.append("\nRejected (broken on purpose, to show the rejects table):\n")
-        lines += [f"- `{r.source}`: {r.reason}" for r in rejects]
+        lines.append(f"\nRejects (`{counts[0].rejects_table.absolute()}`; these inputs were broken on purpose):\n")
+        lines += [f"- {r.dataset} `{r.source}`: {r.reason}" for r in rejects]
+    lines.append(f"\nDatasets: `{synth.root.absolute()}` (MANO model: `{synth.mano_root.absolute()}`)")
+    lines.append("\nPictures: " + ", ".join(f"`{p.absolute()}`" for p in renders))
     report = "\n".join(lines)
     create_markdown_artifact(markdown=report, key="demo-tables", description="Tables written by the demo")
     return report
 
 
 @flow(name="demo", log_prints=True)
-def demo(data_root: str = "afford-data", n_samples: int = 64, seed: int = 0, rows_per_shard: int = 16) -> str:
-    """Write a small toy samples table (a few inputs broken on purpose) and its rejects, read them back."""
-    counts = write_demo_tables_task(Path(data_root) / "tables", n_samples, seed, rows_per_shard)
-    return report_task(counts)
+def demo(data_root: str = "afford-data", objects_per_category: int = 1, seed: int = 0, num_points: int = 2048,
+         categories: list[str] | None = None) -> str:
+    """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose),
+    ingest all four into sample tables, and draw one grasp of each. `categories`: a subset of the 13 object
+    categories (default: all)."""
+    root = Path(data_root)
+    synth = synth_task(root / "datasets", objects_per_category, seed, categories)
+    break_task(synth.root)
+    counts = [ingest_task(fmt, synth.root / fmt, root / "tables" / fmt, synth.mano_root, num_points, seed)
+              for fmt in FORMATS]
+    renders = render_task(root / "tables", synth.mano_root, root / "renders")
+    return report_task(counts, synth, renders)

@@ -8,7 +8,7 @@ unlabelled, with MANO parameters, as the real ones are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,10 +45,15 @@ def dataset_dir(root: Path, dataset: str) -> Path:
 
 
 def synthesize_datasets(out: str | Path, objects_per_category: int = 1, seed: int = 0, grasps_per_part: int = 1,
-                        steps: int = 60, progress: Callable[[str, int, int], None] | None = None) -> SynthSummary:
-    """Write the MANO pickles and all four datasets under `out`; `progress(dataset, done, total)` per object."""
+                        steps: int = 60, progress: Callable[[str, int, int], None] | None = None,
+                        categories: Sequence[str] | None = None) -> SynthSummary:
+    """Write the MANO pickles and all four datasets under `out`; `progress(dataset, done, total)` per object.
+    `categories` restricts the object categories (default: all 13)."""
     if objects_per_category < 1:
         raise ValueError(f"objects_per_category must be >= 1, got {objects_per_category}")
+    unknown = sorted(set(categories or ()) - set(CATEGORIES))
+    if unknown:
+        raise ValueError(f"categories: unknown {unknown}; expected names from {', '.join(CATEGORIES)}")
     root = Path(out)
     mano_root = root / "mano"
     write_synthetic_mano(mano_root)
@@ -60,7 +65,7 @@ def synthesize_datasets(out: str | Path, objects_per_category: int = 1, seed: in
     for offset, dataset in enumerate(DATASETS):
         rng = np.random.default_rng([seed, offset])
         objects = [make_object(c, rng, f"{dataset[:2]}{c.replace('-', '')}{i:03d}")
-                   for c in CATEGORIES for i in range(objects_per_category)]
+                   for c in (categories or CATEGORIES) for i in range(objects_per_category)]
         records: list[GraspRecord] = []
         for done, obj in enumerate(objects, start=1):
             grasps = synthesize_grasps(obj, params, layer, grasps_per_part, rng, steps=steps)

@@ -25,7 +25,7 @@ def test_top_level_help_lists_every_command():
         assert name in result.output
 
 
-@pytest.mark.parametrize("name", ["demo", "inspect", "settings"])
+@pytest.mark.parametrize("name", ["demo", "inspect", "settings", "synth", "ingest", "render"])
 def test_every_command_has_help(name):
     assert name in _command_names()
     result = runner.invoke(app, [name, "--help"])
@@ -71,15 +71,44 @@ def test_settings_names_a_bad_variable():
     assert result.exit_code == 0 and "sk-hidden" not in result.output and "AFFORD_DATA_ROOT" in result.output
 
 
+def test_ingest_refuses_bad_arguments_by_name(tmp_path):
+    result = runner.invoke(app, ["ingest", "--format", "coco", "--root", str(tmp_path), "--out", str(tmp_path / "t"),
+                                 "--mano-root", str(tmp_path)])
+    assert result.exit_code == 2 and "--format 'coco'" in result.output
+    result = runner.invoke(app, ["ingest", "--format", "grab", "--root", str(tmp_path / "nope"),
+                                 "--out", str(tmp_path / "t"), "--mano-root", str(tmp_path)])
+    assert result.exit_code == 2 and "--root" in result.output and "nope" in result.output
+    result = runner.invoke(app, ["ingest", "--format", "grab", "--root", str(tmp_path), "--out", str(tmp_path / "t"),
+                                 "--mano-root", str(tmp_path)])
+    assert result.exit_code == 2 and "MANO_RIGHT.pkl" in result.output
+
+
+def test_render_draws_a_sample_and_names_a_missing_one(tmp_path):
+    from tasks.ingest import ingest
+    from tasks.synth_datasets import synthesize_datasets
+
+    synth = synthesize_datasets(tmp_path / "d", categories=["knife"], steps=10)
+    ingest("affordpose", synth.root / "affordpose", tmp_path / "t" / "affordpose", synth.mano_root, num_points=64)
+    result = runner.invoke(app, ["render", str(tmp_path / "t" / "affordpose"), "--out", str(tmp_path / "k.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "k.png").stat().st_size > 10_000
+    result = runner.invoke(app, ["render", str(tmp_path / "t" / "affordpose"), "--out", str(tmp_path / "x.png"),
+                                 "--sample-id", "affordpose-0000000000000000"])
+    assert result.exit_code == 1 and "no sample 'affordpose-0000000000000000'" in result.output
+
+
 @pytest.mark.slow
 def test_afford_demo_runs_end_to_end(tmp_path):
     """The real console script, in a fresh process on Prefect's ephemeral API."""
     afford = Path(sys.executable).with_name("afford")
     env = os.environ | {"COLUMNS": "200", "AFFORD_DATA_ROOT": str(tmp_path / "data")}
-    result = subprocess.run([str(afford), "demo", "--n-samples", "40"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([str(afford), "demo", "--num-points", "256"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     tables = (tmp_path / "data" / "tables").resolve()
-    assert str(tables / "samples") in result.stdout
-    assert "40 inputs = 37 rows + 3 rejects" in result.stdout
-    assert open_table(tables / "samples").num_rows == 37 and open_table(tables / "rejects").num_rows == 3
+    assert str(tables / "oakink") in result.stdout
+    assert "128 inputs = 126 rows + 2 rejects" in result.stdout
+    for fmt, rows in (("affordpose", 31), ("oakink", 32), ("grab", 32), ("ho3d", 31)):
+        assert open_table(tables / fmt).num_rows == rows
+    assert open_table(tables / "rejects").num_rows == 2
+    assert len(list((tmp_path / "data" / "renders").glob("*.png"))) == 4

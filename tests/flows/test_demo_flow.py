@@ -9,9 +9,12 @@ pytestmark = pytest.mark.server
 
 
 def test_demo_flow_writes_tables_and_an_artifact(prefect_harness, tmp_path):
-    report = demo(data_root=str(tmp_path), n_samples=24, seed=1, rows_per_shard=5)
-    assert "24 inputs = 21 rows + 3 rejects" in report
-    assert open_table(tmp_path / "tables" / "samples").num_rows == 21
+    report = demo(data_root=str(tmp_path), seed=1, num_points=128, categories=["knife"])
+    # One knife per dataset, one graspable part (the handle), one grasp: 4 inputs, 2 broken on purpose.
+    assert "4 inputs = 2 rows + 2 rejects" in report
+    assert open_table(tmp_path / "tables" / "oakink").num_rows == 1
+    assert (tmp_path / "renders" / "grab.png").is_file()
+    assert not (tmp_path / "renders" / "affordpose.png").exists()  # its only input was broken: nothing to draw
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -22,4 +25,4 @@ def test_demo_flow_writes_tables_and_an_artifact(prefect_harness, tmp_path):
             return await client.read_artifacts(artifact_filter=only_demo)
 
     artifacts = asyncio.run(latest())
-    assert artifacts and "21 rows + 3 rejects" in artifacts[-1].data
+    assert artifacts and "2 rows + 2 rejects" in artifacts[-1].data
