@@ -198,7 +198,10 @@ def _refine(obj: SynthObject, layer: ManoLayer, params: ManoParams, starts: list
         distance = offset.norm(dim=-1)
         contact_loss = ((torch.relu(distance - 0.002) ** 2) * mask).sum() / mask.sum()
         penetration = (torch.relu(-signed) ** 2).mean()
-        loss = 10.0 * contact_loss + 200.0 * penetration + 1e-3 * (d_rot ** 2).mean() + 1e-4 * (scale - 1).pow(2).mean()
+        # Penetration weight measured on 32 grasps (one object per category): 200 -> mean depth 4.3 mm,
+        # 600 -> 3.3 mm, 1500 -> 2.5 mm, contact (within 5 mm) 100 % in all three.
+        regulariser = 1e-3 * (d_rot ** 2).mean() + 1e-4 * (scale - 1).pow(2).mean()
+        loss = 10.0 * contact_loss + 1500.0 * penetration + regulariser
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
