@@ -89,6 +89,11 @@ def test_render_draws_a_sample_and_names_a_missing_one(tmp_path):
 
     synth = synthesize_datasets(tmp_path / "d", categories=["knife"], steps=10)
     ingest("affordpose", synth.root / "affordpose", tmp_path / "t" / "affordpose", synth.mano_root, num_points=64)
+    # No --mano-root: the generated hand that `afford synth` wrote beside the datasets is found.
+    result = runner.invoke(app, ["ingest", "--format", "oakink", "--root", str(synth.root / "oakink"),
+                                 "--out", str(tmp_path / "t" / "oakink")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "found beside the dataset" in result.output and "1 inputs = 1 rows + 0 rejects" in result.output
     result = runner.invoke(app, ["render", str(tmp_path / "t" / "affordpose"), "--out", str(tmp_path / "k.png")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "k.png").stat().st_size > 10_000
