@@ -60,7 +60,7 @@ def report_task(counts: list[IngestCounts], synth: SynthSummary, renders: list[P
     rejects = list(open_table(counts[0].rejects_table, Reject).iter_rows())
     if rejects:
         lines.append(f"\nRejects (`{counts[0].rejects_table.absolute()}`; these inputs were broken on purpose):\n")
-        lines += [f"- {r.dataset} `{r.source}`: {r.reason}" for r in rejects]
+        lines += [f"- {r.dataset}: {r.reason}" for r in rejects]  # the reason names the file
     lines.append(f"\nDatasets: `{synth.root.absolute()}` (MANO model: `{synth.mano_root.absolute()}`)")
     lines.append("\nPictures: " + ", ".join(f"`{p.absolute()}`" for p in renders))
     report = "\n".join(lines)

@@ -153,8 +153,12 @@ def _load_grasp(path: Path, relative: str, cache: MeshCache, require_watertight:
         raise IngestError(relative, "path", "expected <class>/<obj_id>/<obj_id>_<Affordance>/<N>.json")
     category, object_id = str(data.get("class_name") or parts[0]), parts[1]
     affordance = _affordance(data, parts[2], relative)
-    mesh = cache.get(hash_bytes(_text(data, "object_mesh", relative).encode()),
-                     lambda: _object_mesh(data["object_mesh"], relative, require_watertight))
+    try:
+        mesh = cache.get(hash_bytes(_text(data, "object_mesh", relative).encode()),
+                         lambda: _object_mesh(data["object_mesh"], relative, require_watertight))
+    except IngestError as exc:
+        # The mesh is embedded in each file: a cached error from another file must name this one.
+        raise IngestError(relative, exc.field, exc.reason) from None
     obj = _pose(data, "quat_obj", "trans_obj", relative)
     hand = _pose(data, "rhand_quat", "rhand_trans", relative)
     hand_local = _hand_vertices(_text(data, "rhand_mesh", relative), relative)

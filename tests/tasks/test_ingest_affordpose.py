@@ -167,3 +167,20 @@ def test_writer_refuses_a_record_without_hand_vertices(tmp_path):
     with pytest.raises(ValueError, match="hand_verts"):
         write_affordpose(tmp_path, [record], np.random.default_rng(0))
     assert affordpose_name("wrap-grasp") == "Wrap-grasp"
+
+
+def test_a_repeated_bad_mesh_is_reported_against_each_file(tmp_path):
+    """Two grasps embedding the same open mesh: each reject names its own file, not the first one read."""
+    import trimesh
+
+    from tasks.ingest_common import format_obj
+
+    box = trimesh.creation.box(extents=(0.05, 0.05, 0.05))
+    open_mesh = format_obj(box.vertices * 1000, box.faces[:-1], np.zeros(len(box.vertices), np.int8))
+    folder = tmp_path / "mug" / "m1" / "m1_Wrap-grasp"
+    folder.mkdir(parents=True)
+    for n in range(2):
+        (folder / f"{n}.json").write_text(json.dumps({"object_mesh": open_mesh, "afford_name": "Wrap-grasp"}))
+    rejects = list(iter_affordpose(tmp_path))
+    assert [r.source for r in rejects] == ["mug/m1/m1_Wrap-grasp/0.json", "mug/m1/m1_Wrap-grasp/1.json"]
+    assert all(r.source.split("/")[-1] in r.reason and "watertight" in r.reason for r in rejects)
