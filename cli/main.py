@@ -8,7 +8,7 @@ apply_prefect_defaults()
 
 import typer  # noqa: E402
 
-from cli import demo_cmd, ingest_cmd, inspect_cmd, render_cmd, settings_cmd, synth_cmd  # noqa: E402
+from cli import demo_cmd, ingest_cmd, inspect_cmd, pseudo_label_cmd, render_cmd, settings_cmd, synth_cmd  # noqa: E402
 
 app = typer.Typer(
     name="afford",
@@ -23,6 +23,7 @@ app.command("settings")(settings_cmd.settings)
 app.command("synth")(synth_cmd.synth)
 app.command("ingest")(ingest_cmd.ingest)
 app.command("render")(render_cmd.render)
+app.command("pseudo-label")(pseudo_label_cmd.pseudo_label)
 
 if __name__ == "__main__":
     app()

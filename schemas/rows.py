@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.affordance import AffordanceName, normalise_affordance
-from schemas.arrays import Faces3, HandVerts, Labels, ManoBetas, ManoPose, Points3, Vec3
+from schemas.arrays import Faces3, Floats, HandVerts, Labels, ManoBetas, ManoPose, Points3, Vec3
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 SAMPLE_ID_PATTERN = r"^[a-z0-9_\-]+-[0-9a-f]{16}$"
@@ -106,3 +106,28 @@ class Reject(Row):
     field: str | None = Field(None, description="The offending field, when one is to blame.")
     dataset: str | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class PseudoLabel(Row):
+    """A classifier's label for one sample in one self-training cycle, and whether the confidence rule took it."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    TABLE_KEY: ClassVar[tuple[str, ...]] = ("cycle", "sample_id")
+
+    cycle: int = Field(ge=0, description="Self-training cycle that produced the label.")
+    dataset: str = Field(pattern=r"^[a-z0-9_\-]+$")
+    predicted: AffordanceName = Field(description="Predicted affordance.")
+    probabilities: Floats = Field(description="(9,) softmax probabilities in schemas.affordance order.")
+    confidence: float = Field(ge=0.0, le=1.0, description="Probability of the predicted class.")
+    score: float = Field(description="The statistic the rule thresholds (confidence or logit z-score).")
+    threshold: float = Field(description="The rule's threshold for this sample.")
+    accepted: bool = Field(description="Whether the rule accepted the label.")
+    rule: str = Field(min_length=1, description="Confidence rule and k, e.g. class_conditional(k=3).")
+    checkpoint_sha256: str = Field(pattern=SHA256_PATTERN, description="Classifier checkpoint that labelled it.")
+
+    @field_validator("probabilities")
+    @classmethod
+    def _nine_probabilities(cls, value: object) -> object:
+        if len(value) != 9 or abs(float(value.sum()) - 1.0) > 1e-3:
+            raise ValueError(f"expected 9 probabilities summing to 1, got {len(value)} summing to {value.sum():.4f}")
+        return value

@@ -46,14 +46,17 @@ def dataset_dir(root: Path, dataset: str) -> Path:
 
 def synthesize_datasets(out: str | Path, objects_per_category: int = 1, seed: int = 0, grasps_per_part: int = 1,
                         steps: int = 60, progress: Callable[[str, int, int], None] | None = None,
-                        categories: Sequence[str] | None = None) -> SynthSummary:
-    """Write the MANO pickles and all four datasets under `out`; `progress(dataset, done, total)` per object.
-    `categories` restricts the object categories (default: all 13)."""
+                        categories: Sequence[str] | None = None,
+                        datasets: Sequence[str] = DATASETS) -> SynthSummary:
+    """Write the MANO pickles and the datasets (default: all four) under `out`; `progress(dataset, done, total)`
+    per object. `categories` restricts the object categories (default: all 13)."""
     if objects_per_category < 1:
         raise ValueError(f"objects_per_category must be >= 1, got {objects_per_category}")
     unknown = sorted(set(categories or ()) - set(CATEGORIES))
     if unknown:
         raise ValueError(f"categories: unknown {unknown}; expected names from {', '.join(CATEGORIES)}")
+    if not datasets or set(datasets) - set(DATASETS):
+        raise ValueError(f"datasets: expected a non-empty subset of {', '.join(DATASETS)}, got {list(datasets)}")
     root = Path(out)
     mano_root = root / "mano"
     write_synthetic_mano(mano_root)
@@ -63,6 +66,8 @@ def synthesize_datasets(out: str | Path, objects_per_category: int = 1, seed: in
     template = HandTemplate.from_mano(params)
     summary = SynthSummary(root=root, mano_root=mano_root)
     for offset, dataset in enumerate(DATASETS):
+        if dataset not in datasets:
+            continue
         rng = np.random.default_rng([seed, offset])
         objects = [make_object(c, rng, f"{dataset[:2]}{c.replace('-', '')}{i:03d}")
                    for c in (categories or CATEGORIES) for i in range(objects_per_category)]

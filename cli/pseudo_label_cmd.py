@@ -1,0 +1,34 @@
+"""`afford pseudo-label`: train the affordance classifier and label the unlabelled tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+
+
+def pseudo_label(
+    labelled: Path = typer.Option(..., "--labelled", help="Labelled samples table (AffordPose)."),
+    targets: list[Path] = typer.Option(..., "--target", help="Unlabelled samples table; repeat for each."),
+    out: Path = typer.Option(..., "--out", help="Folder for checkpoints, plots and the report."),
+    preset: str = typer.Option("cpu", help="Model preset: cpu (small, 1024 points) or paper (4096 points)."),
+    epochs: int = typer.Option(30, min=1, max=10_000, help="Training epochs."),
+    k: float = typer.Option(3.0, min=0.0, max=20.0, help="k of the 3-sigma confidence rules."),
+    seed: int = typer.Option(0, min=0, help="Seed of the split, initialisation and augmentation."),
+) -> None:
+    """Train Point-BERT on the labelled table, measure the 3-sigma rules, and write the labels table."""
+    from flows.pseudo_label import POINTS
+    from flows.pseudo_label import pseudo_label as flow
+
+    if preset not in POINTS:
+        typer.echo(f"error: --preset {preset!r} is not one of {', '.join(POINTS)}", err=True)
+        raise typer.Exit(2)
+    for table in (labelled, *targets):
+        if not (table / "manifest.json").is_file():
+            typer.echo(f"error: {table}: not a table (no manifest.json)", err=True)
+            raise typer.Exit(2)
+    markdown = flow(labelled_table=str(labelled), target_tables=[str(t) for t in targets], out_dir=str(out),
+                    preset=preset, epochs=epochs, k=k, seed=seed)
+    Console().print(Markdown(markdown))

@@ -1,0 +1,71 @@
+"""The pseudo_label flow: train the classifier on the labelled table, measure the confidence rules, label the
+target tables, and publish the figures as artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+
+from schemas.rows import Reject
+from tasks.classifier_train import TrainConfig, TrainResult
+from tasks.pseudo_label_stage import (
+    StageReport,
+    acceptance_by_class,
+    label_targets,
+    prepare_clouds,
+    render_markdown,
+    save_summary,
+    train_and_evaluate,
+)
+from tasks.table_write import write_table
+
+POINTS = {"cpu": 1024, "paper": 4096}
+
+
+# A trained model is not a cache key: these tasks pass models along, so they are never cached.
+@task(name="train-classifier", cache_policy=NONE)
+def train_task(labelled_table: Path, out_dir: Path, config: TrainConfig, k: float) -> tuple[TrainResult, StageReport]:
+    rejects: list[Reject] = []
+    clouds = prepare_clouds(labelled_table, POINTS[config.preset], rejects)
+    if rejects:
+        write_table(labelled_table.parent / "rejects", rejects, Reject)
+    return train_and_evaluate(clouds, config, out_dir, k,
+                              progress=lambda r: print(f"epoch {r['epoch']:>3}  loss {r['train_loss']:.3f}  "
+                                                       f"train {r['train_acc']:.3f}  val {r['val_acc']:.3f}"))
+
+
+@task(name="label-targets", cache_policy=NONE)
+def label_task(result: TrainResult, report: StageReport, targets: list[Path], labels_table: Path, preset: str,
+               k: float, cycle: int) -> StageReport:
+    label_targets(result, report, targets, labels_table, labels_table.parent / "rejects", POINTS[preset], k, cycle)
+    return report
+
+
+@task(name="publish-report", cache_policy=NONE)
+def publish_task(report: StageReport, labels_table: Path, out_dir: Path) -> str:
+    report.markdown = render_markdown(report, labels_table)
+    save_summary(report, out_dir)
+    (out_dir / "report.md").write_text(report.markdown)
+    create_markdown_artifact(markdown=report.markdown, key="pseudo-label-report",
+                             description="Classifier accuracy, confidence rules and pseudo-label acceptance")
+    create_table_artifact(table=[dict(zip(("class", "labelled", "accepted", "accepted %"), row, strict=True))
+                                 for row in acceptance_by_class(labels_table)],
+                          key="pseudo-label-acceptance", description="Acceptance per predicted class")
+    return report.markdown
+
+
+@flow(name="pseudo_label", log_prints=True)
+def pseudo_label(labelled_table: str, target_tables: list[str], out_dir: str, preset: str = "cpu", epochs: int = 30,
+                 k: float = 3.0, cycle: int = 0, seed: int = 0) -> str:
+    """Train on the labelled table (AffordPose), pseudo-label the targets (OakInk, GRAB, HO-3D) with the
+    confidence rule that measured best on held-out data, and write the labels table."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(preset=preset, epochs=epochs, seed=seed)
+    result, report = train_task(Path(labelled_table), out, config, k)
+    labels_table = Path(labelled_table).parent / "labels"
+    report = label_task(result, report, [Path(t) for t in target_tables], labels_table, preset, k, cycle)
+    return publish_task(report, labels_table, out)

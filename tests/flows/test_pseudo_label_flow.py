@@ -1,0 +1,36 @@
+"""The pseudo_label flow end to end on toy tables: train (2 epochs), measure, label, publish."""
+
+import numpy as np
+import pytest
+
+from flows.pseudo_label import pseudo_label
+from schemas.rows import PseudoLabel, Sample
+from tasks.table_read import open_table
+from tasks.table_write import write_table
+from tests.factories import sample_dicts
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def _table(path, n, start, labelled):
+    rows = []
+    for i, row in enumerate(sample_dicts(n, start=start, num_points=256)):
+        row["hand_verts"] = np.random.default_rng(start + i).normal(scale=0.03, size=(778, 3)) + np.array([0, 0.08, 0])
+        if not labelled:
+            row["affordance"] = None
+        rows.append(row)
+    write_table(path, rows, Sample)
+    return path
+
+
+def test_pseudo_label_flow_writes_labels_report_and_plots(prefect_harness, tmp_path):
+    labelled = _table(tmp_path / "tables" / "affordpose", 48, 0, labelled=True)
+    target = _table(tmp_path / "tables" / "oakink", 7, 100, labelled=False)
+    report = pseudo_label(labelled_table=str(labelled), target_tables=[str(target)], out_dir=str(tmp_path / "pl"),
+                          epochs=2)
+    assert "Classifier accuracy" in report and "Default rule" in report
+    labels = list(open_table(tmp_path / "tables" / "labels", PseudoLabel).iter_rows())
+    assert len(labels) == 7 and {r.cycle for r in labels} == {0}
+    for name in ("training_curve.png", "confusion_test.png", "report.md", "summary.json"):
+        assert (tmp_path / "pl" / name).stat().st_size > 100, name
+    assert len(list((tmp_path / "pl" / "checkpoints").glob("point_bert-*.pt"))) == 1
