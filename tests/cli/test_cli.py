@@ -25,7 +25,7 @@ def test_top_level_help_lists_every_command():
         assert name in result.output
 
 
-@pytest.mark.parametrize("name", ["demo", "inspect", "settings", "synth", "ingest", "render"])
+@pytest.mark.parametrize("name", ["demo", "inspect", "settings", "synth", "ingest", "render", "pseudo-label"])
 def test_every_command_has_help(name):
     assert name in _command_names()
     result = runner.invoke(app, [name, "--help"])
