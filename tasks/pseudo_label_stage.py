@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from schemas.affordance import AFFORDANCES
 from schemas.manifest import Lineage
 from schemas.rows import PseudoLabel, Reject, Sample
@@ -79,6 +77,7 @@ def label_targets(result: TrainResult, report: StageReport, targets: Sequence[Pa
     rows: list[PseudoLabel] = []
     for table in targets:
         clouds = prepare_clouds(table, num_points, rejects)
+        # make_sample_id writes "<dataset>-<16 hex>", so the id names the sample's dataset.
         datasets = [sample_id.rsplit("-", 1)[0] for sample_id in clouds.sample_ids]
         logits = predict_logits(result.model, clouds.points)
         labelled = label_rows(clouds, datasets, logits, report.rule, report.measurement.stats, k, cycle,
@@ -122,7 +121,3 @@ def save_summary(report: StageReport, out_dir: Path) -> Path:
                                 "rules": {n: {"acceptance_rate": r.acceptance_rate, "precision": r.precision}
                                           for n, r in report.measurement.reports.items()}}, indent=2))
     return path
-
-
-def split_counts(labels: np.ndarray, seed: int) -> dict[str, int]:
-    return {name: len(index) for name, index in stratified_split(labels, seed).items()}
