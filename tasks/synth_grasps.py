@@ -182,8 +182,8 @@ def _refine(obj: SynthObject, layer: ManoLayer, params: ManoParams, starts: list
                                   {"params": [scale], "lr": 0.02}])
 
     def pose_world():
-        fingers = fingers0 * scale.clamp(0.3, 1.6).repeat_interleave(9, dim=1).view(batch, 5, 9)[:, :, :3].reshape(
-            batch, 15).repeat_interleave(3, dim=1)
+        # One curl scale per digit, applied to its 3 joints x 3 axis-angle values (digits in MANO chain order).
+        fingers = fingers0 * scale.clamp(0.3, 1.6).repeat_interleave(9, dim=1)
         local = layer(torch.cat([torch.zeros(batch, 3), fingers], 1), betas_t)[0] / 1000  # (B, 778, 3)
         rotation = axis_angle_to_matrix(d_rot) @ rot0
         # v = R (v_local - J0) + J0 + trans: MANO's own placement, with the global rotation applied here.
