@@ -117,3 +117,14 @@ def test_afford_demo_runs_end_to_end(tmp_path):
         assert open_table(tables / fmt).num_rows == rows
     assert open_table(tables / "rejects").num_rows == 2
     assert len(list((tmp_path / "data" / "renders").glob("*.png"))) == 4
+
+
+def test_pseudo_label_refuses_bad_arguments_by_name(tmp_path):
+    table = tmp_path / "samples"
+    make_table(table, n=3)
+    result = runner.invoke(app, ["pseudo-label", "--labelled", str(table), "--target", str(table),
+                                 "--out", str(tmp_path / "pl"), "--preset", "huge"])
+    assert result.exit_code == 2 and "--preset 'huge'" in result.output
+    result = runner.invoke(app, ["pseudo-label", "--labelled", str(table), "--target", str(tmp_path / "nope"),
+                                 "--out", str(tmp_path / "pl")])
+    assert result.exit_code == 2 and "nope: not a table" in result.output
