@@ -14,16 +14,24 @@ from schemas.settings import AffordSettings
 def demo(
     data_root: Path | None = typer.Option(None, help="Where to write tables (default: AFFORD_DATA_ROOT or "
                                                      "./afford-data)."),
-    objects_per_category: int = typer.Option(1, min=1, max=100, help="Synthetic objects per category and dataset."),
+    objects_per_category: int = typer.Option(1, min=1, max=100, help="Synthetic objects per category in OakInk, "
+                                                                     "GRAB and HO-3D (the unlabelled datasets)."),
+    labelled_objects_per_category: int = typer.Option(4, min=1, max=100, help="Synthetic objects per category in "
+                                                      "AffordPose, the labelled set the classifier learns from."),
+    labelled_grasps_per_part: int = typer.Option(3, min=1, max=100, help="AffordPose grasps per graspable part."),
+    epochs: int = typer.Option(50, min=1, max=10_000, help="Classifier training epochs."),
     seed: int = typer.Option(0, min=0, help="Random seed."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
 ) -> None:
-    """Run the engine end to end on embedded defaults and print where every table was written."""
+    """Run the engine end to end on embedded defaults: synthesise, ingest, render, train the affordance classifier
+    and pseudo-label; print where every table, plot and checkpoint was written."""
     from flows.demo import demo as demo_flow
 
     root = (data_root or AffordSettings().data_root).resolve()
-    report = demo_flow(data_root=str(root), objects_per_category=objects_per_category, seed=seed,
-                       num_points=num_points)
+    report = demo_flow(data_root=str(root), objects_per_category=objects_per_category,
+                       labelled_objects_per_category=labelled_objects_per_category,
+                       labelled_grasps_per_part=labelled_grasps_per_part, seed=seed, num_points=num_points,
+                       epochs=epochs)
     console = Console()
     console.print(Markdown(report))
     console.print(f"\nData root: {root}\nLook inside a table with: afford inspect {root / 'tables' / 'oakink'}")

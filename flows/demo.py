@@ -7,19 +7,23 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.pseudo_label import pseudo_label
 from models.mano_pickle import load_mano_pickle, mano_file
 from schemas.rows import Reject, Sample
+from tasks.classifier_train import TrainConfig
 from tasks.demo import break_two_inputs, check_counts
 from tasks.ingest import FORMATS, IngestCounts, ingest
+from tasks.pseudo_label_stage import NoLabelledSamples
 from tasks.render import render_pair
-from tasks.synth_datasets import SynthSummary, synthesize_datasets
+from tasks.synth_datasets import DATASETS, SynthSummary, synthesize_datasets
 from tasks.table_inspect import human_bytes, summarise
 from tasks.table_read import open_table
 
 
 @task(name="synthesise-datasets")
-def synth_task(out: Path, objects_per_category: int, seed: int, categories: list[str] | None) -> SynthSummary:
-    return synthesize_datasets(out, objects_per_category, seed, categories=categories)
+def synth_task(out: Path, objects_per_category: dict[str, int], grasps_per_part: dict[str, int], seed: int,
+               categories: list[str] | None) -> SynthSummary:
+    return synthesize_datasets(out, objects_per_category, seed, grasps_per_part, categories=categories)
 
 
 @task(name="break-two-inputs")
@@ -69,15 +73,26 @@ def report_task(counts: list[IngestCounts], synth: SynthSummary, renders: list[P
 
 
 @flow(name="demo", log_prints=True)
-def demo(data_root: str = "afford-data", objects_per_category: int = 1, seed: int = 0, num_points: int = 2048,
-         categories: list[str] | None = None) -> str:
+def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled_objects_per_category: int = 4,
+         labelled_grasps_per_part: int = 3, seed: int = 0, num_points: int = 2048,
+         categories: list[str] | None = None, epochs: int = TrainConfig.epochs) -> str:
     """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose),
-    ingest all four into sample tables, and draw one grasp of each. `categories`: a subset of the 13 object
-    categories (default: all)."""
+    ingest all four into sample tables, draw one grasp of each, then train the affordance classifier on
+    AffordPose and pseudo-label the other three. AffordPose is larger (`labelled_objects_per_category` objects,
+    `labelled_grasps_per_part` grasps per part) because the classifier learns from it. `categories`: a subset of
+    the 13 object categories (default: all)."""
     root = Path(data_root)
-    synth = synth_task(root / "datasets", objects_per_category, seed, categories)
+    objects = {d: objects_per_category for d in DATASETS} | {"affordpose": labelled_objects_per_category}
+    synth = synth_task(root / "datasets", objects, {"affordpose": labelled_grasps_per_part}, seed, categories)
     break_task(synth.root)
     counts = [ingest_task(fmt, synth.root / fmt, root / "tables" / fmt, synth.mano_root, num_points, seed)
               for fmt in FORMATS]
     renders = render_task(root / "tables", synth.mano_root, root / "renders")
-    return report_task(counts, synth, renders)
+    tables = report_task(counts, synth, renders)
+    try:
+        labels = pseudo_label(labelled_table=str(root / "tables" / "affordpose"),
+                              target_tables=[str(root / "tables" / fmt) for fmt in FORMATS if fmt != "affordpose"],
+                              out_dir=str(root / "pseudo_label"), epochs=epochs, seed=seed)
+    except NoLabelledSamples as exc:  # e.g. a one-category demo whose only AffordPose file was broken on purpose
+        labels = f"## Pseudo-labelling skipped\n\n{exc}"
+    return tables + "\n\n" + labels

@@ -9,9 +9,11 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
+from models.point_bert import PRESETS
 from schemas.rows import Reject
-from tasks.classifier_train import TrainConfig, TrainResult
+from tasks.classifier_train import TrainConfig, TrainResult, load_trained
 from tasks.pseudo_label_stage import (
+    NoLabelledSamples,
     StageReport,
     acceptance_by_class,
     label_targets,
@@ -22,25 +24,31 @@ from tasks.pseudo_label_stage import (
 )
 from tasks.table_write import write_table
 
-POINTS = {"cpu": 1024, "paper": 4096}
-
 
 # A trained model is not a cache key: these tasks pass models along, so they are never cached.
 @task(name="train-classifier", cache_policy=NONE)
-def train_task(labelled_table: Path, out_dir: Path, config: TrainConfig, k: float) -> tuple[TrainResult, StageReport]:
+def train_task(labelled_table: Path, out_dir: Path, config: TrainConfig, k: float,
+               checkpoint: Path | None = None) -> tuple[TrainResult, StageReport]:
+    # Load first: a wrong checkpoint fails before minutes of cloud preparation, and sets the cloud size.
+    trained = load_trained(checkpoint, config.device) if checkpoint else None
+    num_points = trained.model_config.num_points if trained else PRESETS[config.preset].num_points
     rejects: list[Reject] = []
-    clouds = prepare_clouds(labelled_table, POINTS[config.preset], rejects)
+    clouds = prepare_clouds(labelled_table, num_points, rejects)
     if rejects:
         write_table(labelled_table.parent / "rejects", rejects, Reject)
-    return train_and_evaluate(clouds, config, out_dir, k,
+    if not (clouds.labels >= 0).any():
+        raise NoLabelledSamples(f"{labelled_table}: no labelled samples to train and measure the classifier on "
+                                f"({len(clouds)} rows with a cloud, {len(rejects)} rejected)")
+    return train_and_evaluate(clouds, config, out_dir, k, trained=trained,
                               progress=lambda r: print(f"epoch {r['epoch']:>3}  loss {r['train_loss']:.3f}  "
                                                        f"train {r['train_acc']:.3f}  val {r['val_acc']:.3f}"))
 
 
 @task(name="label-targets", cache_policy=NONE)
-def label_task(result: TrainResult, report: StageReport, targets: list[Path], labels_table: Path, preset: str,
-               k: float, cycle: int) -> StageReport:
-    label_targets(result, report, targets, labels_table, labels_table.parent / "rejects", POINTS[preset], k, cycle)
+def label_task(result: TrainResult, report: StageReport, targets: list[Path], labels_table: Path, k: float,
+               cycle: int) -> StageReport:
+    label_targets(result, report, targets, labels_table, labels_table.parent / "rejects",
+                  result.model_config.num_points, k, cycle)
     return report
 
 
@@ -58,14 +66,16 @@ def publish_task(report: StageReport, labels_table: Path, out_dir: Path) -> str:
 
 
 @flow(name="pseudo_label", log_prints=True)
-def pseudo_label(labelled_table: str, target_tables: list[str], out_dir: str, preset: str = "cpu", epochs: int = 30,
-                 k: float = 3.0, cycle: int = 0, seed: int = 0) -> str:
-    """Train on the labelled table (AffordPose), pseudo-label the targets (OakInk, GRAB, HO-3D) with the
-    confidence rule that measured best on held-out data, and write the labels table."""
+def pseudo_label(labelled_table: str, target_tables: list[str], out_dir: str, preset: str = "cpu",
+                 epochs: int = TrainConfig.epochs, lr: float = TrainConfig.lr, k: float = 3.0, cycle: int = 0,
+                 seed: int = 0, checkpoint: str | None = None) -> str:
+    """Train on the labelled table (AffordPose), or load `checkpoint` (a file saved by an earlier run), pseudo-label
+    the targets (OakInk, GRAB, HO-3D) with the confidence rule that measured best on held-out data, and write
+    the labels table beside the labelled one."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(preset=preset, epochs=epochs, seed=seed)
-    result, report = train_task(Path(labelled_table), out, config, k)
+    config = TrainConfig(preset=preset, epochs=epochs, lr=lr, seed=seed)
+    result, report = train_task(Path(labelled_table), out, config, k, Path(checkpoint) if checkpoint else None)
     labels_table = Path(labelled_table).parent / "labels"
-    report = label_task(result, report, [Path(t) for t in target_tables], labels_table, preset, k, cycle)
+    report = label_task(result, report, [Path(t) for t in target_tables], labels_table, k, cycle)
     return publish_task(report, labels_table, out)

@@ -117,13 +117,34 @@ class Encoder(nn.Module):
             nn.Conv1d(512, 512, 1), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Conv1d(512, encoder_channel, 1))
 
     def forward(self, point_groups: Tensor) -> Tensor:
-        """point_groups: (B, G, S, 3) -> (B, G, encoder_channel); invariant to point order within a patch."""
+        """point_groups: (B, G, S, 3) -> (B, G, encoder_channel); invariant to point order within a patch.
+
+        The kernel-1 convolutions run as matrix products on channel-last features: the same parameters and the
+        same math as Conv1d on (BG, C, S), about 30 % faster to train on CPU (oneDNN's conv backward is slow)."""
         batch, groups, size, _ = point_groups.shape
-        feature = self.first_conv(point_groups.reshape(batch * groups, size, 3).transpose(2, 1))  # (BG, 256, S)
-        pooled = feature.max(dim=2, keepdim=True).values  # (BG, 256, 1)
-        feature = torch.cat([pooled.expand(-1, -1, size), feature], dim=1)  # (BG, 512, S), global first
-        feature = self.second_conv(feature)  # (BG, C, S)
-        return feature.max(dim=2).values.reshape(batch, groups, self.encoder_channel)
+        first, second = self.first_conv, self.second_conv
+        patches = point_groups.reshape(batch * groups, size, 3)
+        feature = _pointwise(patches, first[0], first[1], first[3])  # (BG, S, 256)
+        pooled = feature.max(dim=1, keepdim=True).values  # (BG, 1, 256)
+        feature = torch.cat([pooled.expand(-1, size, -1), feature], dim=2)  # (BG, S, 512), global first
+        feature = _pointwise(feature, second[0], second[1], second[3])  # (BG, S, C)
+        return feature.max(dim=1).values.reshape(batch, groups, self.encoder_channel)
+
+
+def _pointwise(x: Tensor, conv_in: nn.Conv1d, norm: nn.BatchNorm1d, conv_out: nn.Conv1d) -> Tensor:
+    """conv_out(ReLU(norm(conv_in(x)))) for kernel-1 convolutions on channel-last x: (N, S, C_in) -> (N, S, C_out).
+    BatchNorm statistics are taken over all N * S positions, as BatchNorm1d does on (N, C, S)."""
+    hidden = F.linear(x, conv_in.weight.squeeze(-1), conv_in.bias)
+    shape = hidden.shape
+    # In training BatchNorm1d counts batches and uses its momentum (None: cumulative average), as its forward does.
+    momentum = norm.momentum
+    if norm.training and norm.track_running_stats:
+        norm.num_batches_tracked.add_(1)
+        if momentum is None:
+            momentum = 1.0 / float(norm.num_batches_tracked)
+    hidden = F.batch_norm(hidden.reshape(-1, shape[-1]), norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                          norm.training or not norm.track_running_stats, momentum or 0.0, norm.eps).reshape(shape)
+    return F.linear(F.relu(hidden), conv_out.weight.squeeze(-1), conv_out.bias)
 
 
 class DropPath(nn.Module):
@@ -391,8 +412,17 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[PointTransformer, Poi
     except (TypeError, ValueError) as error:
         raise ValueError(f"{os.fspath(path)}: bad config: {error}") from error
     model = PointTransformer(config)
-    model.load_state_dict(raw["model"], strict=True)
+    try:
+        model.load_state_dict(raw["model"], strict=True)
+    except RuntimeError as error:  # keys or shapes of another architecture than its own config describes
+        raise ValueError(f"{os.fspath(path)}: weights do not fit the PointTransformer its config describes: "
+                         f"{str(error).splitlines()[0]} ...") from error
     return model.eval(), config
+
+
+def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a checkpoint file: the name under which labels produced with it are traced."""
+    return _sha256(Path(path))
 
 
 def _sha256(path: Path) -> str:

@@ -43,7 +43,11 @@ def sample_cloud(row: Sample, num_points: int) -> np.ndarray:
     """(num_points, 3) float32 joint cloud of one sample; ValueError naming the sample when it has no hand."""
     if row.hand_verts is None:
         raise ValueError(f"sample {row.sample_id}: no hand_verts; ingest computes them from the MANO parameters")
-    return (joint_cloud(row.hand_verts, row.object_points, num_points).points / CLOUD_SCALE).astype(np.float32)
+    try:
+        points = joint_cloud(row.hand_verts, row.object_points, num_points).points
+    except ValueError as exc:  # NaN, wrong shape or empty part: name the sample, keep joint_cloud's field name
+        raise ValueError(f"sample {row.sample_id}: {exc}") from None
+    return (points / CLOUD_SCALE).astype(np.float32)
 
 
 def clouds_from_rows(rows: Iterable[Sample], num_points: int,
@@ -54,7 +58,7 @@ def clouds_from_rows(rows: Iterable[Sample], num_points: int,
         try:
             cloud = sample_cloud(row, num_points)
             label = affordance_index(row.affordance) if row.affordance is not None else -1
-        except ValueError as exc:
+        except ValueError as exc:  # a bad cloud or an affordance outside the 9 classes
             if on_error is None:
                 raise
             on_error(row, exc)

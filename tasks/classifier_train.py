@@ -1,8 +1,15 @@
 """Training and inference of the Point-BERT affordance classifier on joint hand+object clouds.
 
-Cross-entropy over the 9 classes; AdamW with cosine decay; augmentation: a random rotation about the vertical
-(z) axis and Gaussian jitter (the object frame is z-up, so up and down keep their meaning); the weights of the
-epoch with the best validation accuracy are kept and saved under a name carrying their sha256.
+Cross-entropy with label smoothing over the 9 classes; AdamW with cosine decay; Gaussian jitter; the weights of
+the epoch with the best validation accuracy are kept and saved under a name carrying their sha256.
+
+Defaults measured on 384 synthetic AffordPose grasps (4 objects per category, 3 grasps per part; 268 train /
+58 val / 58 test, CPU preset, 100 epochs; BENCHMARKS.md):
+- no rotation augmentation: the clouds are in the object's canonical frame, so the hand's bearing around the
+  object (the side a mug's handle is on) carries the class. A random rotation about z hid it: test 91.4 % with,
+  100 % without;
+- label smoothing 0.1: the wrong-class logits bunch together, which is what the logit z-score rule reads; with
+  it that rule accepted 98 % of the held-out samples at k = 3 (at 100 % precision).
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ import torch
 from torch import nn
 
 from models.device import resolve_device
-from models.point_bert import PRESETS, PointBertConfig, PointTransformer, save_checkpoint
+from models.point_bert import (
+    PRESETS,
+    PointBertConfig,
+    PointTransformer,
+    checkpoint_sha256,
+    load_checkpoint,
+    save_checkpoint,
+)
 from tasks.classifier_data import Clouds
 
 
@@ -27,11 +41,13 @@ class TrainConfig:
     """Classifier training settings; every field bounded in __post_init__."""
 
     preset: str = "cpu"
-    epochs: int = 30
+    epochs: int = 50
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.05
     jitter: float = 0.01  # network units (x 0.15 m): ~1.5 mm
+    rotate: bool = False  # random rotation about z in training (off: see the module docstring)
+    label_smoothing: float = 0.1
     seed: int = 0
     device: str = "auto"
 
@@ -43,6 +59,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass
@@ -55,9 +73,9 @@ class TrainResult:
     checkpoint_sha256: str = ""
 
 
-def _augment(points: torch.Tensor, jitter: float, generator: torch.Generator) -> torch.Tensor:
-    """Random rotation about z and Gaussian jitter. points: (B, P, 3)."""
-    angle = torch.rand(points.shape[0], generator=generator) * 2 * math.pi
+def _augment(points: torch.Tensor, jitter: float, generator: torch.Generator, rotate: bool = True) -> torch.Tensor:
+    """Random rotation about z (when `rotate`) and Gaussian jitter. points: (B, P, 3)."""
+    angle = torch.rand(points.shape[0], generator=generator) * 2 * math.pi * rotate
     cos, sin = torch.cos(angle), torch.sin(angle)
     zero, one = torch.zeros_like(angle), torch.ones_like(angle)
     rotation = torch.stack([cos, -sin, zero, sin, cos, zero, zero, zero, one], 1).view(-1, 3, 3)
@@ -97,7 +115,7 @@ def train_classifier(train: Clouds, val: Clouds, config: TrainConfig, out_dir: s
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * math.ceil(len(train) / config.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     points, labels = torch.from_numpy(train.points), torch.from_numpy(train.labels)
     result = TrainResult(model=model, model_config=model_config)
     best = (-1.0, None)
@@ -109,7 +127,7 @@ def train_classifier(train: Clouds, val: Clouds, config: TrainConfig, out_dir: s
             index = order[start:start + config.batch_size]
             if len(index) < 2:  # BatchNorm needs two samples
                 continue
-            batch = _augment(points[index], config.jitter, generator).to(device)
+            batch = _augment(points[index], config.jitter, generator, config.rotate).to(device)
             logits = model(batch)
             loss = loss_fn(logits, labels[index].to(device))
             optimiser.zero_grad()
@@ -124,7 +142,8 @@ def train_classifier(train: Clouds, val: Clouds, config: TrainConfig, out_dir: s
         result.history.append(record)
         if progress:
             progress(record)
-        if record["val_acc"] > best[0]:
+        # With no validation samples (val_acc NaN: every class too small to hold one out) the last epoch is kept.
+        if math.isnan(record["val_acc"]) or record["val_acc"] > best[0]:
             best = (record["val_acc"], {k: v.detach().clone() for k, v in model.state_dict().items()})
             result.best_epoch = epoch
     model.load_state_dict(best[1])
@@ -141,3 +160,14 @@ def _save_named(model: PointTransformer, model_config: PointBertConfig, out_dir:
     final = out_dir / f"point_bert-{digest[:12]}.pt"
     shutil.move(tmp, final)
     return final, digest
+
+
+def load_trained(path: str | Path, device: str = "auto") -> TrainResult:
+    """A checkpoint saved by `train_classifier` as a TrainResult (no history); ValueError naming the file when it
+    is missing or holds another architecture."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path}: no such file")
+    model, model_config = load_checkpoint(path)
+    return TrainResult(model=model.to(resolve_device(device)).eval(), model_config=model_config, checkpoint=path,
+                       checkpoint_sha256=checkpoint_sha256(path))

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from schemas.affordance import AFFORDANCES
 from schemas.manifest import Lineage
 from schemas.rows import PseudoLabel, Reject, Sample
@@ -25,6 +27,10 @@ from tasks.classifier_train import TrainConfig, TrainResult, predict_logits, tra
 from tasks.pseudo_label import STAGE_VERSION, RuleMeasurement, label_rows, measure_rules
 from tasks.table_read import open_table
 from tasks.table_write import write_table
+
+
+class NoLabelledSamples(ValueError):
+    """The labelled table gave no sample to train or measure on (empty, or every row rejected)."""
 
 
 @dataclass
@@ -50,21 +56,27 @@ def prepare_clouds(table: Path, num_points: int, rejects: list[Reject]) -> Cloud
 
 
 def train_and_evaluate(labelled: Clouds, config: TrainConfig, out_dir: Path, k: float,
-                       progress: Callable[[dict[str, float]], None] | None = None) -> tuple[TrainResult, StageReport]:
-    """Split, train, report accuracy per split, confusion matrix and curves, and measure both rules."""
+                       progress: Callable[[dict[str, float]], None] | None = None,
+                       trained: TrainResult | None = None) -> tuple[TrainResult, StageReport]:
+    """Split, train (or take the `trained` model, e.g. from `load_trained`), report accuracy per split, the
+    confusion matrix and curves, and measure both rules. A loaded checkpoint is measured on the same seeded split:
+    its test figures are held-out figures only if it was trained by this stage on the same table and seed."""
+    if not (labelled.labels >= 0).any():
+        raise NoLabelledSamples("no labelled samples to train and measure the classifier on (the table is empty, "
+                                "its rows have no affordance, or every row was rejected)")
+    labelled = labelled.subset(np.flatnonzero(labelled.labels >= 0))
     parts = stratified_split(labelled.labels, config.seed)
     train, val, test = (labelled.subset(parts[name]) for name in ("train", "val", "test"))
-    result = train_classifier(train, val, config, out_dir / "checkpoints", progress=progress)
+    result = trained or train_classifier(train, val, config, out_dir / "checkpoints", progress=progress)
     logits = {name: predict_logits(result.model, clouds.points) for name, clouds in
               (("train", train), ("val", val), ("test", test))}
     split_accuracy = {name: accuracy(c.labels, logits[name].argmax(1)) for name, c in
                       (("train", train), ("val", val), ("test", test))}
     measurement = measure_rules(logits["val"], val.labels, logits["test"], test.labels, k=k)
-    files = {
-        "curve": plot_training_curve(result.history, out_dir / "training_curve.png"),
-        "confusion": plot_confusion(confusion_matrix(test.labels, logits["test"].argmax(1)), list(AFFORDANCES),
-                                    out_dir / "confusion_test.png", title="Test confusion matrix"),
-    }
+    files = {"confusion": plot_confusion(confusion_matrix(test.labels, logits["test"].argmax(1)), list(AFFORDANCES),
+                                         out_dir / "confusion_test.png", title="Test confusion matrix")}
+    if result.history:  # a loaded checkpoint has no curve
+        files["curve"] = plot_training_curve(result.history, out_dir / "training_curve.png")
     report = StageReport(split_accuracy=split_accuracy, measurement=measurement, rule=measurement.choice.rule,
                          checkpoint=result.checkpoint, checkpoint_sha256=result.checkpoint_sha256, files=files)
     return result, report

@@ -8,7 +8,7 @@ unlabelled, with MANO parameters, as the real ones are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,19 +44,22 @@ def dataset_dir(root: Path, dataset: str) -> Path:
     return root / dataset
 
 
-def synthesize_datasets(out: str | Path, objects_per_category: int = 1, seed: int = 0, grasps_per_part: int = 1,
-                        steps: int = 60, progress: Callable[[str, int, int], None] | None = None,
+def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str, int] = 1, seed: int = 0,
+                        grasps_per_part: int | Mapping[str, int] = 1, steps: int = 60,
+                        progress: Callable[[str, int, int], None] | None = None,
                         categories: Sequence[str] | None = None,
                         datasets: Sequence[str] = DATASETS) -> SynthSummary:
     """Write the MANO pickles and the datasets (default: all four) under `out`; `progress(dataset, done, total)`
-    per object. `categories` restricts the object categories (default: all 13)."""
-    if objects_per_category < 1:
-        raise ValueError(f"objects_per_category must be >= 1, got {objects_per_category}")
+    per object. `categories` restricts the object categories (default: all 13). `objects_per_category` and
+    `grasps_per_part` are one number for every dataset or a {dataset: number} map (missing datasets: 1), e.g. a
+    larger labelled AffordPose set to train the affordance classifier on."""
     unknown = sorted(set(categories or ()) - set(CATEGORIES))
     if unknown:
         raise ValueError(f"categories: unknown {unknown}; expected names from {', '.join(CATEGORIES)}")
     if not datasets or set(datasets) - set(DATASETS):
         raise ValueError(f"datasets: expected a non-empty subset of {', '.join(DATASETS)}, got {list(datasets)}")
+    objects = _per_dataset("objects_per_category", objects_per_category)
+    grasps = _per_dataset("grasps_per_part", grasps_per_part)
     root = Path(out)
     mano_root = root / "mano"
     write_synthetic_mano(mano_root)
@@ -69,17 +72,29 @@ def synthesize_datasets(out: str | Path, objects_per_category: int = 1, seed: in
         if dataset not in datasets:
             continue
         rng = np.random.default_rng([seed, offset])
-        objects = [make_object(c, rng, f"{dataset[:2]}{c.replace('-', '')}{i:03d}")
-                   for c in (categories or CATEGORIES) for i in range(objects_per_category)]
+        made = [make_object(c, rng, f"{dataset[:2]}{c.replace('-', '')}{i:03d}")
+                for c in (categories or CATEGORIES) for i in range(objects[dataset])]
         records: list[GraspRecord] = []
-        for done, obj in enumerate(objects, start=1):
-            grasps = synthesize_grasps(obj, params, layer, grasps_per_part, rng, steps=steps)
-            records += [_record(obj, g, dataset, i, rng, params.f) for i, g in enumerate(grasps)]
+        for done, obj in enumerate(made, start=1):
+            synthesized = synthesize_grasps(obj, params, layer, grasps[dataset], rng, steps=steps)
+            records += [_record(obj, g, dataset, i, rng, params.f) for i, g in enumerate(synthesized)]
             if progress:
-                progress(dataset, done, len(objects))
+                progress(dataset, done, len(made))
         files = _write(dataset, dataset_dir(root, dataset), records, rng, template)
         summary.grasps[dataset], summary.files[dataset] = len(records), len(files)
     return summary
+
+
+def _per_dataset(name: str, value: int | Mapping[str, int]) -> dict[str, int]:
+    """{dataset: count} from one count or a partial map; ValueError naming the parameter and the bad entry."""
+    table = {d: value for d in DATASETS} if isinstance(value, int) else {d: 1 for d in DATASETS} | dict(value)
+    unknown = sorted(set(table) - set(DATASETS))
+    if unknown:
+        raise ValueError(f"{name}: unknown datasets {unknown}; expected names from {', '.join(DATASETS)}")
+    for dataset, count in table.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError(f"{name} must be >= 1, got {count!r} for {dataset}")
+    return table
 
 
 def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: np.random.Generator,

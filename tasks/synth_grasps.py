@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import torch
 import trimesh
+from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from models.mano import ManoLayer, axis_angle_to_matrix
@@ -165,6 +166,7 @@ def _refine(obj: SynthObject, layer: ManoLayer, params: ManoParams, starts: list
     normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
     points_t, normals_t = torch.tensor(surface.points, dtype=torch.float32), torch.tensor(normals, dtype=torch.float32)
+    tree = cKDTree(surface.points.astype(np.float32))
 
     batch = len(starts)
     rot0 = torch.tensor(np.stack([s[1] for s in starts]), dtype=torch.float32)  # (B, 3, 3)
@@ -192,7 +194,9 @@ def _refine(obj: SynthObject, layer: ManoLayer, params: ManoParams, starts: list
 
     for _ in range(steps):
         verts, _, _ = pose_world()
-        nearest = torch.cdist(verts, points_t).argmin(-1)  # (B, 778)
+        # Nearest surface sample of each vertex: an index only (no gradient), so a k-d tree answers it exactly and
+        # about 5x faster than torch.cdist + argmin over (B, 778, 4096) distances.
+        nearest = torch.from_numpy(tree.query(verts.detach().reshape(-1, 3).numpy())[1].reshape(batch, -1))
         offset = verts - points_t[nearest]
         signed = (offset * normals_t[nearest]).sum(-1)  # point-to-plane signed distance, metres
         distance = offset.norm(dim=-1)

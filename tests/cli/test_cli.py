@@ -107,7 +107,10 @@ def test_afford_demo_runs_end_to_end(tmp_path):
     """The real console script, in a fresh process on Prefect's ephemeral API."""
     afford = Path(sys.executable).with_name("afford")
     env = os.environ | {"COLUMNS": "200", "AFFORD_DATA_ROOT": str(tmp_path / "data")}
-    result = subprocess.run([str(afford), "demo", "--num-points", "256"], cwd=tmp_path, env=env,
+    # The demo's own sizes train the classifier for minutes; one labelled object per category and 2 epochs
+    # exercise the same path.
+    result = subprocess.run([str(afford), "demo", "--num-points", "256", "--labelled-objects-per-category", "1",
+                             "--labelled-grasps-per-part", "1", "--epochs", "2"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     tables = (tmp_path / "data" / "tables").resolve()
@@ -117,6 +120,10 @@ def test_afford_demo_runs_end_to_end(tmp_path):
         assert open_table(tables / fmt).num_rows == rows
     assert open_table(tables / "rejects").num_rows == 2
     assert len(list((tmp_path / "data" / "renders").glob("*.png"))) == 4
+    assert "Classifier accuracy" in result.stdout and "Pseudo-labels by predicted class" in result.stdout
+    assert open_table(tables / "labels").num_rows == 32 + 32 + 31  # every OakInk, GRAB and HO-3D row
+    for name in ("training_curve.png", "confusion_test.png", "report.md"):
+        assert (tmp_path / "data" / "pseudo_label" / name).is_file(), name
 
 
 def test_pseudo_label_refuses_bad_arguments_by_name(tmp_path):
@@ -128,3 +135,31 @@ def test_pseudo_label_refuses_bad_arguments_by_name(tmp_path):
     result = runner.invoke(app, ["pseudo-label", "--labelled", str(table), "--target", str(tmp_path / "nope"),
                                  "--out", str(tmp_path / "pl")])
     assert result.exit_code == 2 and "nope: not a table" in result.output
+
+
+def test_pseudo_label_defaults_are_the_training_defaults():
+    # The CLI spells its defaults out (importing torch would slow every `afford` call); they must not drift.
+    import inspect
+
+    from cli.pseudo_label_cmd import pseudo_label
+    from tasks.classifier_train import TrainConfig
+
+    params = inspect.signature(pseudo_label).parameters
+    assert params["epochs"].default.default == TrainConfig.epochs
+    assert params["lr"].default.default == TrainConfig.lr
+    from cli.demo_cmd import demo
+
+    assert inspect.signature(demo).parameters["epochs"].default.default == TrainConfig.epochs
+
+
+@pytest.mark.server
+def test_pseudo_label_names_a_checkpoint_of_another_architecture(prefect_harness, tmp_path):
+    import torch
+
+    table = tmp_path / "samples"
+    make_table(table, n=3)
+    foreign = tmp_path / "resnet.pt"
+    torch.save({"model": {"fc.weight": torch.zeros(2, 2)}, "config": {"depth": 50}}, foreign)
+    result = runner.invoke(app, ["pseudo-label", "--labelled", str(table), "--target", str(table),
+                                 "--out", str(tmp_path / "pl"), "--checkpoint", str(foreign)])
+    assert result.exit_code == 1 and "resnet.pt: bad config" in result.output

@@ -156,6 +156,28 @@ def test_encoder_is_invariant_to_point_order_within_a_patch() -> None:
     assert torch.allclose(out, out_shuffled, atol=1e-5)
 
 
+
+
+def _conv_reference(encoder: Encoder, groups: torch.Tensor) -> torch.Tensor:
+    """The official layout: Conv1d over (BG, C, S) through the encoder's own modules."""
+    batch, count, size, _ = groups.shape
+    feature = encoder.first_conv(groups.reshape(batch * count, size, 3).transpose(2, 1))
+    pooled = feature.max(dim=2, keepdim=True).values
+    feature = encoder.second_conv(torch.cat([pooled.expand(-1, -1, size), feature], dim=1))
+    return feature.max(dim=2).values.reshape(batch, count, -1)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_encoder_equals_the_conv1d_layout_including_batchnorm_statistics(training: bool) -> None:
+    torch.manual_seed(0)
+    fast = Encoder(encoder_channel=64).train(training)
+    reference = Encoder(encoder_channel=64).train(training)
+    reference.load_state_dict(fast.state_dict())
+    groups = torch.randn(3, 5, 16, 3)
+    for _ in range(2):  # two steps, so running statistics and the batch counter move as well
+        assert torch.allclose(fast(groups), _conv_reference(reference, groups), atol=1e-5)
+    for (name, a), (_, b) in zip(fast.state_dict().items(), reference.state_dict().items(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
 # --- forward ------------------------------------------------------------------------------------------------
 
 
@@ -187,6 +209,16 @@ def test_load_checkpoint_rejects_foreign_files(tmp_path: Path) -> None:
     path = tmp_path / "bare.pt"
     torch.save(make_model().state_dict(), path)
     with pytest.raises(ValueError, match=r"bare\.pt"):
+        load_checkpoint(path)
+
+
+def test_load_checkpoint_rejects_weights_that_do_not_fit_their_config(tmp_path: Path) -> None:
+    path = tmp_path / "mislabelled.pt"
+    save_checkpoint(make_model(), TINY, path)
+    raw = torch.load(path, weights_only=True)
+    raw["config"] = dataclasses.asdict(dataclasses.replace(TINY, trans_dim=64))  # says 64 wide, holds 32
+    torch.save(raw, path)
+    with pytest.raises(ValueError, match=r"mislabelled\.pt: weights do not fit"):
         load_checkpoint(path)
 
 

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,27 @@ def test_stratified_split_keeps_class_proportions_and_is_disjoint():
     assert stratified_split(labels, seed=0)["test"].tolist() == parts["test"].tolist()
     with pytest.raises(ValueError, match="fractions"):
         stratified_split(labels, seed=0, fractions=(0.5, 0.5, 0.5))
+
+
+def _broken(row: Sample, **fields) -> Sample:
+    """A row with fields the schema would refuse (as an older or foreign writer might have left them)."""
+    return Sample.model_construct(**{**row.model_dump(), **fields})
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"hand_verts": np.full((778, 3), np.nan)}, "hand_verts contains NaN"),
+    ({"hand_verts": np.zeros((778, 2))}, r"hand_verts must be \(N, 3\)"),
+    ({"hand_verts": np.zeros((0, 3))}, "hand_verts is empty"),
+    ({"object_points": np.zeros((0, 3))}, "object_points is empty"),
+    ({"affordance": "juggle"}, "unknown affordance 'juggle'"),
+])
+def test_bad_rows_are_reported_by_sample_and_field_and_the_rest_goes_on(fields, message):
+    good = _rows(3)
+    bad = _broken(_rows(1)[0], sample_id="affordpose-badbadbadbadbad0", **fields)
+    failed = []
+    clouds = clouds_from_rows([good[0], bad, *good[1:]], 64, on_error=lambda row, exc: failed.append((row, exc)))
+    assert clouds.sample_ids == [r.sample_id for r in good]
+    assert [row.sample_id for row, _ in failed] == [bad.sample_id]
+    assert re.search(message, str(failed[0][1]))
+    with pytest.raises(ValueError, match=message):
+        clouds_from_rows([bad], 64)

@@ -80,3 +80,28 @@ def test_measure_rules_falls_back_when_statistics_cannot_be_fitted():
     measurement = measure_rules(val_logits, np.full(6, 2), test_logits, np.array([4, 4, 6]))
     assert measurement.stats is None and list(measurement.reports) == ["logit_zscore"]
     assert measurement.choice.rule == "logit_zscore" and "could not be fitted" in measurement.choice.reason
+
+
+def test_training_without_validation_samples_keeps_the_last_epoch(tmp_path):
+    clouds = _clouds(6, 0)
+    empty = clouds.subset(np.array([], dtype=np.int64))
+    result = train_classifier(clouds, empty, TrainConfig(epochs=2, batch_size=6), tmp_path)
+    assert result.best_epoch == 2 and all(np.isnan(h["val_acc"]) for h in result.history)
+
+
+def test_load_trained_names_the_missing_file(tmp_path):
+    from tasks.classifier_train import load_trained
+
+    with pytest.raises(ValueError, match=r"checkpoint .*nope\.pt: no such file"):
+        load_trained(tmp_path / "nope.pt")
+
+
+def test_loaded_checkpoint_labels_exactly_as_the_trained_model(trained):
+    from tasks.classifier_train import load_trained
+
+    result, _ = trained
+    loaded = load_trained(result.checkpoint, device="cpu")
+    clouds = _clouds(5, 4)
+    assert loaded.checkpoint_sha256 == result.checkpoint_sha256 and loaded.history == []
+    np.testing.assert_allclose(predict_logits(loaded.model, clouds.points), predict_logits(result.model, clouds.points),
+                               atol=1e-5)
