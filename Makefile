@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export AFFORD_DATA_ROOT ?= $(CURDIR)/afford-data
 
-.PHONY: demo test setup setup-dev system-deps lint clean
+.PHONY: demo test setup setup-dev system-deps browser-deps lint clean
 
 demo: setup  ## set up and run the main job on the embedded defaults
 	$(BIN)/afford demo
@@ -26,7 +26,7 @@ lint: setup-dev
 	$(BIN)/ruff check .
 
 setup: system-deps $(VENV)/.installed-runtime
-setup-dev: system-deps $(VENV)/.installed-dev
+setup-dev: system-deps browser-deps $(VENV)/.installed-dev
 
 # System libraries the Python wheels load at run time (open3d needs libusb-1.0).
 SYSTEM_LIBS := libusb-1.0.so.0:libusb-1.0-0
@@ -38,6 +38,16 @@ system-deps:
 	    echo "installing system packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  else echo "missing system packages:$$missing -- run: sudo apt-get install$$missing"; exit 1; fi; \
+	fi
+
+# The reviewer web app's browser test drives Debian's headless Chromium through its ChromeDriver.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages: chromium chromium-driver"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium chromium-driver; \
+	  else echo "browser tests need: sudo apt-get install chromium chromium-driver (they are skipped without)"; fi; \
 	fi
 
 $(BIN)/python:

@@ -19,7 +19,9 @@ def demo(
     labelled_objects_per_category: int = typer.Option(4, min=1, max=100, help="Synthetic objects per category in "
                                                       "AffordPose, the labelled set the classifier learns from."),
     labelled_grasps_per_part: int = typer.Option(3, min=1, max=100, help="AffordPose grasps per graspable part."),
-    epochs: int = typer.Option(50, min=1, max=10_000, help="Classifier training epochs."),
+    epochs: int = typer.Option(50, min=1, max=10_000, help="Classifier training epochs (cycle 0)."),
+    max_cycles: int = typer.Option(5, min=1, max=100, help="Self-training cycles at most."),
+    queue_size: int = typer.Option(100, min=1, max=10_000, help="Review queue size per cycle."),
     seed: int = typer.Option(0, min=0, help="Random seed."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
 ) -> None:
@@ -31,7 +33,7 @@ def demo(
     report = demo_flow(data_root=str(root), objects_per_category=objects_per_category,
                        labelled_objects_per_category=labelled_objects_per_category,
                        labelled_grasps_per_part=labelled_grasps_per_part, seed=seed, num_points=num_points,
-                       epochs=epochs)
+                       epochs=epochs, max_cycles=max_cycles, queue_size=queue_size)
     console = Console()
     console.print(Markdown(report))
     console.print(f"\nData root: {root}\nLook inside a table with: afford inspect {root / 'tables' / 'oakink'}")

@@ -8,7 +8,16 @@ apply_prefect_defaults()
 
 import typer  # noqa: E402
 
-from cli import demo_cmd, ingest_cmd, inspect_cmd, pseudo_label_cmd, render_cmd, settings_cmd, synth_cmd  # noqa: E402
+from cli import (  # noqa: E402
+    demo_cmd,
+    ingest_cmd,
+    inspect_cmd,
+    pseudo_label_cmd,
+    render_cmd,
+    review_cmd,
+    settings_cmd,
+    synth_cmd,
+)
 
 app = typer.Typer(
     name="afford",
@@ -24,6 +33,7 @@ app.command("synth")(synth_cmd.synth)
 app.command("ingest")(ingest_cmd.ingest)
 app.command("render")(render_cmd.render)
 app.command("pseudo-label")(pseudo_label_cmd.pseudo_label)
+app.add_typer(review_cmd.app, name="review")
 
 if __name__ == "__main__":
     app()

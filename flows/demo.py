@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.pseudo_label import pseudo_label
+from flows.self_training import self_training
 from models.mano_pickle import load_mano_pickle, mano_file
 from schemas.rows import Reject, Sample
 from tasks.classifier_train import TrainConfig
@@ -75,10 +76,13 @@ def report_task(counts: list[IngestCounts], synth: SynthSummary, renders: list[P
 @flow(name="demo", log_prints=True)
 def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled_objects_per_category: int = 4,
          labelled_grasps_per_part: int = 3, seed: int = 0, num_points: int = 2048,
-         categories: list[str] | None = None, epochs: int = TrainConfig.epochs) -> str:
+         categories: list[str] | None = None, epochs: int = TrainConfig.epochs,
+         simulated_error_rate: float = 0.02, max_cycles: int = 5, queue_size: int = 100) -> str:
     """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose),
-    ingest all four into sample tables, draw one grasp of each, then train the affordance classifier on
-    AffordPose and pseudo-label the other three. AffordPose is larger (`labelled_objects_per_category` objects,
+    ingest all four into sample tables, draw one grasp of each, then self-train the affordance classifier:
+    train on AffordPose, pseudo-label the other three, review each cycle's queue through the web app with a
+    simulated reviewer (answers from the synthetic ground truth, `simulated_error_rate` of them wrong), merge,
+    and repeat until every target sample is labelled. AffordPose is larger (`labelled_objects_per_category` objects,
     `labelled_grasps_per_part` grasps per part) because the classifier learns from it. `categories`: a subset of
     the 13 object categories (default: all)."""
     root = Path(data_root)
@@ -89,10 +93,15 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
               for fmt in FORMATS]
     renders = render_task(root / "tables", synth.mano_root, root / "renders")
     tables = report_task(counts, synth, renders)
+    # The demo's reviewer is simulated: its review store starts afresh with each demo run (a kept store would hold
+    # the last run's queues, which a run with other sizes or seed would contradict).
+    shutil.rmtree(root / "review", ignore_errors=True)
     try:
-        labels = pseudo_label(labelled_table=str(root / "tables" / "affordpose"),
-                              target_tables=[str(root / "tables" / fmt) for fmt in FORMATS if fmt != "affordpose"],
-                              out_dir=str(root / "pseudo_label"), epochs=epochs, seed=seed)
+        labels = self_training(data_root=str(root), labelled_table=str(root / "tables" / "affordpose"),
+                               target_tables=[str(root / "tables" / fmt) for fmt in FORMATS if fmt != "affordpose"],
+                               mano_root=str(synth.mano_root), epochs=epochs, seed=seed, reviewer="simulated",
+                               simulated_error_rate=simulated_error_rate, truth_root=str(synth.root),
+                               max_cycles=max_cycles, queue_size=queue_size)
     except NoLabelledSamples as exc:  # e.g. a one-category demo whose only AffordPose file was broken on purpose
-        labels = f"## Pseudo-labelling skipped\n\n{exc}"
+        labels = f"## Self-training skipped\n\n{exc}"
     return tables + "\n\n" + labels

@@ -3,6 +3,7 @@ target tables, and publish the figures as artifacts."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import flow, task
@@ -11,6 +12,7 @@ from prefect.cache_policies import NONE
 
 from models.point_bert import PRESETS
 from schemas.rows import Reject
+from tasks.classifier_report import epoch_line
 from tasks.classifier_train import TrainConfig, TrainResult, load_trained
 from tasks.pseudo_label_stage import (
     NoLabelledSamples,
@@ -39,9 +41,9 @@ def train_task(labelled_table: Path, out_dir: Path, config: TrainConfig, k: floa
     if not (clouds.labels >= 0).any():
         raise NoLabelledSamples(f"{labelled_table}: no labelled samples to train and measure the classifier on "
                                 f"({len(clouds)} rows with a cloud, {len(rejects)} rejected)")
+    start = time.perf_counter()
     return train_and_evaluate(clouds, config, out_dir, k, trained=trained,
-                              progress=lambda r: print(f"epoch {r['epoch']:>3}  loss {r['train_loss']:.3f}  "
-                                                       f"train {r['train_acc']:.3f}  val {r['val_acc']:.3f}"))
+                              progress=lambda r: print(epoch_line(r, config.epochs, time.perf_counter() - start)))
 
 
 @task(name="label-targets", cache_policy=NONE)

@@ -131,3 +131,20 @@ class PseudoLabel(Row):
         if len(value) != 9 or abs(float(value.sum()) - 1.0) > 1e-3:
             raise ValueError(f"expected 9 probabilities summing to 1, got {len(value)} summing to {value.sum():.4f}")
         return value
+
+
+class AffordanceLabel(Row):
+    """The affordance a target sample carries after self-training, and where it came from.
+
+    origin: `validated` (accepted by the confidence rule in a cycle whose review passed the quality gate),
+    `relabelled` (a reviewer gave the class), or `low_confidence` (never accepted: the last model's guess).
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    dataset: str = Field(pattern=r"^[a-z0-9_\-]+$")
+    affordance: AffordanceName
+    origin: Literal["validated", "relabelled", "low_confidence"]
+    cycle: int = Field(ge=0, description="Cycle whose model or review produced the label.")
+    confidence: float = Field(ge=0.0, le=1.0, description="Probability of the label under that cycle's model.")
+    checkpoint_sha256: str = Field(pattern=SHA256_PATTERN, description="Classifier checkpoint of that cycle.")

@@ -38,6 +38,20 @@ class Clouds:
         return Clouds([self.sample_ids[i] for i in index], [self.categories[i] for i in index],
                       self.points[index], self.labels[index])
 
+    def concat(self, other: Clouds) -> Clouds:
+        """Both sets, self first; the clouds must have the same number of points."""
+        if len(other) and len(self) and other.points.shape[1:] != self.points.shape[1:]:
+            raise ValueError(f"clouds of {self.points.shape[1]} and {other.points.shape[1]} points cannot be joined")
+        return Clouds(self.sample_ids + other.sample_ids, self.categories + other.categories,
+                      np.concatenate([self.points, other.points]), np.concatenate([self.labels, other.labels]))
+
+    def with_labels(self, labels: np.ndarray) -> Clouds:
+        """The same clouds with other class indices (N,), e.g. pseudo-labels."""
+        labels = np.asarray(labels, np.int64)
+        if labels.shape != self.labels.shape:
+            raise ValueError(f"expected {self.labels.shape} labels, got {labels.shape}")
+        return Clouds(self.sample_ids, self.categories, self.points, labels)
+
 
 def sample_cloud(row: Sample, num_points: int) -> np.ndarray:
     """(num_points, 3) float32 joint cloud of one sample; ValueError naming the sample when it has no hand."""

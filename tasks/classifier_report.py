@@ -167,3 +167,17 @@ def rule_table(reports: dict[str, RuleReport]) -> str:
     return (markdown_table(["rule", "k", "accepted", "acceptance rate %", "precision %"], overall) + "\n\n"
             + markdown_table(["rule", "predicted class", "predicted", "accepted", "acceptance rate %",
                               "precision %"], per_class))
+
+
+def epoch_line(record: dict[str, float], epochs: int, elapsed_s: float, width: int = 20) -> str:
+    """One progress line per epoch, readable in Prefect's log and a terminal alike, e.g.
+    "epoch  12/50 [####----------------] loss 0.812  train 0.873  val 0.862  3.6 s/epoch, 2m17s left"."""
+    epoch = int(record["epoch"])
+    if not 1 <= epoch <= epochs:
+        raise ValueError(f"record epoch {epoch} is outside 1..{epochs}")
+    filled = round(width * epoch / epochs)
+    per_epoch = elapsed_s / epoch
+    left = round(per_epoch * (epochs - epoch))
+    return (f"epoch {epoch:>3}/{epochs} [{'#' * filled}{'-' * (width - filled)}] loss {record['train_loss']:.3f}  "
+            f"train {record['train_acc']:.3f}  val {record['val_acc']:.3f}  {per_epoch:.1f} s/epoch, "
+            f"{left // 60}m{left % 60:02d}s left")

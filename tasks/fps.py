@@ -50,13 +50,24 @@ def fps_naive(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
 def fps_numpy(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:
     """Vectorised FPS, O(N n): points (N, 3) -> (min(n, N),) int64 indices, the first being `start`."""
     pts = _check_points(points, n, start)
+    # One contiguous array per axis and in-place ufuncs: about 5x faster than ((pts - p) ** 2).sum(1) on an
+    # (N, 3) array, with the same sums in the same order ((dx^2 + dy^2) + dz^2), so the same picks.
+    x, y, z = (np.ascontiguousarray(pts[:, axis]) for axis in range(3))
     count = min(n, len(pts))
     chosen = np.empty(count, np.int64)
     nearest = np.full(len(pts), np.inf)  # (N,) squared distance to the nearest chosen point
+    dist, term = np.empty(len(pts)), np.empty(len(pts))
     chosen[0] = start
     for i in range(1, count):
-        nearest = np.minimum(nearest, ((pts - pts[chosen[i - 1]]) ** 2).sum(1))
-        nearest[chosen[i - 1]] = -1.0  # never pick a point twice, even among duplicates at distance 0
+        last = chosen[i - 1]
+        np.subtract(x, x[last], out=dist)
+        np.multiply(dist, dist, out=dist)
+        for axis in (y, z):
+            np.subtract(axis, axis[last], out=term)
+            np.multiply(term, term, out=term)
+            np.add(dist, term, out=dist)
+        np.minimum(nearest, dist, out=nearest)
+        nearest[last] = -1.0  # never pick a point twice, even among duplicates at distance 0
         chosen[i] = nearest.argmax()
     return chosen
 

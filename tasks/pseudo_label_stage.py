@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.point_bert import PointTransformer
 from schemas.affordance import AFFORDANCES
 from schemas.manifest import Lineage
 from schemas.rows import PseudoLabel, Reject, Sample
@@ -57,17 +58,23 @@ def prepare_clouds(table: Path, num_points: int, rejects: list[Reject]) -> Cloud
 
 def train_and_evaluate(labelled: Clouds, config: TrainConfig, out_dir: Path, k: float,
                        progress: Callable[[dict[str, float]], None] | None = None,
-                       trained: TrainResult | None = None) -> tuple[TrainResult, StageReport]:
+                       trained: TrainResult | None = None, extra_train: Clouds | None = None,
+                       initial: PointTransformer | None = None) -> tuple[TrainResult, StageReport]:
     """Split, train (or take the `trained` model, e.g. from `load_trained`), report accuracy per split, the
     confusion matrix and curves, and measure both rules. A loaded checkpoint is measured on the same seeded split:
-    its test figures are held-out figures only if it was trained by this stage on the same table and seed."""
+    its test figures are held-out figures only if it was trained by this stage on the same table and seed.
+    `extra_train` (validated pseudo-labels) joins the training split only, so val and test stay AffordPose's;
+    `initial` warm-starts training from an earlier model."""
     if not (labelled.labels >= 0).any():
         raise NoLabelledSamples("no labelled samples to train and measure the classifier on (the table is empty, "
                                 "its rows have no affordance, or every row was rejected)")
     labelled = labelled.subset(np.flatnonzero(labelled.labels >= 0))
     parts = stratified_split(labelled.labels, config.seed)
     train, val, test = (labelled.subset(parts[name]) for name in ("train", "val", "test"))
-    result = trained or train_classifier(train, val, config, out_dir / "checkpoints", progress=progress)
+    if extra_train is not None and len(extra_train):
+        train = train.concat(extra_train)
+    result = trained or train_classifier(train, val, config, out_dir / "checkpoints", progress=progress,
+                                         initial=initial)
     logits = {name: predict_logits(result.model, clouds.points) for name, clouds in
               (("train", train), ("val", val), ("test", test))}
     split_accuracy = {name: accuracy(c.labels, logits[name].argmax(1)) for name, c in
@@ -82,21 +89,26 @@ def train_and_evaluate(labelled: Clouds, config: TrainConfig, out_dir: Path, k: 
     return result, report
 
 
+def label_clouds(result: TrainResult, report: StageReport, clouds: Clouds, k: float, cycle: int) -> list[PseudoLabel]:
+    """One PseudoLabel per cloud with the report's chosen rule."""
+    # make_sample_id writes "<dataset>-<16 hex>", so the id names the sample's dataset.
+    datasets = [sample_id.rsplit("-", 1)[0] for sample_id in clouds.sample_ids]
+    logits = predict_logits(result.model, clouds.points)
+    return label_rows(clouds, datasets, logits, report.rule, report.measurement.stats, k, cycle,
+                      report.checkpoint_sha256)
+
+
 def label_targets(result: TrainResult, report: StageReport, targets: Sequence[Path], labels_table: Path,
                   rejects_table: Path, num_points: int, k: float, cycle: int) -> None:
     """Label every target table with the chosen rule; write the labels table and the rejects."""
     rejects: list[Reject] = []
     rows: list[PseudoLabel] = []
     for table in targets:
-        clouds = prepare_clouds(table, num_points, rejects)
-        # make_sample_id writes "<dataset>-<16 hex>", so the id names the sample's dataset.
-        datasets = [sample_id.rsplit("-", 1)[0] for sample_id in clouds.sample_ids]
-        logits = predict_logits(result.model, clouds.points)
-        labelled = label_rows(clouds, datasets, logits, report.rule, report.measurement.stats, k, cycle,
-                              report.checkpoint_sha256)
+        before = len(rejects)
+        labelled = label_clouds(result, report, prepare_clouds(table, num_points, rejects), k, cycle)
         rows += labelled
         report.labelled[Path(table).name] = {"rows": len(labelled), "accepted": sum(r.accepted for r in labelled),
-                                             "rejects": len(clouds.sample_ids) - len(labelled)}
+                                             "rejects": len(rejects) - before}
     lineage = Lineage(stage="pseudo_label", stage_version=STAGE_VERSION, checkpoint_sha256=report.checkpoint_sha256,
                       params={"rule": report.rule, "k": k, "cycle": cycle, "num_points": num_points})
     write_table(labels_table, rows, PseudoLabel, lineage=lineage)

@@ -24,6 +24,7 @@ from tasks.ingest_ho3d import write_ho3d
 from tasks.ingest_oakink import write_oakink
 from tasks.synth_grasps import SynthGrasp, synthesize_grasps
 from tasks.synth_objects import CATEGORIES, SynthObject, make_object
+from tasks.synth_truth import write_truth
 
 DATASETS = ("affordpose", "oakink", "grab", "ho3d")
 OAKINK_INTENTS = ("use", "hold", "liftup", "handover")
@@ -75,12 +76,16 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
         made = [make_object(c, rng, f"{dataset[:2]}{c.replace('-', '')}{i:03d}")
                 for c in (categories or CATEGORIES) for i in range(objects[dataset])]
         records: list[GraspRecord] = []
+        affordances: list[str] = []
         for done, obj in enumerate(made, start=1):
             synthesized = synthesize_grasps(obj, params, layer, grasps[dataset], rng, steps=steps)
             records += [_record(obj, g, dataset, i, rng, params.f) for i, g in enumerate(synthesized)]
+            affordances += [g.affordance for g in synthesized]
             if progress:
                 progress(dataset, done, len(made))
         files = _write(dataset, dataset_dir(root, dataset), records, rng, template)
+        if dataset != "affordpose":  # the unlabelled ones: truth kept aside for the simulated reviewer
+            write_truth(root, dataset, records, affordances)
         summary.grasps[dataset], summary.files[dataset] = len(records), len(files)
     return summary
 

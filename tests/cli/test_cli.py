@@ -110,7 +110,8 @@ def test_afford_demo_runs_end_to_end(tmp_path):
     # The demo's own sizes train the classifier for minutes; one labelled object per category and 2 epochs
     # exercise the same path.
     result = subprocess.run([str(afford), "demo", "--num-points", "256", "--labelled-objects-per-category", "1",
-                             "--labelled-grasps-per-part", "1", "--epochs", "2"], cwd=tmp_path, env=env,
+                             "--labelled-grasps-per-part", "1", "--epochs", "2", "--max-cycles", "2",
+                             "--queue-size", "12"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     tables = (tmp_path / "data" / "tables").resolve()
@@ -120,10 +121,13 @@ def test_afford_demo_runs_end_to_end(tmp_path):
         assert open_table(tables / fmt).num_rows == rows
     assert open_table(tables / "rejects").num_rows == 2
     assert len(list((tmp_path / "data" / "renders").glob("*.png"))) == 4
-    assert "Classifier accuracy" in result.stdout and "Pseudo-labels by predicted class" in result.stdout
-    assert open_table(tables / "labels").num_rows == 32 + 32 + 31  # every OakInk, GRAB and HO-3D row
-    for name in ("training_curve.png", "confusion_test.png", "report.md"):
-        assert (tmp_path / "data" / "pseudo_label" / name).is_file(), name
+    assert "Classifier (cycle 0" in result.stdout and "Self-training" in result.stdout
+    # Self-training ends with a label on every OakInk, GRAB and HO-3D row (some may be low_confidence).
+    assert open_table(tables / "affordance_labels").num_rows == 32 + 32 + 31
+    for name in ("training_curve.png", "confusion_test.png"):
+        assert (tmp_path / "data" / "self_training" / "cycle-0" / name).is_file(), name
+    assert (tmp_path / "data" / "self_training" / "cycles.md").is_file()
+    assert (tmp_path / "data" / "review" / "review.sqlite").is_file()
 
 
 def test_pseudo_label_refuses_bad_arguments_by_name(tmp_path):

@@ -111,3 +111,14 @@ def test_rule_table_rows():
     assert overall_lines[0] == "| rule | k | accepted | acceptance rate % | precision % |"
     assert overall_lines[2].startswith(f"| class_conditional | 3 | {accepted.sum()} / {len(truth)} |")
     assert overall_lines[3].endswith("| 0.00 | n/a |") and "nan" not in rule_table(reports).lower()
+
+
+def test_epoch_line_shows_progress_and_time_left():
+    from tasks.classifier_report import epoch_line
+
+    record = {"epoch": 10, "train_loss": 0.8123, "train_acc": 0.9, "val_acc": 0.85}
+    line = epoch_line(record, epochs=40, elapsed_s=30.0, width=8)
+    assert line.startswith("epoch  10/40 [##------] loss 0.812")
+    assert line.endswith("3.0 s/epoch, 1m30s left")
+    with pytest.raises(ValueError, match=r"epoch 41 is outside 1\.\.40"):
+        epoch_line(record | {"epoch": 41}, epochs=40, elapsed_s=1.0)

@@ -1,0 +1,83 @@
+"""Which pseudo-labels a person reviews: a seeded sample of a cycle's accepted labels, stratified by predicted class.
+
+A plain random sample of 100 would often show no example of a rare class, and its quality would go unmeasured.
+So every class first gets `min_per_class` items (or all it has), and the remaining slots are shared in proportion
+to what each class has left (largest-remainder rounding). The final order is shuffled, so a reviewer does not
+see one class in a long run and anchor on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+
+import numpy as np
+
+from schemas.affordance import AFFORDANCES
+from schemas.review import QueueItem
+from schemas.rows import PseudoLabel
+
+
+def candidates(labels: Sequence[PseudoLabel], cycle: int) -> list[PseudoLabel]:
+    """The accepted labels of `cycle`, sorted by sample_id so that the sample depends on the set of labels, not
+    on the order a table reader happened to return them in."""
+    picked = sorted((label for label in labels if label.accepted and label.cycle == cycle), key=lambda x: x.sample_id)
+    for first, second in pairwise(picked):
+        if first.sample_id == second.sample_id:
+            raise ValueError(f"sample_id {first.sample_id!r} has two labels in cycle {cycle}")
+    return picked
+
+
+def allocate(available: Sequence[int], size: int, min_per_class: int) -> list[int]:
+    """Slots per class: available (C,) counts -> (C,) counts k_c <= available_c summing to min(size, sum).
+
+    Each class first gets b_c = min(m, available_c), with m = min_per_class lowered just enough that
+    sum_c b_c <= size (only when size < C * min_per_class). The R = size - sum_c b_c slots left go in proportion
+    to what is left, r_c = available_c - b_c: class c gets floor(R r_c / sum r) and the slots still left go one
+    each to the largest remainders (R r_c mod sum r), ties to the lower class index.
+    """
+    available = [int(n) for n in available]
+    if sum(available) <= size:
+        return available
+    floor_min = min_per_class
+    while sum(min(floor_min, n) for n in available) > size:
+        floor_min -= 1  # size < C * min_per_class: every class gets the same smaller minimum
+    base = [min(floor_min, n) for n in available]
+    rest = [n - b for n, b in zip(available, base, strict=True)]
+    slots, total_rest = size - sum(base), sum(rest)
+    # Integer arithmetic: exact remainders, so ties are real ties and go to class order, not float noise.
+    shares = [slots * r // total_rest for r in rest]
+    remainders = [slots * r % total_rest for r in rest]
+    by_remainder = sorted(range(len(rest)), key=lambda c: (-remainders[c], c))
+    for c in by_remainder[: slots - sum(shares)]:
+        shares[c] += 1  # floor_c + 1 <= ceil(R r_c / sum r) <= r_c since R <= sum r: never above what is left
+    return [b + s for b, s in zip(base, shares, strict=True)]
+
+
+def sample_queue(labels: Sequence[PseudoLabel], categories: Mapping[str, str], cycle: int, size: int = 100,
+                 seed: int = 0, min_per_class: int = 5) -> list[QueueItem]:
+    """The review queue of `cycle`: up to `size` accepted labels, stratified by predicted class (see `allocate`),
+    all of them when fewer exist; in a seeded shuffled order, positions 0..n-1.
+
+    categories: sample_id -> object_category, for every accepted label of the cycle (the reviewer sees the
+    object's class). Same labels and seed -> same queue.
+    """
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if min_per_class < 0:
+        raise ValueError(f"min_per_class must be >= 0, got {min_per_class}")
+    pool = candidates(labels, cycle)
+    missing = [label.sample_id for label in pool if label.sample_id not in categories]
+    if missing:
+        raise ValueError(f"no object_category for sample_id {missing[0]!r} ({len(missing)} missing in all)")
+    by_class = [[label for label in pool if label.predicted == name] for name in AFFORDANCES]
+    counts = allocate([len(group) for group in by_class], size, min_per_class)
+    rng = np.random.default_rng(seed)
+    # Draw per class in AFFORDANCES order, then shuffle: one rng, one fixed sequence of calls -> deterministic.
+    chosen = [group[i] for group, k in zip(by_class, counts, strict=True)
+              for i in sorted(rng.choice(len(group), size=k, replace=False))]
+    order = rng.permutation(len(chosen))
+    return [QueueItem(cycle=cycle, position=position, sample_id=chosen[i].sample_id, dataset=chosen[i].dataset,
+                      object_category=categories[chosen[i].sample_id], predicted=chosen[i].predicted,
+                      confidence=chosen[i].confidence)
+            for position, i in enumerate(order)]

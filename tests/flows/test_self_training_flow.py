@@ -1,0 +1,102 @@
+"""The self_training flow end to end on small synthetic datasets: a real review server and simulated reviewer,
+a review that times out, and a resume from the Prefect UI's form (no decisions in the input)."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from flows.self_training import self_training
+from schemas.review import DecisionIn
+from schemas.rows import AffordanceLabel, PseudoLabel, Sample
+from tasks.ingest import FORMATS, ingest
+from tasks.review_store import ReviewStore
+from tasks.synth_datasets import synthesize_datasets
+from tasks.synth_truth import truth_for
+from tasks.table_read import open_table
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+TARGETS = [fmt for fmt in FORMATS if fmt != "affordpose"]
+
+
+@pytest.fixture
+def world(tmp_path):
+    summary = synthesize_datasets(tmp_path / "datasets", objects_per_category={"affordpose": 2},
+                                  grasps_per_part={"affordpose": 2}, categories=["mug", "knife", "bottle"], steps=5)
+    for fmt in FORMATS:
+        ingest(fmt, summary.root / fmt, tmp_path / "tables" / fmt, summary.mano_root, num_points=256)
+    targets = [tmp_path / "tables" / fmt for fmt in TARGETS]
+    samples = [row for table in targets for row in open_table(table, Sample).iter_rows()]
+    return tmp_path, summary, targets, samples
+
+
+def _run(root, summary, targets, **options):
+    # k = 0: even a 2-epoch model has labels the rule accepts, so each cycle has something to review.
+    return self_training(data_root=str(root), labelled_table=str(root / "tables" / "affordpose"),
+                         target_tables=[str(t) for t in targets], mano_root=str(summary.mano_root), epochs=2,
+                         epochs_per_cycle=1, k=0.0, queue_size=6, **options)
+
+
+def test_simulated_review_labels_every_target_with_the_reviewers_answers(prefect_harness, world):
+    root, summary, targets, samples = world
+    report = _run(root, summary, targets, max_cycles=3, reviewer="simulated", simulated_error_rate=0.0,
+                  truth_root=str(summary.root), min_lower=0.0)
+    truth = truth_for(summary.root, samples)
+    final = {r.sample_id: r for r in open_table(root / "tables" / "affordance_labels", AffordanceLabel).iter_rows()}
+    assert set(final) == set(truth)  # 100 % coverage
+    store = ReviewStore(root / "review" / "review.sqlite")
+    reviewed = [state for cycle in store.cycles() for state in store.result(cycle).items]
+    assert reviewed and all(state.state in ("accepted", "relabelled") for state in reviewed)
+    for state in reviewed:  # an error-free reviewer: every reviewed label that joined is the true class
+        assert state.label == truth[state.item.sample_id]
+        assert final[state.item.sample_id].affordance == truth[state.item.sample_id]
+    cycles = json.loads((root / "self_training" / "cycles.json").read_text())
+    assert [c["cycle"] for c in cycles] == list(range(len(cycles))) and cycles[0]["reviewed"] == len(
+        store.result(0).items)
+    assert "## Self-training" in report and "coverage" in report
+    # A re-run finds every queue already reviewed in the store: it does not wait for anyone, and merges the same.
+    again = _run(root, summary, targets, max_cycles=3, reviewer="web", review_timeout_s=5, min_lower=0.0)
+    assert "timed out" not in again
+    rerun = {r.sample_id: r for r in open_table(root / "tables" / "affordance_labels", AffordanceLabel).iter_rows()}
+    assert {s: (r.affordance, r.origin) for s, r in rerun.items()} == {
+        s: (r.affordance, r.origin) for s, r in final.items()}
+
+
+def test_a_review_that_times_out_merges_nothing(prefect_harness, world):
+    root, summary, targets, samples = world
+    report = _run(root, summary, targets, max_cycles=2, reviewer="web", review_timeout_s=3)
+    assert "review timed out after 3 s" in report
+    final = list(open_table(root / "tables" / "affordance_labels", AffordanceLabel).iter_rows())
+    assert len(final) == len(samples) and {r.origin for r in final} == {"low_confidence"}
+
+
+def test_resume_from_the_prefect_ui_form_reads_the_decisions_from_the_store(prefect_harness, world):
+    from prefect.flow_runs import resume_flow_run
+
+    root, summary, targets, _ = world
+    store_path = root / "review" / "review.sqlite"
+    rejected: list[str] = []
+
+    def review_then_resume():  # what a person does: decide in the app, then press Resume in the Prefect UI
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if store_path.exists() and 0 in ReviewStore(store_path).cycles():
+                break
+            time.sleep(0.5)
+        store = ReviewStore(store_path)
+        for state in store.items(0):
+            store.decide(0, DecisionIn(sample_id=state.item.sample_id, decision="rejected", reviewer="ui"))
+            rejected.append(state.item.sample_id)
+        time.sleep(1)  # the flow records its run id with the queue, then pauses
+        resume_flow_run(store.flow_run_id(0), run_input={"cycle": 0})
+
+    worker = threading.Thread(target=review_then_resume, daemon=True)
+    worker.start()
+    _run(root, summary, targets, max_cycles=1, reviewer="web", review_timeout_s=300)
+    worker.join(timeout=10)
+    assert rejected
+    labels = {r.sample_id: r for r in open_table(root / "tables" / "labels", PseudoLabel).iter_rows()}
+    final = {r.sample_id: r for r in open_table(root / "tables" / "affordance_labels", AffordanceLabel).iter_rows()}
+    for sample_id in rejected:  # rejected by the reviewer: never validated, the model's label flagged instead
+        assert final[sample_id].origin == "low_confidence" and labels[sample_id].accepted
