@@ -29,7 +29,7 @@ from models.point_bert import PRESETS
 from schemas.affordance import affordance_index
 from schemas.manifest import Lineage
 from schemas.review import ItemState
-from schemas.rows import AffordanceLabel, PseudoLabel, Reject, Sample
+from schemas.rows import AffordanceLabel, PseudoLabel, Reject, ReviewDecision, Sample
 from tasks.classifier_data import Clouds
 from tasks.classifier_report import epoch_line, rule_table, summary_table
 from tasks.classifier_train import TrainConfig, TrainResult
@@ -39,7 +39,14 @@ from tasks.review_images import cycle_images_dir, render_queue_images
 from tasks.review_queue import sample_queue
 from tasks.review_resume import review_pause_key
 from tasks.review_store import ReviewStore
-from tasks.self_training import STAGE_VERSION, CycleRecord, cycle_table, low_confidence, merge_cycle
+from tasks.self_training import (
+    STAGE_VERSION,
+    CycleRecord,
+    cycle_table,
+    decision_rows,
+    low_confidence,
+    merge_cycle,
+)
 from tasks.table_read import open_table
 from tasks.table_write import write_table
 
@@ -189,6 +196,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
                     print(f"cycle {cycle}: {record.note}")
                     break
                 states = answer.items or store.result(cycle).items
+            write_table(root / "tables" / "review", decision_rows(states), ReviewDecision)
             quality = label_quality(states)
             record.reviewed, record.reviewed_accuracy = quality.n, quality.accuracy
             record.gate_passed = passes_gate(quality, min_lower)

@@ -148,3 +148,22 @@ class AffordanceLabel(Row):
     cycle: int = Field(ge=0, description="Cycle whose model or review produced the label.")
     confidence: float = Field(ge=0.0, le=1.0, description="Probability of the label under that cycle's model.")
     checkpoint_sha256: str = Field(pattern=SHA256_PATTERN, description="Classifier checkpoint of that cycle.")
+
+
+class ReviewDecision(Row):
+    """The final state of one review-queue item, exported from the review store (which keeps the full audit
+    trail) when its cycle resumes; training lineage reads this table."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    TABLE_KEY: ClassVar[tuple[str, ...]] = ("cycle", "sample_id")
+
+    cycle: int = Field(ge=0)
+    dataset: str = Field(min_length=1)
+    object_category: str = Field(min_length=1)
+    predicted: AffordanceName
+    confidence: float = Field(ge=0.0, le=1.0)
+    state: Literal["pending", "accepted", "rejected", "relabelled", "skipped"]
+    label: AffordanceName | None = Field(None, description="The class it joins with: predicted or the reviewer's.")
+    reviewer: str | None = None
+    comment: str = ""
+    decided_at: str | None = None

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from schemas.affordance import AFFORDANCES
 from schemas.review import ItemState
-from schemas.rows import AffordanceLabel, PseudoLabel
+from schemas.rows import AffordanceLabel, PseudoLabel, ReviewDecision
 from tasks.classifier_report import markdown_table
 from tasks.label_quality import Interval
 
@@ -42,6 +42,14 @@ def merge_cycle(labels: Sequence[PseudoLabel], review: Sequence[ItemState] | Non
         elif gate_passed:
             merged.append(_final(label, label.predicted, "validated"))
     return merged
+
+
+def decision_rows(states: Sequence[ItemState]) -> list[ReviewDecision]:
+    """The final item states of a cycle as rows of the `review` table."""
+    return [ReviewDecision(sample_id=s.item.sample_id, stage_version=STAGE_VERSION, cycle=s.item.cycle,
+                           dataset=s.item.dataset, object_category=s.item.object_category, predicted=s.item.predicted,
+                           confidence=s.item.confidence, state=s.state, label=s.label, reviewer=s.reviewer,
+                           comment=s.comment, decided_at=s.decided_at) for s in states]
 
 
 def low_confidence(labels: Iterable[PseudoLabel], merged: set[str]) -> list[AffordanceLabel]:

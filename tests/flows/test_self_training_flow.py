@@ -9,7 +9,7 @@ import pytest
 
 from flows.self_training import self_training
 from schemas.review import DecisionIn
-from schemas.rows import AffordanceLabel, PseudoLabel, Sample
+from schemas.rows import AffordanceLabel, PseudoLabel, ReviewDecision, Sample
 from tasks.ingest import FORMATS, ingest
 from tasks.review_store import ReviewStore
 from tasks.synth_datasets import synthesize_datasets
@@ -51,6 +51,9 @@ def test_simulated_review_labels_every_target_with_the_reviewers_answers(prefect
     for state in reviewed:  # an error-free reviewer: every reviewed label that joined is the true class
         assert state.label == truth[state.item.sample_id]
         assert final[state.item.sample_id].affordance == truth[state.item.sample_id]
+    exported = list(open_table(root / "tables" / "review", ReviewDecision).iter_rows())
+    assert sorted((r.cycle, r.sample_id, r.state) for r in exported) == sorted(
+        (s.item.cycle, s.item.sample_id, s.state) for s in reviewed)
     cycles = json.loads((root / "self_training" / "cycles.json").read_text())
     assert [c["cycle"] for c in cycles] == list(range(len(cycles))) and cycles[0]["reviewed"] == len(
         store.result(0).items)

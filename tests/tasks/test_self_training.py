@@ -68,3 +68,13 @@ def test_cycle_table_prints_interval_and_gate():
     assert len(table) == 4
     assert "| 0 | 95 | 90 (94.7 %) | 98.0 | 100.0 | 88 | 97.7 [92.1, 99.4] | passed | 89 | 93.7 |" in table[2]
     assert table[3].endswith("| n/a | n/a | 0 | 93.7 | no label passed |")
+
+
+def test_decision_rows_carry_the_final_states(cycle):
+    from tasks.self_training import decision_rows
+
+    _, review = cycle
+    rows = decision_rows(review)
+    assert [(r.sample_id, r.state, r.label) for r in rows] == [
+        (s.item.sample_id, s.state, s.label) for s in review]
+    assert rows[2].label == "twist" and rows[1].label is None and {r.cycle for r in rows} == {0}
