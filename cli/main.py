@@ -12,6 +12,8 @@ from cli import (  # noqa: E402
     demo_cmd,
     ingest_cmd,
     inspect_cmd,
+    instruct_cmd,
+    llm_cmd,
     pseudo_label_cmd,
     render_cmd,
     review_cmd,
@@ -34,6 +36,8 @@ app.command("ingest")(ingest_cmd.ingest)
 app.command("render")(render_cmd.render)
 app.command("pseudo-label")(pseudo_label_cmd.pseudo_label)
 app.add_typer(review_cmd.app, name="review")
+app.command("instruct")(instruct_cmd.instruct)
+app.add_typer(llm_cmd.app, name="llm")
 
 if __name__ == "__main__":
     app()

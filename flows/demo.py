@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.instruct import instruct
 from flows.self_training import self_training
 from models.mano_pickle import load_mano_pickle, mano_file
 from schemas.rows import Reject, Sample
@@ -77,14 +79,16 @@ def report_task(counts: list[IngestCounts], synth: SynthSummary, renders: list[P
 def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled_objects_per_category: int = 4,
          labelled_grasps_per_part: int = 3, seed: int = 0, num_points: int = 2048,
          categories: list[str] | None = None, epochs: int = TrainConfig.epochs,
-         simulated_error_rate: float = 0.02, max_cycles: int = 5, queue_size: int = 100) -> str:
+         simulated_error_rate: float = 0.02, max_cycles: int = 5, queue_size: int = 100,
+         instructions: Literal["auto", "openai", "template"] = "auto") -> str:
     """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose),
     ingest all four into sample tables, draw one grasp of each, then self-train the affordance classifier:
     train on AffordPose, pseudo-label the other three, review each cycle's queue through the web app with a
     simulated reviewer (answers from the synthetic ground truth, `simulated_error_rate` of them wrong), merge,
     and repeat until every target sample is labelled. AffordPose is larger (`labelled_objects_per_category` objects,
     `labelled_grasps_per_part` grasps per part) because the classifier learns from it. `categories`: a subset of
-    the 13 object categories (default: all)."""
+    the 13 object categories (default: all). Last, one instruction per labelled grasp: `instructions="auto"`
+    uses AFFORD_LLM_BASE_URL when set, else starts the embedded SmolLM2 endpoint; "template" needs no model."""
     root = Path(data_root)
     objects = {d: objects_per_category for d in DATASETS} | {"affordpose": labelled_objects_per_category}
     synth = synth_task(root / "datasets", objects, {"affordpose": labelled_grasps_per_part}, seed, categories)
@@ -104,4 +108,9 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
                                max_cycles=max_cycles, queue_size=queue_size)
     except NoLabelledSamples as exc:  # e.g. a one-category demo whose only AffordPose file was broken on purpose
         labels = f"## Self-training skipped\n\n{exc}"
-    return tables + "\n\n" + labels
+    tables_root = root / "tables"
+    labels_table = tables_root / "affordance_labels"
+    words = instruct(tables=[str(tables_root / fmt) for fmt in FORMATS], out_table=str(tables_root / "instructions"),
+                     labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
+                     generator=instructions)
+    return "\n\n".join([tables, labels, words])

@@ -111,7 +111,7 @@ def test_afford_demo_runs_end_to_end(tmp_path):
     # exercise the same path.
     result = subprocess.run([str(afford), "demo", "--num-points", "256", "--labelled-objects-per-category", "1",
                              "--labelled-grasps-per-part", "1", "--epochs", "2", "--max-cycles", "2",
-                             "--queue-size", "12"], cwd=tmp_path, env=env,
+                             "--queue-size", "12", "--instructions", "template"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     tables = (tmp_path / "data" / "tables").resolve()
@@ -128,6 +128,9 @@ def test_afford_demo_runs_end_to_end(tmp_path):
         assert (tmp_path / "data" / "self_training" / "cycle-0" / name).is_file(), name
     assert (tmp_path / "data" / "self_training" / "cycles.md").is_file()
     assert (tmp_path / "data" / "review" / "review.sqlite").is_file()
+    # Every labelled grasp gets an instruction: AffordPose's own labels and the self-training ones.
+    assert open_table(tables / "instructions").num_rows == 31 + 32 + 32 + 31
+    assert "## Instructions" in result.stdout
 
 
 def test_pseudo_label_refuses_bad_arguments_by_name(tmp_path):

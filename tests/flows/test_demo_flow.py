@@ -10,7 +10,7 @@ pytestmark = pytest.mark.server
 
 def test_demo_flow_writes_tables_and_an_artifact(prefect_harness, tmp_path):
     report = demo(data_root=str(tmp_path), seed=1, num_points=128, categories=["knife"],
-                  labelled_objects_per_category=1, labelled_grasps_per_part=1, epochs=1)
+                  labelled_objects_per_category=1, labelled_grasps_per_part=1, epochs=1, instructions="template")
     # One knife per dataset, one graspable part (the handle), one grasp: 4 inputs, 2 broken on purpose.
     assert "4 inputs = 2 rows + 2 rejects" in report
     assert open_table(tmp_path / "tables" / "oakink").num_rows == 1

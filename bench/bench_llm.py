@@ -1,0 +1,100 @@
+"""Throughput of the embedded LLM endpoint on CPU: short grasp instructions, sequential and concurrent.
+
+    python -m bench.bench_llm --n 12 [--concurrency 1 2 4] [--max-tokens 32] [--data-root DIR]
+    python -m bench.bench_llm --base-url http://HOST/v1 --model NAME   # any running endpoint instead
+
+Starts `transformers serve` over SmolLM2-135M-Instruct (converting it once under <data_root>/models), sends
+`--n` one-sentence instruction prompts through the openai client at each concurrency, and prints one JSON
+object: instructions/s, mean and p95 latency, completion tokens/s, per concurrency. One warm-up request
+runs first so model load and first-call costs are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+OBJECTS = ["mug", "knife", "bottle", "scissors", "hammer", "kettle", "spray bottle", "screwdriver"]
+PARTS = ["handle", "body", "cap", "grip", "neck", "lid"]
+
+
+def prompts(n: int) -> list[str]:
+    return [f"Give one short imperative instruction to grasp the {PARTS[i % len(PARTS)]} of a "
+            f"{OBJECTS[i % len(OBJECTS)]}." for i in range(n)]
+
+
+def _ask(client, model: str, prompt: str, max_tokens: int) -> tuple[float, int, str]:
+    start = time.perf_counter()
+    reply = client.chat.completions.create(model=model, max_tokens=max_tokens, temperature=0.0,
+                                           messages=[{"role": "user", "content": prompt}])
+    tokens = reply.usage.completion_tokens if reply.usage else 0
+    return time.perf_counter() - start, tokens, reply.choices[0].message.content or ""
+
+
+def run_level(client, model: str, items: list[str], concurrency: int, max_tokens: int) -> dict:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(lambda p: _ask(client, model, p, max_tokens), items))
+    wall = time.perf_counter() - start
+    latencies = sorted(r[0] for r in results)
+    tokens = sum(r[1] for r in results)
+    return {"concurrency": concurrency, "n": len(items), "wall_s": round(wall, 2),
+            "instructions_per_s": round(len(items) / wall, 3),
+            "mean_latency_s": round(statistics.fmean(latencies), 2),
+            "p95_latency_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2),
+            "completion_tokens_per_s": round(tokens / wall, 1),
+            "empty_answers": sum(1 for r in results if not r[2].strip()),
+            "sample_answer": results[0][2].strip()[:160]}
+
+
+def bench(base_url: str, model: str, n: int, levels: list[int], max_tokens: int) -> list[dict]:
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key=os.environ.get("AFFORD_LLM_API_KEY", "unused"),
+                           timeout=600, max_retries=0)
+    _ask(client, model, "Say hi.", 4)  # warm-up
+    return [run_level(client, model, prompts(n), c, max_tokens) for c in levels]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=12, help="Prompts per concurrency level.")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--data-root", type=Path, default=None, help="Default: the AFFORD_DATA_ROOT setting.")
+    parser.add_argument("--base-url", default=None, help="Bench a running endpoint instead of starting one.")
+    parser.add_argument("--model", default=None, help="Model name for --base-url.")
+    args = parser.parse_args()
+    report = {"n": args.n, "max_tokens": args.max_tokens, "cpu_count": os.cpu_count()}
+    if args.base_url:
+        report.update(endpoint=args.base_url, model=args.model,
+                      levels=bench(args.base_url, args.model, args.n, args.concurrency, args.max_tokens))
+    else:
+        from tasks.llm_endpoint import ensure_model_dir, start_endpoint, stop_endpoint
+
+        if args.data_root is None:
+            from schemas.settings import AffordSettings
+
+            args.data_root = AffordSettings().data_root
+        start = time.perf_counter()
+        model_dir = ensure_model_dir(args.data_root)
+        report["convert_or_reuse_s"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        endpoint = start_endpoint(model_dir)
+        report["server_start_s"] = round(time.perf_counter() - start, 1)
+        try:
+            report.update(endpoint="embedded transformers serve", model=Path(endpoint.model).name,
+                          levels=bench(endpoint.base_url, endpoint.model, args.n, args.concurrency,
+                                       args.max_tokens))
+        finally:
+            stop_endpoint(endpoint)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Versioned prompts for the instruct stage, and the checks an LLM answer must pass.
+
+The idea follows the AffordGrasp data engine: give the model the object class and the affordance (and the part
+when it is known) and ask for k short imperative instructions, answered as a JSON list of strings. Any change
+to the wording below changes what the model writes, so it must bump PROMPT_VERSION: the cache and every row
+record it, and a new version re-generates instead of reusing old answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+PROMPT_VERSION = "instruct-v1"
+MIN_WORDS, MAX_WORDS = 3, 25
+
+# What each affordance asks the hand to do, in words a small model understands.
+AFFORDANCE_HINTS: dict[str, str] = {
+    "no_affordance": "pick the object up with an ordinary stable grasp",
+    "handle-grasp": "hold the object by its handle",
+    "press": "press a button or surface of the object with the fingers",
+    "lift": "lift the object up",
+    "wrap-grasp": "wrap the whole hand around the object's body",
+    "twist": "twist or turn a part of the object, like a cap or knob",
+    "support": "hold the object from below so it rests on the palm",
+    "pull": "pull the object or one of its parts towards the hand",
+    "lever": "push a lever or rotate a part of the object around its hinge",
+}
+
+SYSTEM_PROMPT = (
+    "You write short commands that tell a robot hand how to grasp an object. "
+    "Answer with a JSON list of strings and nothing else."
+)
+
+_USER_TEMPLATE = """Object: {object_class}
+Action: {affordance} ({hint})
+Part: {part}
+
+Write {k} different instructions for this grasp. Each instruction:
+- is one imperative sentence that starts with a verb,
+- names {target},
+- has 5 to 15 words.
+Example for a bottle, action twist, part cap: ["Twist the cap of the bottle to open it", "Turn the bottle's cap firmly"]
+Answer with a JSON list of exactly {k} strings."""
+
+_REPAIR_TEMPLATE = """Your answer could not be used: {reason}.
+Reply again with only a JSON list of exactly {k} strings. Each string is one imperative sentence of 5 to 15 \
+words that starts with a verb and names {target}."""
+
+# Imperative openers an instruction may start with (after an optional "please" or -ly adverb).
+IMPERATIVE_VERBS = frozenset((
+    "adjust", "align", "apply", "balance", "bring", "carry", "catch", "clamp", "clasp", "clench", "close", "cradle",
+    "cup", "depress", "draw", "drag", "elevate", "embrace", "encircle", "enclose", "engage", "extend", "flip",
+    "fold", "gather", "get", "give", "grab", "grasp", "grip", "guide", "hand", "handle", "hold", "hook", "hug",
+    "keep", "lay", "lean", "lever", "lift", "lock", "loosen", "lower", "move", "nudge", "open", "pick", "pinch",
+    "pivot", "place", "position", "press", "pry", "pull", "push", "put", "raise", "reach", "release", "remove",
+    "rest", "rotate", "screw", "secure", "seize", "set", "shift", "slide", "snatch", "squeeze", "steady", "support",
+    "swing", "swivel", "take", "tap", "tighten", "tilt", "tip", "tug", "turn", "twist", "unscrew", "use", "wield",
+    "wrap", "yank",
+))
+
+_REFUSALS = (
+    "i'm sorry", "i am sorry", "sorry,", "i can't", "i cannot", "i can not", "i won't", "i am unable",
+    "i'm unable", "unable to help", "as an ai", "language model", "i apologize", "cannot assist", "can't assist",
+    "not able to help",
+)
+_NOT_IMPERATIVE_OPENERS = ("i ", "i'", "as an", "sure", "here", "certainly", "of course", "okay", "ok,")
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s+")
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def target_phrase(object_class: str, part: str | None) -> str:
+    """What an instruction must name: "the handle of the mug", or "the mug" when the part is unknown."""
+    obj = readable(object_class)
+    return f"the {readable(part)} of the {obj}" if part else f"the {obj}"
+
+
+def readable(name: str) -> str:
+    """Class, part or affordance id as words: "wine_glass" -> "wine glass", "Handle-grasp" -> "handle grasp"."""
+    return " ".join(re.split(r"[\s_\-]+", name.strip().lower()))
+
+
+def build_messages(object_class: str, affordance: str, part: str | None, k: int) -> list[dict[str, str]]:
+    """Chat messages asking for k instructions for one (object class, affordance, part) key."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    user = _USER_TEMPLATE.format(object_class=readable(object_class), affordance=readable(affordance),
+                                 hint=AFFORDANCE_HINTS.get(affordance, readable(affordance)),
+                                 part=readable(part) if part else "unknown (any part)", k=k,
+                                 target=target_phrase(object_class, part))
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def build_repair_messages(messages: list[dict[str, str]], answer: str, reason: str, object_class: str,
+                          part: str | None, k: int) -> list[dict[str, str]]:
+    """The conversation so far, the unusable answer, and one request to answer again in the right form."""
+    repair = _REPAIR_TEMPLATE.format(reason=reason, k=k, target=target_phrase(object_class, part))
+    return [*messages, {"role": "assistant", "content": answer[:2000]}, {"role": "user", "content": repair}]
+
+
+def refusal(text: str) -> str | None:
+    """The refusal phrase found in text, or None."""
+    lowered = text.lower().replace("\u2019", "'")
+    return next((phrase for phrase in _REFUSALS if phrase in lowered), None)
+
+
+def parse_answer(content: str | None, k: int) -> list[str]:
+    """The instructions in an answer: a JSON list of strings, bare or inside a ```json fence.
+
+    Returns at most k stripped, non-empty strings (list markers such as "1. " and wrapping quotes removed);
+    raises ValueError saying what was wrong when the answer holds no such list.
+    """
+    if content is None or not content.strip():
+        raise ValueError("empty answer")
+    if phrase := refusal(content):
+        raise ValueError(f"refusal ({phrase!r})")
+    text = content.strip()
+    if fenced := _FENCE.search(text):
+        text = fenced.group(1).strip()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not a JSON list ({error.msg} at char {error.pos}): {content[:80]!r}") from None
+    if not isinstance(value, list):
+        raise ValueError(f"expected a JSON list of strings, got a JSON {type(value).__name__}")
+    if not all(isinstance(item, str) for item in value):
+        raise ValueError("expected a JSON list of strings, found a non-string item")
+    items = [_clean(item) for item in value]
+    items = [item for item in items if item]
+    if not items:
+        raise ValueError("the JSON list holds no non-empty string")
+    return items[:k]
+
+
+def _clean(item: str) -> str:
+    return _LIST_MARKER.sub("", item.strip()).strip().strip("\"'").strip()
+
+
+def validate_instruction(text: str, object_class: str, part: str | None) -> str | None:
+    """Why `text` is not a usable instruction for the object (and part), or None when it is.
+
+    Usable: 3-25 words, no refusal, not a question, starts with an imperative verb (after an optional
+    "please" or -ly adverb), and names the object class or the part (case-insensitive; hyphens, underscores and
+    simple plurals tolerated; a multi-word class may be named by its last word: "glass" for "wine glass").
+    """
+    text = text.strip()
+    if not text:
+        return "empty instruction"
+    words = _WORD.findall(text.lower().replace("\u2019", "'"))
+    if not MIN_WORDS <= len(words) <= MAX_WORDS:
+        return f"{len(words)} words; expected {MIN_WORDS} to {MAX_WORDS}"
+    if phrase := refusal(text):
+        return f"refusal ({phrase!r})"
+    if text.rstrip().endswith("?"):
+        return "a question, not an instruction"
+    if text.lower().startswith(_NOT_IMPERATIVE_OPENERS):
+        return f"not imperative (starts with {text.split()[0]!r})"
+    verb = _first_verb(words)
+    if verb not in IMPERATIVE_VERBS:
+        return f"not imperative (starts with {verb!r}, not a known verb)"
+    if not _names(words, object_class) and not (part and _names(words, part)):
+        return f"does not name the {readable(object_class)}" + (f" or its {readable(part)}" if part else "")
+    return None
+
+
+def _first_verb(words: list[str]) -> str:
+    rest = words[1:] if words[0] == "please" else words
+    # "Carefully grip ...", "Firmly hold ...", but "Apply ..." is a verb.
+    while len(rest) > 1 and rest[0].endswith("ly") and rest[0] not in IMPERATIVE_VERBS:
+        rest = rest[1:]
+    return rest[0]
+
+
+def _names(words: list[str], name: str) -> bool:
+    """Whether the word sequence contains `name` (or, for a multi-word name, its last word), plural or not."""
+    tokens = _WORD.findall(readable(name))
+    if not tokens:
+        return False
+    candidates = [tokens] if len(tokens) == 1 else [tokens, tokens[-1:]]
+    singular = [_singular(w) for w in words]
+    for candidate in candidates:
+        wanted = [_singular(w) for w in candidate]
+        n = len(wanted)
+        if any(singular[i:i + n] == wanted for i in range(len(singular) - n + 1)):
+            return True
+    return False
+
+
+def _singular(word: str) -> str:
+    word = word.removesuffix("'s")
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
