@@ -22,8 +22,9 @@ def demo(
     epochs: int = typer.Option(50, min=1, max=10_000, help="Classifier training epochs (cycle 0)."),
     max_cycles: int = typer.Option(5, min=1, max=100, help="Self-training cycles at most."),
     queue_size: int = typer.Option(100, min=1, max=10_000, help="Review queue size per cycle."),
-    instructions: str = typer.Option("auto", help="Instruction generator: auto (AFFORD_LLM_BASE_URL when set, else "
-                                                  "the embedded SmolLM2 server), openai, or template (no model)."),
+    instructions: str = typer.Option("template", help="Instruction generator: template (no model), auto "
+                                                      "(AFFORD_LLM_BASE_URL when set, else the embedded SmolLM2 "
+                                                      "server: slow on CPU), or openai (the configured endpoint)."),
     seed: int = typer.Option(0, min=0, help="Random seed."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
 ) -> None:

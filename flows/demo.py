@@ -80,15 +80,17 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
          labelled_grasps_per_part: int = 3, seed: int = 0, num_points: int = 2048,
          categories: list[str] | None = None, epochs: int = TrainConfig.epochs,
          simulated_error_rate: float = 0.02, max_cycles: int = 5, queue_size: int = 100,
-         instructions: Literal["auto", "openai", "template"] = "auto") -> str:
+         instructions: Literal["auto", "openai", "template"] = "template") -> str:
     """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose),
     ingest all four into sample tables, draw one grasp of each, then self-train the affordance classifier:
     train on AffordPose, pseudo-label the other three, review each cycle's queue through the web app with a
     simulated reviewer (answers from the synthetic ground truth, `simulated_error_rate` of them wrong), merge,
     and repeat until every target sample is labelled. AffordPose is larger (`labelled_objects_per_category` objects,
     `labelled_grasps_per_part` grasps per part) because the classifier learns from it. `categories`: a subset of
-    the 13 object categories (default: all). Last, one instruction per labelled grasp: `instructions="auto"`
-    uses AFFORD_LLM_BASE_URL when set, else starts the embedded SmolLM2 endpoint; "template" needs no model."""
+    the 13 object categories (default: all). Last, one instruction per labelled grasp. `instructions`:
+    "template" (default; no model), "auto" (AFFORD_LLM_BASE_URL when set, else the embedded SmolLM2 endpoint,
+    started and stopped here: about 2 requests of 6-10 s each per (class, affordance) on 2 CPU cores, and the
+    demo has 83 of them), or "openai" (the configured endpoint)."""
     root = Path(data_root)
     objects = {d: objects_per_category for d in DATASETS} | {"affordpose": labelled_objects_per_category}
     synth = synth_task(root / "datasets", objects, {"affordpose": labelled_grasps_per_part}, seed, categories)
