@@ -106,7 +106,8 @@ def refusal(text: str) -> str | None:
 
 
 def parse_answer(content: str | None, k: int) -> list[str]:
-    """The instructions in an answer: a JSON list of strings, bare or inside a ```json fence.
+    """The instructions in an answer: a JSON list of strings, bare or inside a ```json fence; also a JSON object
+    holding exactly one such list, or a numbered / bulleted list of lines (what small models often write).
 
     Returns at most k stripped, non-empty strings (list markers such as "1. " and wrapping quotes removed);
     raises ValueError saying what was wrong when the answer holds no such list.
@@ -121,7 +122,14 @@ def parse_answer(content: str | None, k: int) -> list[str]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"not a JSON list ({error.msg} at char {error.pos}): {content[:80]!r}") from None
+        # Small models often answer with a numbered or bulleted list instead of JSON: take its items.
+        listed = [match.group(1) for match in _LISTED_LINE.finditer(text)]
+        if not listed:
+            raise ValueError(f"not a JSON list ({error.msg} at char {error.pos}): {content[:80]!r}") from None
+        value = listed
+    if isinstance(value, dict):  # {"instructions": [...]}: the one list of strings inside
+        lists = [v for v in value.values() if isinstance(v, list) and v and all(isinstance(i, str) for i in v)]
+        value = lists[0] if len(lists) == 1 else value
     if not isinstance(value, list):
         raise ValueError(f"expected a JSON list of strings, got a JSON {type(value).__name__}")
     if not all(isinstance(item, str) for item in value):
@@ -131,6 +139,9 @@ def parse_answer(content: str | None, k: int) -> list[str]:
     if not items:
         raise ValueError("the JSON list holds no non-empty string")
     return items[:k]
+
+
+_LISTED_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s+(\S.*?)\s*$", re.MULTILINE)
 
 
 def _clean(item: str) -> str:

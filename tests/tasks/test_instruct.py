@@ -88,7 +88,8 @@ def test_parse_plain_and_fenced_json() -> None:
 
 @pytest.mark.parametrize(("content", "reason"), [
     (None, "empty"), ("   ", "empty"), ("Grip the mug by its handle.", "not a JSON list"),
-    ('["Grip the mug", "Hold', "not a JSON list"), ('{"instructions": ["Grip the mug"]}', "got a JSON dict"),
+    ('["Grip the mug", "Hold', "not a JSON list"),
+    ('{"a": ["Grip the mug"], "b": ["Hold the mug"]}', "got a JSON dict"),
     ('["Grip the mug", 3]', "non-string"), ('["", "  "]', "no non-empty"),
     ("I'm sorry, but I can't help with that.", "refusal"),
 ])
@@ -190,3 +191,14 @@ def test_row_requires_reason_with_fallback() -> None:
         InstructionRow(**base, fallback=True)
     with pytest.raises(ValueError, match="fallback is False"):
         InstructionRow(**base, fallback=False, fallback_reason="x")
+
+
+def test_parse_answer_takes_numbered_lists_and_a_dict_holding_one_list():
+    from tasks.instruct_prompts import parse_answer
+
+    numbered = '1. "Twist the cap of the bottle to open it."\n2. Turn the bottle\'s cap firmly.\n- Grip the bottle'
+    assert parse_answer(numbered, 3) == ["Twist the cap of the bottle to open it.", "Turn the bottle's cap firmly.",
+                                         "Grip the bottle"]
+    assert parse_answer('{"instructions": ["Pull the bag towards you"]}', 3) == ["Pull the bag towards you"]
+    with pytest.raises(ValueError, match="expected a JSON list of strings, got a JSON dict"):
+        parse_answer('{"a": ["Pull the bag"], "b": ["Lift the bag"]}', 3)  # two lists: which one is unclear
