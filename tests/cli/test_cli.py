@@ -130,7 +130,7 @@ def test_afford_demo_runs_end_to_end(tmp_path):
     assert (tmp_path / "data" / "review" / "review.sqlite").is_file()
     # Every labelled grasp gets an instruction: AffordPose's own labels and the self-training ones.
     assert open_table(tables / "instructions").num_rows == 31 + 32 + 32 + 31
-    assert "## Instructions" in result.stdout
+    assert "126 samples -> 126 instructions" in result.stdout
 
 
 def test_pseudo_label_refuses_bad_arguments_by_name(tmp_path):
