@@ -172,7 +172,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
             record = CycleRecord(cycle=cycle, unlabelled_before=len(remaining), accepted=accepted,
                                  acceptance_rate=accepted / len(labels), val_accuracy=report.split_accuracy["val"],
                                  test_accuracy=report.split_accuracy["test"], reviewed=0, reviewed_accuracy=None,
-                                 gate_passed=None, merged=0, coverage=len(merged) / len(pool))
+                                 gate_passed=None, merged=0, coverage=len(merged) / max(len(pool), 1))
             records.append(record)
             if accepted == 0:
                 record.note = "no label passed the confidence rule"
@@ -204,7 +204,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
                                      key=f"review-quality-cycle-{cycle}", description="Reviewed label quality")
             new = merge_cycle(labels, states, record.gate_passed)
             merged |= {label.sample_id: label for label in new}
-            record.merged, record.coverage = len(new), len(merged) / len(pool)
+            record.merged, record.coverage = len(new), len(merged) / max(len(pool), 1)
             if not new:
                 record.note = "no label was merged (gate failed and nothing relabelled)"
                 break
