@@ -37,7 +37,7 @@ from tasks.label_quality import label_quality, passes_gate, quality_markdown
 from tasks.pseudo_label_stage import NoLabelledSamples, StageReport, label_clouds, prepare_clouds, train_and_evaluate
 from tasks.review_images import cycle_images_dir, render_queue_images
 from tasks.review_queue import sample_queue
-from tasks.review_resume import review_pause_key
+from tasks.review_resume import prefect_api_url, review_pause_key
 from tasks.review_store import ReviewStore
 from tasks.self_training import (
     STAGE_VERSION,
@@ -109,13 +109,6 @@ def _simulated_review(base_url: str, cycle: int, truth: dict[str, str], error_ra
     return thread
 
 
-def _api_url() -> str:
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:  # also the temporary server's URL in a plain local run
-        return str(client.api_url)
-
-
 @flow(name="self_training", log_prints=True)
 def self_training(data_root: str, labelled_table: str, target_tables: list[str], mano_root: str,
                   max_cycles: int = 5, queue_size: int = 100, k: float = 3.0, epochs: int = TrainConfig.epochs,
@@ -148,7 +141,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
         if truth_root is None:
             raise ValueError("reviewer='simulated' needs truth_root: the datasets folder written by `afford synth`")
         truth = truth_for(Path(truth_root), (row for t in targets for row in open_table(t, Sample).iter_rows()))
-        server, review_url = start_review_server(store_path, images_dir, api_url=_api_url())
+        server, review_url = start_review_server(store_path, images_dir, api_url=prefect_api_url())
     merged: dict[str, AffordanceLabel] = {}
     last_label: dict[str, PseudoLabel] = {}
     records: list[CycleRecord] = []

@@ -51,6 +51,21 @@ def resume_review_flow(store_path: Path, cycle: int, result: ReviewResult, wait_
     return _resume(UUID(flow_run_id), cycle, result, wait_for_pause_s)
 
 
+def prefect_api_url() -> str:
+    """The Prefect API this process talks to (also the temporary server's URL in a plain local run), for a
+    review server started as a subprocess so it resumes runs on the same API."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
+
+
+def is_paused_for_review(flow_run_id: str, cycle: int) -> bool:
+    """True when the run is paused waiting for `cycle`'s review (its pause key is review_pause_key(cycle))."""
+    state = _paused_state(UUID(flow_run_id), wait_s=0.0)
+    return state is not None and state.is_paused() and state.state_details.pause_key == review_pause_key(cycle)
+
+
 def _paused_state(flow_run_id: UUID, wait_s: float) -> State | None:
     """The run's state once it is paused or final, or after `wait_s` (polling twice a second)."""
     from prefect.client.orchestration import get_client

@@ -4,7 +4,6 @@ import signal
 import threading
 import time
 from pathlib import Path
-from uuid import UUID
 
 import httpx
 import pytest
@@ -17,7 +16,7 @@ from review.app import STATIC_DIR, create_app
 from schemas.affordance import AFFORDANCES
 from schemas.review import DecisionIn, QueueItem, ReviewResult
 from tasks.review_images import cycle_images_dir
-from tasks.review_resume import resume_review_flow, review_pause_key
+from tasks.review_resume import is_paused_for_review, prefect_api_url, resume_review_flow, review_pause_key
 from tasks.review_store import ReviewStore
 from tasks.simulated_reviewer import review_queue_over_http, start_review_server, stop_review_server
 
@@ -207,7 +206,6 @@ def _wait_for(condition, timeout_s: float = 60.0) -> None:
 @pytest.mark.slow
 def test_a_finished_review_resumes_the_flow_paused_for_its_cycle(tmp_path, prefect_harness):
     from prefect import flow
-    from prefect.client.orchestration import get_client
     from prefect.context import get_run_context
     from prefect.flow_runs import pause_flow_run
 
@@ -225,14 +223,9 @@ def test_a_finished_review_resumes_the_flow_paused_for_its_cycle(tmp_path, prefe
             received[cycle] = answer.model_dump(include={"cycle", "items"})
 
     def paused_for(cycle: int) -> bool:
-        if cycle not in store.cycles():
-            return False
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(UUID(store.flow_run_id(cycle))).state
-        return state.is_paused() and state.state_details.pause_key == review_pause_key(cycle)
+        return cycle in store.cycles() and is_paused_for_review(store.flow_run_id(cycle), cycle)
 
-    with get_client(sync_client=True) as client:
-        api_url = str(client.api_url)
+    api_url = prefect_api_url()
     runner = threading.Thread(target=two_cycles)
     runner.start()
     server = None

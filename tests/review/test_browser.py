@@ -13,7 +13,7 @@ import pytest
 from schemas.affordance import AFFORDANCES
 from schemas.review import QueueItem
 from tasks.review_images import cycle_images_dir, image_path
-from tasks.review_resume import resume_review_flow, review_pause_key
+from tasks.review_resume import is_paused_for_review, prefect_api_url, resume_review_flow, review_pause_key
 from tasks.review_store import ReviewStore
 from tasks.simulated_reviewer import start_review_server, stop_review_server
 
@@ -133,14 +133,9 @@ def test_review_a_queue_with_the_keyboard_resumes_the_paused_flow(tmp_path, pref
                                          poll_interval=1)
 
     def paused() -> bool:
-        if CYCLE not in store.cycles():
-            return False
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(UUID(store.flow_run_id(CYCLE))).state
-        return state.is_paused() and state.state_details.pause_key == review_pause_key(CYCLE)
+        return CYCLE in store.cycles() and is_paused_for_review(store.flow_run_id(CYCLE), CYCLE)
 
-    with get_client(sync_client=True) as client:
-        api_url = str(client.api_url)
+    api_url = prefect_api_url()
     runner = threading.Thread(target=wait_for_review, daemon=True)
     runner.start()
     server = driver = None
