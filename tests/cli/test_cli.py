@@ -170,3 +170,15 @@ def test_pseudo_label_names_a_checkpoint_of_another_architecture(prefect_harness
     result = runner.invoke(app, ["pseudo-label", "--labelled", str(table), "--target", str(table),
                                  "--out", str(tmp_path / "pl"), "--checkpoint", str(foreign)])
     assert result.exit_code == 1 and "resnet.pt: bad config" in result.output
+
+
+def test_instruct_refuses_bad_arguments_by_name(tmp_path):
+    table = tmp_path / "samples"
+    make_table(table, n=2)
+    result = runner.invoke(app, ["instruct", "--table", str(table), "--out", str(tmp_path / "i"),
+                                 "--generator", "gpt"])
+    assert result.exit_code == 2 and "--generator 'gpt'" in result.output
+    result = runner.invoke(app, ["instruct", "--table", str(tmp_path / "nope"), "--out", str(tmp_path / "i")])
+    assert result.exit_code == 2 and "nope: not a table" in result.output
+    result = runner.invoke(app, ["demo", "--instructions", "gpt"])
+    assert result.exit_code == 2 and "--instructions 'gpt'" in result.output
