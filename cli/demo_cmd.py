@@ -22,16 +22,22 @@ def demo(
     epochs: int = typer.Option(50, min=1, max=10_000, help="Classifier training epochs (cycle 0)."),
     max_cycles: int = typer.Option(5, min=1, max=100, help="Self-training cycles at most."),
     queue_size: int = typer.Option(100, min=1, max=10_000, help="Review queue size per cycle."),
-    instructions: str = typer.Option("template", help="Instruction generator: template (no model), auto "
-                                                      "(AFFORD_LLM_BASE_URL when set, else the embedded SmolLM2 "
-                                                      "server: slow on CPU), or openai (the configured endpoint)."),
+    instructions: str = typer.Option("auto", help="Instruction generator: auto (AFFORD_LLM_BASE_URL when set, "
+                                                  "else the embedded SmolLM2 server, started and stopped by the "
+                                                  "demo), openai (the configured endpoint), or template (no model)."),
+    affordance_steps: int = typer.Option(1500, min=1, max=1_000_000, help="Affordance-map model training steps."),
+    affordance_preset: str = typer.Option("cpu", help="Affordance-map model size: cpu, paper (GPU) or tiny."),
     seed: int = typer.Option(0, min=0, help="Random seed."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
 ) -> None:
     """Run the engine end to end on embedded defaults: synthesise, ingest, render, self-train the affordance
-    classifier with a simulated reviewer, write instructions; print where every table, plot and checkpoint went."""
+    classifier with a simulated reviewer, write instructions, train the affordance-map model and map the targets;
+    print where every table, plot and checkpoint went."""
     if instructions not in ("auto", "openai", "template"):
         typer.echo(f"error: --instructions {instructions!r} is not one of auto, openai, template", err=True)
+        raise typer.Exit(2)
+    if affordance_preset not in ("cpu", "paper", "tiny"):
+        typer.echo(f"error: --affordance-preset {affordance_preset!r} is not one of cpu, paper, tiny", err=True)
         raise typer.Exit(2)
     from flows.demo import demo as demo_flow
 
@@ -39,7 +45,8 @@ def demo(
     report = demo_flow(data_root=str(root), objects_per_category=objects_per_category,
                        labelled_objects_per_category=labelled_objects_per_category,
                        labelled_grasps_per_part=labelled_grasps_per_part, seed=seed, num_points=num_points,
-                       epochs=epochs, max_cycles=max_cycles, queue_size=queue_size, instructions=instructions)
+                       epochs=epochs, max_cycles=max_cycles, queue_size=queue_size, instructions=instructions,
+                       affordance_steps=affordance_steps, affordance_preset=affordance_preset)
     console = Console()
     console.print(Markdown(report))
     console.print(f"\nData root: {root}\nLook inside a table with: afford inspect {root / 'tables' / 'oakink'}")

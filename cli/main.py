@@ -9,6 +9,7 @@ apply_prefect_defaults()
 import typer  # noqa: E402
 
 from cli import (  # noqa: E402
+    affordance_cmd,
     demo_cmd,
     ingest_cmd,
     inspect_cmd,
@@ -37,6 +38,7 @@ app.command("render")(render_cmd.render)
 app.command("pseudo-label")(pseudo_label_cmd.pseudo_label)
 app.add_typer(review_cmd.app, name="review")
 app.command("instruct")(instruct_cmd.instruct)
+app.command("affordance")(affordance_cmd.affordance)
 app.add_typer(llm_cmd.app, name="llm")
 
 if __name__ == "__main__":

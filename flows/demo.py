@@ -9,10 +9,13 @@ from typing import Literal
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.affordance import affordance
 from flows.instruct import instruct
 from flows.self_training import self_training
 from models.mano_pickle import load_mano_pickle, mano_file
 from schemas.rows import Reject, Sample
+from tasks.affordance_data import NoMapItems
+from tasks.affordance_train import MapTrainConfig
 from tasks.classifier_train import TrainConfig
 from tasks.demo import break_two_inputs, check_counts
 from tasks.ingest import FORMATS, IngestCounts, ingest
@@ -80,7 +83,9 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
          labelled_grasps_per_part: int = 3, seed: int = 0, num_points: int = 2048,
          categories: list[str] | None = None, epochs: int = TrainConfig.epochs,
          simulated_error_rate: float = 0.02, max_cycles: int = 5, queue_size: int = 100,
-         instructions: Literal["auto", "openai", "template"] = "template") -> str:
+         instructions: Literal["auto", "openai", "template"] = "auto",
+         affordance_steps: int = MapTrainConfig.steps,
+         affordance_preset: Literal["cpu", "paper", "tiny"] = "cpu") -> str:
     """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose),
     ingest all four into sample tables, draw one grasp of each, then self-train the affordance classifier:
     train on AffordPose, pseudo-label the other three, review each cycle's queue through the web app with a
@@ -88,9 +93,11 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     and repeat until every target sample is labelled. AffordPose is larger (`labelled_objects_per_category` objects,
     `labelled_grasps_per_part` grasps per part) because the classifier learns from it. `categories`: a subset of
     the 13 object categories (default: all). Last, one instruction per labelled grasp. `instructions`:
-    "template" (default; no model), "auto" (AFFORD_LLM_BASE_URL when set, else the embedded SmolLM2 endpoint,
-    started and stopped here: about 2 requests of 6-10 s each per (class, affordance) on 2 CPU cores, and the
-    demo has 83 of them), or "openai" (the configured endpoint)."""
+    "auto" (default: AFFORD_LLM_BASE_URL when set, else the embedded SmolLM2 endpoint, started and stopped here;
+    1-2 requests of about 5 s each per (object class, affordance) key on 2 CPU cores, about 30 keys with the
+    default sizes, each generated once and cached), "openai" (the configured endpoint), or "template" (no model).
+    Then the affordance-map model (`affordance_preset`): trained `affordance_steps` steps on AffordPose's part
+    labels, evaluated on held-out objects, and run on every labelled target sample with its instruction."""
     root = Path(data_root)
     objects = {d: objects_per_category for d in DATASETS} | {"affordpose": labelled_objects_per_category}
     synth = synth_task(root / "datasets", objects, {"affordpose": labelled_grasps_per_part}, seed, categories)
@@ -115,4 +122,11 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     words = instruct(tables=[str(tables_root / fmt) for fmt in FORMATS], out_table=str(tables_root / "instructions"),
                      labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
                      generator=instructions)
-    return "\n\n".join([tables, labels, words])
+    try:
+        maps = affordance(labelled_table=str(tables_root / "affordpose"),
+                          target_tables=[str(tables_root / fmt) for fmt in FORMATS if fmt != "affordpose"],
+                          out_dir=str(root / "affordance"), instructions_table=str(tables_root / "instructions"),
+                          preset=affordance_preset, steps=affordance_steps, seed=seed)
+    except NoMapItems as exc:  # as above: no AffordPose row left with part labels to learn from
+        maps = f"## Affordance maps skipped\n\n{exc}"
+    return "\n\n".join([tables, labels, words, maps])

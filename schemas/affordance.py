@@ -46,3 +46,9 @@ def affordance_index(name: str) -> int:
 def normalise_affordance(name: str) -> str:
     """Canonical spelling of an affordance name, e.g. "Wrap-grasp" -> "wrap-grasp"."""
     return AFFORDANCES[affordance_index(name)]
+
+# AffordPose's 13 object classes, the vocabulary instructions and per-class tables are keyed on.
+OBJECT_CLASSES: tuple[str, ...] = (
+    "bag", "bottle", "dispenser", "earphone", "faucet", "handle-bottle", "jar",
+    "keyboard", "knife", "laptop", "mug", "pot", "scissors",
+)

@@ -71,6 +71,7 @@ from tasks.ingest_common import (
     split_for,
     walk_files,
 )
+from tasks.object_classes import object_class
 
 DATASET = "grab"
 MEMBERS = ("obj_name", "sbj_id", "motion_intent", "n_frames", "rhand", "object")
@@ -330,6 +331,6 @@ def _frame_sample(sequence: GrabSequence, frame: int, template: HandTemplate) ->
     return RawSample(
         sample_id=make_sample_id(DATASET, where, frame), dataset=DATASET, split=split_for(sequence.obj_name),
         source_path=where, source_index=frame, content_hash=sequence.content_hash, object_id=sequence.obj_name,
-        object_category=sequence.obj_name, object_mesh_path=sequence.mesh.path,
+        object_category=object_class(sequence.obj_name), object_mesh_path=sequence.mesh.path,
         object_vertices=sequence.mesh.vertices, object_faces=sequence.mesh.faces, hand_pose=pose,
         hand_betas=np.zeros(10), hand_trans=trans, intent=sequence.intent, hand_template=sequence.vtemp)

@@ -22,7 +22,6 @@ The category is objName without YCB's numeric prefix ("021_bleach_cleanser" -> "
 from __future__ import annotations
 
 import pickle
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -53,6 +52,7 @@ from tasks.ingest_common import (
     safe_loads,
     split_for,
 )
+from tasks.object_classes import object_class
 
 DATASET = "ho3d"
 SPLITS: dict[str, Split] = {"train": "train", "evaluation": "test"}
@@ -155,7 +155,7 @@ def _load_frame(root: Path, relative: str, cache: MeshCache, template: HandTempl
     return RawSample(
         sample_id=make_sample_id(DATASET, relative, 0), dataset=DATASET, split=split, source_path=relative,
         source_index=0, content_hash=content_hash(hash_bytes(payload), mesh.digest), object_id=obj_name,
-        object_category=re.sub(r"^\d+_", "", obj_name), object_mesh_path=mesh.path,
+        object_category=object_class(obj_name), object_mesh_path=mesh.path,
         object_vertices=mesh.vertices, object_faces=mesh.faces, hand_pose=pose, hand_betas=betas,
         hand_trans=trans)
 

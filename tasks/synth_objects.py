@@ -21,12 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from schemas.affordance import AFFORDPOSE_LABEL_IDS
+from schemas.affordance import AFFORDPOSE_LABEL_IDS, OBJECT_CLASSES
 
-CATEGORIES: tuple[str, ...] = (
-    "bag", "bottle", "dispenser", "earphone", "faucet", "handle-bottle", "jar",
-    "keyboard", "knife", "laptop", "mug", "pot", "scissors",
-)
+CATEGORIES: tuple[str, ...] = OBJECT_CLASSES
 LABEL_IDS: dict[str, int] = {name: label for label, name in AFFORDPOSE_LABEL_IDS.items()}
 MAX_VERTICES = 4000
 

@@ -58,8 +58,10 @@ def _match(sample: Sample, entries: list[dict]) -> str:
     if sample.hand_pose is None:
         raise ValueError(f"sample {sample.sample_id}: no hand_pose to match against the synthetic grasps")
     fingers = np.asarray(sample.hand_pose, np.float64)[3:]
-    # GRAB and HO-3D name objects, not categories: there the object id is what matches.
-    candidates = [e for e in entries if sample.object_id == e["object_id"] or sample.object_category == e["category"]]
+    # The object id matches where the dataset keeps the synthesiser's id (GRAB, HO-3D); OakInk renames objects,
+    # so there the category narrows the candidates and the finger pose picks among them.
+    candidates = ([e for e in entries if sample.object_id == e["object_id"]]
+                  or [e for e in entries if sample.object_category == e["category"]])
     if not candidates:
         raise ValueError(f"sample {sample.sample_id}: no synthetic grasp of object {sample.object_id!r} or "
                          f"category {sample.object_category!r}")

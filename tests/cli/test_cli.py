@@ -111,7 +111,8 @@ def test_afford_demo_runs_end_to_end(tmp_path):
     # exercise the same path.
     result = subprocess.run([str(afford), "demo", "--num-points", "256", "--labelled-objects-per-category", "1",
                              "--labelled-grasps-per-part", "1", "--epochs", "2", "--max-cycles", "2",
-                             "--queue-size", "12", "--instructions", "template"], cwd=tmp_path, env=env,
+                             "--queue-size", "12", "--instructions", "template", "--affordance-preset", "tiny",
+                             "--affordance-steps", "20"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     tables = (tmp_path / "data" / "tables").resolve()
@@ -131,6 +132,11 @@ def test_afford_demo_runs_end_to_end(tmp_path):
     # Every labelled grasp gets an instruction: AffordPose's own labels and the self-training ones.
     assert open_table(tables / "instructions").num_rows == 31 + 32 + 32 + 31
     assert "126 samples -> 126 instructions" in result.stdout
+    # Every labelled target sample gets an affordance map; the model's tables and figure are written.
+    assert open_table(tables / "affordance_maps").num_rows == 32 + 32 + 31
+    # One AffordPose object per class: none can be held out, and the report says so instead of failing.
+    assert "No held-out objects to evaluate on" in result.stdout and "Mapped 95 target samples" in result.stdout
+    assert (tmp_path / "data" / "affordance" / "figures" / "maps_three_instructions.png").is_file()
 
 
 def test_pseudo_label_refuses_bad_arguments_by_name(tmp_path):

@@ -10,7 +10,8 @@ pytestmark = pytest.mark.server
 
 def test_demo_flow_writes_tables_and_an_artifact(prefect_harness, tmp_path):
     report = demo(data_root=str(tmp_path), seed=1, num_points=128, categories=["knife"],
-                  labelled_objects_per_category=1, labelled_grasps_per_part=1, epochs=1, instructions="template")
+                  labelled_objects_per_category=1, labelled_grasps_per_part=1, epochs=1, instructions="template",
+                  affordance_preset="tiny", affordance_steps=2)
     # One knife per dataset, one graspable part (the handle), one grasp: 4 inputs, 2 broken on purpose.
     assert "4 inputs = 2 rows + 2 rejects" in report
     assert open_table(tmp_path / "tables" / "oakink").num_rows == 1
@@ -18,6 +19,7 @@ def test_demo_flow_writes_tables_and_an_artifact(prefect_harness, tmp_path):
     assert not (tmp_path / "renders" / "affordpose.png").exists()  # its only input was broken: nothing to draw
     # No labelled row is left to learn from: pseudo-labelling says so instead of failing the run.
     assert "no labelled samples" in report
+    assert "Affordance maps skipped" in report and "no training items" in report
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey

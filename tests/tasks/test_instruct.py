@@ -73,6 +73,8 @@ def test_valid_instructions(text: str) -> None:
     ("I'm sorry, I cannot describe the mug", "refusal"),
     ("The mug should be gripped by its handle", "not a known verb"),
     ("Grip the bottle by its neck firmly", "does not name the mug"),
+    ("PUSH: Push the mug to the right", "colon"),
+    ('Say "hold the mug by its handle', "unpaired quote"),
 ])
 def test_invalid_instructions(text: str, reason: str) -> None:
     why = validate_instruction(text, "mug", None)
@@ -87,7 +89,7 @@ def test_parse_plain_and_fenced_json() -> None:
 
 
 @pytest.mark.parametrize(("content", "reason"), [
-    (None, "empty"), ("   ", "empty"), ("Grip the mug by its handle.", "not a JSON list"),
+    (None, "empty"), ("   ", "empty"), ("Grip the mug.\nThen you lift it.", "not a JSON list"),
     ('["Grip the mug", "Hold', "not a JSON list"),
     ('{"a": ["Grip the mug"], "b": ["Hold the mug"]}', "got a JSON dict"),
     ('["Grip the mug", 3]', "non-string"), ('["", "  "]', "no non-empty"),
@@ -98,12 +100,16 @@ def test_parse_rejects_garbage(content: str | None, reason: str) -> None:
         parse_answer(content, 3)
 
 
+def test_one_plain_line_is_one_instruction() -> None:
+    assert parse_answer("Grip the mug by its handle.", 3) == ["Grip the mug by its handle."]
+
+
 def test_prompt_names_the_key() -> None:
     system, user = build_messages("wine_glass", "handle-grasp", "stem", 4)
-    assert system["role"] == "system" and "JSON list" in system["content"]
-    assert "Object: wine glass" in user["content"] and "Part: stem" in user["content"]
-    assert "exactly 4 strings" in user["content"] and "the stem of the wine glass" in user["content"]
-    assert PROMPT_VERSION == "instruct-v1"
+    assert system["role"] == "system" and user["role"] == "user"
+    assert "Task: hold the wine glass by its handle." in user["content"]
+    assert "Write 4 different short commands" in user["content"] and "the stem of the wine glass" in user["content"]
+    assert PROMPT_VERSION == "instruct-v2"
 
 
 @pytest.mark.parametrize("affordance", AFFORDANCES)

@@ -23,7 +23,7 @@ import pytest
 from tasks.instruct import InstructInput, instruct_samples
 from tasks.instruct_cache import InstructionCache
 from tasks.instruct_generators import ENDPOINT_FAILURE, EndpointConfigError, InstructionKey, OpenAIGenerator
-from tasks.instruct_prompts import validate_instruction
+from tasks.instruct_prompts import PROMPT_VERSION, validate_instruction
 
 pytestmark = pytest.mark.server
 
@@ -120,12 +120,10 @@ class FaultServer:
 
 
 def content_for(mode: str, body: dict) -> str:
-    """The assistant's text for a 200 answer: reads the object, part and k back from the prompt."""
+    """The assistant's text for a 200 answer: reads the target phrase and k back from the prompt."""
     prompt = body["messages"][1]["content"]
-    obj = re.search(r"^Object: (.+)$", prompt, re.M).group(1)
-    part = re.search(r"^Part: (.+)$", prompt, re.M).group(1)
-    k = int(re.search(r"exactly (\d+) strings", prompt).group(1))
-    target = f"the {obj}" if part.startswith("unknown") else f"the {part} of the {obj}"
+    target = re.search(r"mentions (the .+?)\.$", prompt, re.M).group(1)
+    k = int(re.search(r"Write (\d+) different", prompt).group(1))
     verbs = ["Grip", "Hold", "Lift", "Grasp", "Take hold of", "Steady"]
     valid = json.dumps([f"{verbs[i % len(verbs)]} {target} firmly{' again' * (i // len(verbs))}" for i in range(k)])
     return {
@@ -177,7 +175,7 @@ def test_mixed_faults_end_valid_or_flagged(cache: InstructionCache, tmp_path: Pa
         if row.fallback:
             assert row.generator == "template" and row.fallback_reason
         else:
-            assert row.generator == "openai" and row.model == "qwen-test" and row.prompt_version == "instruct-v1"
+            assert row.generator == "openai" and row.model == "qwen-test" and row.prompt_version == PROMPT_VERSION
         assert validate_instruction(row.instruction, row.object_class, row.part) is None, row
     # The client's counters agree with the server's, and every transient failure was retried or given up on.
     assert counts.endpoint_calls == server.total

@@ -1,0 +1,141 @@
+"""The affordance flow: train (or load) the affordance-map model -> evaluate -> infer onto the targets -> write.
+
+Trains on the labelled table's per-point part labels (AffordPose), evaluates on objects held out of training
+(overall, per object class, per action: IoU@0.5, aIoU, AUC, SIM, MAE), predicts a map for every target sample
+that has an instruction, and draws one held-out object under three instructions, one of them wrong.
+Outputs under `out_dir`: the checkpoint (affordance_net-<sha12>.pt), metrics.md / metrics.json, training.json,
+figures/; the table `maps_table` (default: <tables>/affordance_maps next to the labelled table).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NONE
+
+from models.text_encoder import TextEncoder
+from schemas.affordance_map import AffordanceMapRow
+from schemas.manifest import Lineage
+from schemas.rows import Reject, Sample
+from tasks.affordance_data import MapItems, NoMapItems, instruction_texts, load_items, object_split
+from tasks.affordance_maps import (
+    STAGE_VERSION,
+    InferInput,
+    evaluation_report,
+    figure_for_object,
+    infer_inputs,
+    infer_rows,
+    write_json,
+)
+from tasks.affordance_train import MapModel, MapTrainConfig, TextBank, evaluate_maps, load_map_model, train_map_model
+from tasks.table_write import write_table
+
+
+@task(name="load-map-items", cache_policy=NONE)
+def items_task(labelled_table: Path, rejects: list[Reject]) -> MapItems:
+    def reject(row: Sample, reason: str) -> None:
+        rejects.append(Reject(sample_id=row.sample_id, stage_version=STAGE_VERSION, stage="affordance",
+                              source=str(labelled_table), reason=reason, field="object_point_labels",
+                              dataset=row.dataset))
+    return load_items(labelled_table, reject)
+
+
+@task(name="train-affordance-model", cache_policy=NONE)
+def train_task(items: MapItems, texts: dict, bank: TextBank, config: MapTrainConfig, out_dir: Path) -> MapModel:
+    progress = create_progress_artifact(progress=0.0, key="affordance-training", description="Training steps")
+
+    def report(record: dict[str, float]) -> None:
+        done = record["step"] / config.steps
+        left = record["elapsed_s"] / done * (1 - done)
+        bar = "#" * round(20 * done) + "-" * (20 - round(20 * done))
+        print(f"step {int(record['step']):5d}/{config.steps} [{bar}] loss {record['loss']:.3f}  "
+              f"{record['elapsed_s'] / record['step']:.2f} s/step, {int(left // 60)}m{int(left % 60):02d}s left")
+        update_progress_artifact(progress, progress=100.0 * done)
+
+    return train_map_model(items, texts, bank, config, out_dir, progress=report)
+
+
+@task(name="infer-affordance-maps", cache_policy=NONE)
+def infer_task(model: MapModel, inputs: list[InferInput], bank: TextBank, out_table: Path,
+               lineage: Lineage) -> tuple[int, float]:
+    rows, seconds = infer_rows(model.model, inputs, bank, model.checkpoint_sha256)
+    write_table(out_table, rows, AffordanceMapRow, lineage=lineage)
+    return len(rows), seconds
+
+
+@flow(name="affordance", log_prints=True)
+def affordance(labelled_table: str, target_tables: list[str], out_dir: str, instructions_table: str | None = None,
+               maps_table: str | None = None, checkpoint: str | None = None,
+               preset: Literal["cpu", "paper", "tiny"] = "cpu", steps: int = MapTrainConfig.steps,
+               batch_size: int = MapTrainConfig.batch_size, lr: float = MapTrainConfig.lr,
+               focal_alpha: float = MapTrainConfig.focal_alpha, focal_gamma: float = MapTrainConfig.focal_gamma,
+               test_fraction: float = 0.25, seed: int = 0, device: str = "auto") -> str:
+    """Train (or load `checkpoint`), evaluate on held-out objects, infer maps for the targets, write the table.
+    `instructions_table`: the instruct stage's output, whose texts train the model alongside the templates and
+    are what each target sample's map is predicted for (without it, no inference)."""
+    config = MapTrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, focal_alpha=focal_alpha,
+                            focal_gamma=focal_gamma, seed=seed, device=device)
+    out, labelled = Path(out_dir), Path(labelled_table)
+    table = Path(maps_table) if maps_table else labelled.parent / "affordance_maps"
+    rejects: list[Reject] = []
+    items = items_task(labelled, rejects)
+    if len(items) == 0 and checkpoint is None:
+        write_table(labelled.parent / "rejects", rejects, Reject)
+        raise NoMapItems(f"no training items: {labelled} has no sample with per-point part labels")
+    split = object_split(items, test_fraction, seed)
+    texts = instruction_texts(set(items.item_keys()), instructions_table)
+    inputs, unlabelled = (infer_inputs(target_tables, instructions_table, rejects) if instructions_table
+                          else ([], 0))
+    encoder = TextEncoder()
+    bank = TextBank([t for group in texts.values() for t in group] + [i.instruction for i in inputs], encoder)
+    train, test = items.subset(split["train"]), items.subset(split["test"])
+    print(f"{len(items)} items ({len(train)} train / {len(test)} test, by object); {len(bank.texts)} distinct "
+          f"instructions; {len(inputs)} target samples to map")
+    model = load_map_model(checkpoint, device) if checkpoint else train_task(train, texts, bank, config, out)
+    evaluation = evaluate_maps(model.model, test, texts, bank)
+    tables, numbers = evaluation_report(evaluation)
+    write_json(out / "metrics.json", numbers | {"checkpoint": str(model.checkpoint),
+                                                "checkpoint_sha256": model.checkpoint_sha256})
+    write_json(out / "training.json", {"config": config.__dict__, "history": model.history,
+                                       "train_seconds": model.train_seconds})
+    lineage = Lineage(stage="affordance", stage_version=STAGE_VERSION,
+                      params={"checkpoint_sha256": model.checkpoint_sha256, "text_encoder": bank.encoder_identity})
+    mapped, seconds = infer_task(model, inputs, bank, table, lineage) if inputs else (0, 0.0)
+    write_table(labelled.parent / "rejects", rejects, Reject, lineage=lineage)
+    figure = figure_for_object(model.model, test if len(test) else train, texts,
+                               lambda extra: TextBank(extra, encoder), out / "figures" / "maps_three_instructions.png",
+                               held_out=len(test) > 0)
+    markdown = _summary(model, len(train), len(test), tables, mapped, seconds, unlabelled, len(rejects), table, figure)
+    (out / "metrics.md").write_text(markdown + "\n")
+    create_markdown_artifact(markdown=markdown, key="affordance-maps", description="Affordance-map model report")
+    create_table_artifact(table=[{"group": "OVERALL", **{k: v for k, v in numbers["overall"].items() if k != "counts"}}]
+                          + [{"group": k, **{m: v for m, v in s.items() if m != "counts"}}
+                             for k, s in numbers["per_action"].items()], key="affordance-metrics",
+                          description="Affordance-map metrics per action on held-out objects")
+    return markdown
+
+
+def _summary(model: MapModel, n_train: int, n_test: int, tables: str, mapped: int, seconds: float,
+             unlabelled: int, rejected: int, table: Path, figure: tuple[Path, str] | None) -> str:
+    how = (f"trained {model.train_seconds:.0f} s" if model.history else "loaded")
+    speed = f" in {seconds:.1f} s ({mapped / seconds:.1f} objects/s)" if mapped and seconds else ""
+    parts = [
+        "## Affordance maps",
+        f"Model `{model.checkpoint}` ({how}; sha256 {model.checkpoint_sha256[:12]}). Items: {n_train} train, "
+        f"{n_test} test (objects held out of training), each test item with every instruction of its key.",
+        tables,
+        f"Mapped {mapped} target samples{speed}; {unlabelled} without an instruction (no label) were not mapped; "
+        f"{rejected} rejected. Table `{table.absolute()}`.",
+    ]
+    if figure:
+        parts += [f"Figure `{figure[0].absolute()}`:", figure[1]]
+    return "\n\n".join(parts)
+
