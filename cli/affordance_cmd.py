@@ -25,6 +25,8 @@ def affordance(
     steps: int = typer.Option(1500, min=1, max=1_000_000, help="Training steps (batches)."),
     batch_size: int = typer.Option(16, min=1, max=4096, help="Items per training batch."),
     lr: float = typer.Option(1e-3, min=1e-6, max=0.5, help="Peak learning rate (AdamW, warm-up then cosine)."),
+    focal_alpha: float = typer.Option(0.5, min=0.0, max=1.0, help="Focal loss weight of the positive points."),
+    focal_gamma: float = typer.Option(2.0, min=0.0, max=10.0, help="Focal loss focusing exponent."),
     seed: int = typer.Option(0, min=0, help="Seed of the object split and of training."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
 ) -> None:
@@ -47,7 +49,8 @@ def affordance(
                         instructions_table=str(instructions) if instructions else None,
                         maps_table=str(maps_table) if maps_table else None,
                         checkpoint=str(checkpoint) if checkpoint else None, preset=preset, steps=steps,
-                        batch_size=batch_size, lr=lr, seed=seed, device=device)
+                        batch_size=batch_size, lr=lr, focal_alpha=focal_alpha, focal_gamma=focal_gamma,
+                        seed=seed, device=device)
     except ValueError as exc:  # a foreign checkpoint, a table without part labels, ...
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
