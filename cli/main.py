@@ -20,6 +20,7 @@ from cli import (  # noqa: E402
     review_cmd,
     settings_cmd,
     synth_cmd,
+    watch_cmd,
 )
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.add_typer(review_cmd.app, name="review")
 app.command("instruct")(instruct_cmd.instruct)
 app.command("affordance")(affordance_cmd.affordance)
 app.add_typer(llm_cmd.app, name="llm")
+app.command("watch")(watch_cmd.watch)
 
 if __name__ == "__main__":
     app()

@@ -1,4 +1,4 @@
-"""The demo flow: synthesise the four datasets, ingest them, and report where every table went."""
+"""The demo flow: synthesise the four datasets, run the whole annotate flow on them, report where everything went."""
 
 from __future__ import annotations
 
@@ -9,20 +9,15 @@ from typing import Literal
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.affordance import affordance
-from flows.instruct import instruct
-from flows.self_training import self_training
+from flows.annotate import annotate
 from models.mano_pickle import load_mano_pickle, mano_file
-from schemas.rows import Reject, Sample
-from tasks.affordance_data import NoMapItems
+from schemas.rows import Sample
 from tasks.affordance_train import MapTrainConfig
 from tasks.classifier_train import TrainConfig
-from tasks.demo import break_two_inputs, check_counts
-from tasks.ingest import FORMATS, IngestCounts, ingest
-from tasks.pseudo_label_stage import NoLabelledSamples
+from tasks.demo import break_two_inputs
+from tasks.ingest import FORMATS
 from tasks.render import render_pair
 from tasks.synth_datasets import DATASETS, SynthSummary, synthesize_datasets
-from tasks.table_inspect import human_bytes, summarise
 from tasks.table_read import open_table
 
 
@@ -35,11 +30,6 @@ def synth_task(out: Path, objects_per_category: dict[str, int], grasps_per_part:
 @task(name="break-two-inputs")
 def break_task(datasets_root: Path) -> list[str]:
     return break_two_inputs(datasets_root)
-
-
-@task(name="ingest")
-def ingest_task(fmt: str, root: Path, table: Path, mano_root: Path, num_points: int, seed: int) -> IngestCounts:
-    return ingest(fmt, root, table, mano_root, num_points=num_points, seed=seed)
 
 
 @task(name="render-first-grasps")
@@ -56,28 +46,6 @@ def render_task(tables: Path, mano_root: Path, out: Path) -> list[Path]:
     return paths
 
 
-@task(name="report-tables")
-def report_task(counts: list[IngestCounts], synth: SynthSummary, renders: list[Path]) -> str:
-    check_counts(counts)
-    lines = ["| dataset | inputs | rows | rejects | shards | size | table |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for c in counts:
-        s = summarise(open_table(c.table, Sample))
-        lines.append(f"| {c.dataset} | {c.inputs} | {c.rows} | {c.rejects} | {s.num_shards} | {human_bytes(s.bytes)} "
-                     f"| `{c.table.absolute()}` |")
-    total = sum(c.inputs for c in counts)
-    lines.append(f"\n{total} inputs = {sum(c.rows for c in counts)} rows + {sum(c.rejects for c in counts)} rejects.")
-    rejects = list(open_table(counts[0].rejects_table, Reject).iter_rows())
-    if rejects:
-        lines.append(f"\nRejects (`{counts[0].rejects_table.absolute()}`; these inputs were broken on purpose):\n")
-        lines += [f"- {r.dataset}: {r.reason}" for r in rejects]  # the reason names the file
-    lines.append(f"\nDatasets: `{synth.root.absolute()}` (MANO model: `{synth.mano_root.absolute()}`)")
-    lines.append("\nPictures: " + ", ".join(f"`{p.absolute()}`" for p in renders))
-    report = "\n".join(lines)
-    create_markdown_artifact(markdown=report, key="demo-tables", description="Tables written by the demo")
-    return report
-
-
 @flow(name="demo", log_prints=True)
 def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled_objects_per_category: int = 4,
          labelled_grasps_per_part: int = 3, seed: int = 0, num_points: int = 2048,
@@ -86,8 +54,9 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
          instructions: Literal["auto", "openai", "template"] = "auto",
          affordance_steps: int = MapTrainConfig.steps,
          affordance_preset: Literal["cpu", "paper", "tiny"] = "cpu") -> str:
-    """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose),
-    ingest all four into sample tables, draw one grasp of each, then self-train the affordance classifier:
+    """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose), then
+    run the whole `annotate` flow on them and draw one grasp of each: ingest all four into sample tables,
+    self-train the affordance classifier:
     train on AffordPose, pseudo-label the other three, review each cycle's queue through the web app with a
     simulated reviewer (answers from the synthetic ground truth, `simulated_error_rate` of them wrong), merge,
     and repeat until every target sample is labelled. AffordPose is larger (`labelled_objects_per_category` objects,
@@ -101,32 +70,19 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     root = Path(data_root)
     objects = {d: objects_per_category for d in DATASETS} | {"affordpose": labelled_objects_per_category}
     synth = synth_task(root / "datasets", objects, {"affordpose": labelled_grasps_per_part}, seed, categories)
-    break_task(synth.root)
-    counts = [ingest_task(fmt, synth.root / fmt, root / "tables" / fmt, synth.mano_root, num_points, seed)
-              for fmt in FORMATS]
-    renders = render_task(root / "tables", synth.mano_root, root / "renders")
-    tables = report_task(counts, synth, renders)
+    broken = break_task(synth.root)
     # The demo's reviewer is simulated: its review store starts afresh with each demo run (a kept store would hold
     # the last run's queues, which a run with other sizes or seed would contradict).
     shutil.rmtree(root / "review", ignore_errors=True)
-    try:
-        labels = self_training(data_root=str(root), labelled_table=str(root / "tables" / "affordpose"),
-                               target_tables=[str(root / "tables" / fmt) for fmt in FORMATS if fmt != "affordpose"],
-                               mano_root=str(synth.mano_root), epochs=epochs, seed=seed, reviewer="simulated",
-                               simulated_error_rate=simulated_error_rate, truth_root=str(synth.root),
-                               max_cycles=max_cycles, queue_size=queue_size)
-    except NoLabelledSamples as exc:  # e.g. a one-category demo whose only AffordPose file was broken on purpose
-        labels = f"## Self-training skipped\n\n{exc}"
-    tables_root = root / "tables"
-    labels_table = tables_root / "affordance_labels"
-    words = instruct(tables=[str(tables_root / fmt) for fmt in FORMATS], out_table=str(tables_root / "instructions"),
-                     labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
-                     generator=instructions)
-    try:
-        maps = affordance(labelled_table=str(tables_root / "affordpose"),
-                          target_tables=[str(tables_root / fmt) for fmt in FORMATS if fmt != "affordpose"],
-                          out_dir=str(root / "affordance"), instructions_table=str(tables_root / "instructions"),
-                          preset=affordance_preset, steps=affordance_steps, seed=seed)
-    except NoMapItems as exc:  # as above: no AffordPose row left with part labels to learn from
-        maps = f"## Affordance maps skipped\n\n{exc}"
-    return "\n\n".join([tables, labels, words, maps])
+    report = annotate(datasets_root=str(synth.root), mano_root=str(synth.mano_root), data_root=str(root),
+                      num_points=num_points, seed=seed, reviewer="simulated", truth_root=str(synth.root),
+                      simulated_error_rate=simulated_error_rate, epochs=epochs, max_cycles=max_cycles,
+                      queue_size=queue_size, instructions=instructions, affordance_steps=affordance_steps,
+                      affordance_preset=affordance_preset)
+    renders = render_task(root / "tables", synth.mano_root, root / "renders")
+    where = "\n".join([f"Inputs broken on purpose: {', '.join(f'`{b}`' for b in broken)}.",
+                       f"Datasets: `{synth.root.absolute()}` (MANO model: `{synth.mano_root.absolute()}`)",
+                       "Pictures: " + ", ".join(f"`{p.absolute()}`" for p in renders)])
+    markdown = f"{report}\n\n## Where\n\n{where}"
+    create_markdown_artifact(markdown=markdown, key="demo-tables", description="Tables written by the demo")
+    return markdown

@@ -137,6 +137,9 @@ def test_afford_demo_runs_end_to_end(tmp_path):
     # One AffordPose object per class: none can be held out, and the report says so instead of failing.
     assert "No held-out objects to evaluate on" in result.stdout and "Mapped 95 target samples" in result.stdout
     assert (tmp_path / "data" / "affordance" / "figures" / "maps_three_instructions.png").is_file()
+    # The annotated join: every labelled grasp with its instruction and map.
+    assert open_table(tables / "annotated").num_rows == 31 + 32 + 32 + 31
+    assert "126 annotated rows" in result.stdout
 
 
 def test_pseudo_label_refuses_bad_arguments_by_name(tmp_path):

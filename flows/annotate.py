@@ -1,0 +1,113 @@
+"""The annotate flow: ingest -> self-training with review -> instructions -> affordance maps -> `annotated`.
+
+Each stage is a sub-flow (visible as such in the Prefect UI, with its own artifacts). Datasets are the folders
+`affordpose`, `oakink`, `grab`, `ho3d` under `datasets_root` (any subset; AffordPose is the labelled one the
+models learn from). Tables go to `<data_root>/tables`; the final `annotated` table joins, per sample_id, the
+sample, its affordance (own or self-training's), its instruction and its affordance map, with the lineage of
+each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.affordance import affordance
+from flows.instruct import instruct
+from flows.self_training import self_training
+from schemas.annotated import AnnotatedRow
+from schemas.manifest import Lineage
+from schemas.rows import Reject, Sample
+from tasks.affordance_data import NoMapItems
+from tasks.affordance_train import MapTrainConfig
+from tasks.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs
+from tasks.classifier_train import TrainConfig
+from tasks.demo import check_counts
+from tasks.ingest import FORMATS, IngestCounts, ingest
+from tasks.pseudo_label_stage import NoLabelledSamples
+from tasks.table_inspect import human_bytes, summarise
+from tasks.table_read import open_table
+from tasks.table_write import write_table
+
+
+@task(name="ingest")
+def ingest_task(fmt: str, root: Path, table: Path, mano_root: Path, num_points: int, seed: int) -> IngestCounts:
+    return ingest(fmt, root, table, mano_root, num_points=num_points, seed=seed)
+
+
+@task(name="join-annotated")
+def join_task(tables_root: Path, formats: list[str]) -> JoinCounts:
+    labels, instructions, maps = load_join_inputs(tables_root / "affordance_labels", tables_root / "instructions",
+                                                  tables_root / "affordance_maps")
+    samples = (row for fmt in formats for row in open_table(tables_root / fmt, Sample).iter_rows())
+    rejects: list[Reject] = []
+    rows, counts = join_rows(samples, labels, instructions, maps, rejects)
+    lineage = Lineage(stage="annotate", stage_version=STAGE_VERSION, params={"tables": formats})
+    write_table(tables_root / "annotated", rows, AnnotatedRow, lineage=lineage, mode="overwrite")
+    write_table(tables_root / "rejects", rejects, Reject, lineage=lineage)
+    return counts
+
+
+def ingest_report(counts: list[IngestCounts]) -> str:
+    """Markdown: one line per dataset table, the input = rows + rejects total, and every reject's reason."""
+    check_counts(counts)
+    lines = ["| dataset | inputs | rows | rejects | shards | size | table |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for c in counts:
+        s = summarise(open_table(c.table, Sample))
+        lines.append(f"| {c.dataset} | {c.inputs} | {c.rows} | {c.rejects} | {s.num_shards} | {human_bytes(s.bytes)} "
+                     f"| `{c.table.absolute()}` |")
+    total = sum(c.inputs for c in counts)
+    lines.append(f"\n{total} inputs = {sum(c.rows for c in counts)} rows + {sum(c.rejects for c in counts)} rejects.")
+    rejects = [r for r in open_table(counts[0].rejects_table, Reject).iter_rows() if r.stage == "ingest"]
+    if rejects:
+        lines.append(f"\nRejects (`{counts[0].rejects_table.absolute()}`):\n")
+        lines += [f"- {r.dataset}: {r.reason}" for r in rejects]  # the reason names the file
+    return "\n".join(lines)
+
+
+@flow(name="annotate", log_prints=True)
+def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data", num_points: int = 2048,
+             seed: int = 0, reviewer: Literal["web", "simulated"] = "web", review_url: str = "http://127.0.0.1:8765",
+             simulated_error_rate: float = 0.02, truth_root: str | None = None, epochs: int = TrainConfig.epochs,
+             max_cycles: int = 5, queue_size: int = 100,
+             instructions: Literal["auto", "openai", "template"] = "auto",
+             affordance_steps: int = MapTrainConfig.steps,
+             affordance_preset: Literal["cpu", "paper", "tiny"] = "cpu") -> str:
+    """Annotate every dataset folder under `datasets_root` end to end and write `<data_root>/tables/annotated`.
+    `reviewer`: "web" pauses each self-training cycle for people (`afford review serve`); "simulated" answers
+    from the synthetic ground truth under `truth_root` (demo, tests)."""
+    root, datasets = Path(data_root), Path(datasets_root)
+    tables = root / "tables"
+    formats = [fmt for fmt in FORMATS if (datasets / fmt).is_dir()]
+    if not formats:
+        raise ValueError(f"datasets_root {datasets}: no dataset folder ({', '.join(FORMATS)}) inside")
+    counts = [ingest_task(fmt, datasets / fmt, tables / fmt, Path(mano_root), num_points, seed) for fmt in formats]
+    targets = [str(tables / fmt) for fmt in formats if fmt != "affordpose"]
+    parts = ["## Ingest", ingest_report(counts)]
+    try:
+        parts.append(self_training(data_root=str(root), labelled_table=str(tables / "affordpose"),
+                                   target_tables=targets, mano_root=mano_root, epochs=epochs, seed=seed,
+                                   reviewer=reviewer, review_url=review_url, truth_root=truth_root,
+                                   simulated_error_rate=simulated_error_rate, max_cycles=max_cycles,
+                                   queue_size=queue_size))
+    except NoLabelledSamples as exc:  # e.g. every AffordPose input was rejected: nothing to learn from
+        parts.append(f"## Self-training skipped\n\n{exc}")
+    labels_table = tables / "affordance_labels"
+    parts.append(instruct(tables=[str(tables / fmt) for fmt in formats], out_table=str(tables / "instructions"),
+                          labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
+                          generator=instructions))
+    try:
+        parts.append(affordance(labelled_table=str(tables / "affordpose"), target_tables=targets,
+                                out_dir=str(root / "affordance"), instructions_table=str(tables / "instructions"),
+                                preset=affordance_preset, steps=affordance_steps, seed=seed))
+    except NoMapItems as exc:  # as above: no AffordPose row with part labels to learn from
+        parts.append(f"## Affordance maps skipped\n\n{exc}")
+    joined = join_task(tables, formats)
+    parts.append(f"## Annotated\n\n{joined.summary()}. Table `{(tables / 'annotated').absolute()}`.")
+    markdown = "\n\n".join(parts)
+    create_markdown_artifact(markdown=markdown, key="annotate-summary", description="Every stage of the run")
+    return markdown
