@@ -47,6 +47,7 @@ def demo(
                        labelled_grasps_per_part=labelled_grasps_per_part, seed=seed, num_points=num_points,
                        epochs=epochs, max_cycles=max_cycles, queue_size=queue_size, instructions=instructions,
                        affordance_steps=affordance_steps, affordance_preset=affordance_preset)
-    console = Console()
+    # Wide enough for the affordance stage's per-class table (13 classes as columns, as in the reference).
+    console = Console(width=max(Console().width, 170))
     console.print(Markdown(report))
     console.print(f"\nData root: {root}\nLook inside a table with: afford inspect {root / 'tables' / 'oakink'}")
