@@ -191,3 +191,24 @@ def test_instruct_refuses_bad_arguments_by_name(tmp_path):
     assert result.exit_code == 2 and "nope: not a table" in result.output
     result = runner.invoke(app, ["demo", "--instructions", "gpt"])
     assert result.exit_code == 2 and "--instructions 'gpt'" in result.output
+
+
+def test_affordance_refuses_bad_arguments_by_name(tmp_path):
+    table = tmp_path / "samples"
+    make_table(table, n=2)
+    out = str(tmp_path / "aff")
+    result = runner.invoke(app, ["affordance", "--labelled", str(table), "--out", out, "--preset", "huge"])
+    assert result.exit_code == 2 and "--preset 'huge'" in result.output
+    result = runner.invoke(app, ["affordance", "--labelled", str(tmp_path / "nope"), "--out", out])
+    assert result.exit_code == 2 and "nope: not a table" in result.output
+    result = runner.invoke(app, ["affordance", "--labelled", str(table), "--out", out,
+                                 "--checkpoint", str(tmp_path / "missing.pt")])
+    assert result.exit_code == 2 and "missing.pt: no such file" in result.output
+    import torch
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    result = runner.invoke(app, ["affordance", "--labelled", str(table), "--out", out, "--checkpoint", str(foreign)])
+    assert result.exit_code == 1 and "foreign.pt: not an affordance-map checkpoint" in result.output
+    result = runner.invoke(app, ["demo", "--affordance-preset", "huge"])
+    assert result.exit_code == 2 and "--affordance-preset 'huge'" in result.output
