@@ -104,8 +104,9 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
     tables, numbers = evaluation_report(evaluation)
     write_json(out / "metrics.json", numbers | {"checkpoint": str(model.checkpoint),
                                                 "checkpoint_sha256": model.checkpoint_sha256})
-    write_json(out / "training.json", {"config": config.__dict__, "history": model.history,
-                                       "train_seconds": model.train_seconds})
+    if model.history:  # trained here (a loaded checkpoint keeps the training.json of the run that made it)
+        write_json(out / "training.json", {"config": config.__dict__, "history": model.history,
+                                           "train_seconds": model.train_seconds})
     lineage = Lineage(stage="affordance", stage_version=STAGE_VERSION,
                       params={"checkpoint_sha256": model.checkpoint_sha256, "text_encoder": bank.encoder_identity})
     mapped, seconds = infer_task(model, inputs, bank, table, lineage) if inputs else (0, 0.0)
