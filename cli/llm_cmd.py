@@ -42,12 +42,17 @@ def serve(
         raise typer.Exit(2) from error
     typer.echo(f"starting transformers serve over {model_dir} ...")
     endpoint = start_endpoint(model_dir, port=port or None, startup_timeout_s=startup_timeout_s)
+    # The SIGTERM handler goes in before "Ctrl-C stops it." is printed: a supervisor that reads that line and
+    # stops us at once must find it installed.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         typer.echo(f"base URL  {endpoint.base_url}\nmodel     {endpoint.model}\nlog       {endpoint.log_path}")
         typer.echo("use it from the engine with:\n" + "\n".join(f"  export {line}" for line in endpoint.env_lines()))
         typer.echo("Ctrl-C stops it.")
-        crashed = _wait_for_stop(endpoint.process)
+        crashed = _wait_for_stop(endpoint.process, stop)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stop_endpoint(endpoint)
         typer.echo("stopped")
     if crashed:
@@ -56,15 +61,11 @@ def serve(
         raise typer.Exit(1)
 
 
-def _wait_for_stop(process) -> bool:
-    """Block until Ctrl-C or SIGTERM arrives (False), or the server exits by itself (True)."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+def _wait_for_stop(process, stop: threading.Event) -> bool:
+    """Block until Ctrl-C or `stop` (set on SIGTERM) (False), or the server exits by itself (True)."""
     try:
         while not stop.is_set() and process.poll() is None:
             stop.wait(1.0)
     except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        stop.set()
     return not stop.is_set() and process.poll() is not None

@@ -18,8 +18,11 @@ from cli import (  # noqa: E402
     pseudo_label_cmd,
     render_cmd,
     review_cmd,
+    sample_cmd,
+    server_cmd,
     settings_cmd,
     synth_cmd,
+    train_cmd,
     watch_cmd,
 )
 
@@ -42,6 +45,10 @@ app.command("instruct")(instruct_cmd.instruct)
 app.command("affordance")(affordance_cmd.affordance)
 app.add_typer(llm_cmd.app, name="llm")
 app.command("watch")(watch_cmd.watch)
+app.command("train")(train_cmd.train)
+app.command("sample")(sample_cmd.sample)
+app.add_typer(server_cmd.app, name="server")
+app.command("deploy")(server_cmd.deploy)
 
 if __name__ == "__main__":
     app()

@@ -55,10 +55,14 @@ def watch(
         raise typer.Exit(1) from None
 
 
-def _default_state_dir() -> Path:
+def _data_root() -> Path:
     from schemas.settings import AffordSettings
 
-    return AffordSettings().data_root / "watch"
+    return AffordSettings().data_root
+
+
+def _default_state_dir() -> Path:
+    return _data_root() / "watch"
 
 
 def _check_datasets(root: Path, datasets: Sequence[str] | None) -> None:
@@ -77,7 +81,7 @@ def _tick(root: Path, state_dir: Path, datasets: Sequence[str] | None, baseline_
     changes = [s.change for s in scanned if not s.change.empty]
     if changes:
         _warn_without_api()
-    ids = iter(emit_changes(changes))
+    ids = iter(emit_changes(changes, data_root=str(_data_root().absolute())))
     commit(state_dir, scanned)
     for item in scanned:
         change = item.change

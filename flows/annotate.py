@@ -14,6 +14,7 @@ from typing import Literal
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
 
 from flows.affordance import affordance
 from flows.instruct import instruct
@@ -21,21 +22,39 @@ from flows.self_training import self_training
 from schemas.annotated import AnnotatedRow
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
+from schemas.settings import AffordSettings
 from tasks.affordance_data import NoMapItems
 from tasks.affordance_train import MapTrainConfig
 from tasks.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs
 from tasks.classifier_train import TrainConfig
 from tasks.demo import check_counts
-from tasks.ingest import FORMATS, IngestCounts, ingest
+from tasks.ingest import FORMATS, IngestCounts
 from tasks.pseudo_label_stage import NoLabelledSamples
+from tasks.reannotate import ingest_delta
 from tasks.table_inspect import human_bytes, summarise
-from tasks.table_read import open_table
+from tasks.table_read import open_table, table_exists
 from tasks.table_write import write_table
+from tasks.task_runners import make_task_runner
 
 
-@task(name="ingest")
+@task(name="ingest", cache_policy=NONE)  # content hashes decide what is recomputed, not Prefect's cache
 def ingest_task(fmt: str, root: Path, table: Path, mano_root: Path, num_points: int, seed: int) -> IngestCounts:
-    return ingest(fmt, root, table, mano_root, num_points=num_points, seed=seed)
+    """Content-hash keyed: only samples that are new or whose source bytes changed are completed and written."""
+    delta = ingest_delta(fmt, root, table, mano_root, num_points=num_points, seed=seed)
+    print(delta.summary())
+    rows = open_table(table, Sample).manifest.num_rows if table_exists(table) else 0
+    return IngestCounts(dataset=fmt, inputs=delta.inputs, rows=rows, rejects=delta.rejects, seconds=delta.seconds,
+                        table=table, rejects_table=table.parent / "rejects")
+
+
+@flow(name="ingest-all")
+def ingest_all(formats: list[str], datasets_root: str, tables_root: str, mano_root: str, num_points: int,
+               seed: int) -> list[IngestCounts]:
+    """One ingest task per dataset folder, fanned out on the flow's task runner (threads, or Dask)."""
+    datasets, tables = Path(datasets_root), Path(tables_root)
+    futures = [ingest_task.submit(fmt, datasets / fmt, tables / fmt, Path(mano_root), num_points, seed)
+               for fmt in formats]
+    return [future.result() for future in futures]
 
 
 @task(name="join-annotated")
@@ -85,7 +104,9 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     formats = [fmt for fmt in FORMATS if (datasets / fmt).is_dir()]
     if not formats:
         raise ValueError(f"datasets_root {datasets}: no dataset folder ({', '.join(FORMATS)}) inside")
-    counts = [ingest_task(fmt, datasets / fmt, tables / fmt, Path(mano_root), num_points, seed) for fmt in formats]
+    runner = make_task_runner(AffordSettings())
+    counts = ingest_all.with_options(task_runner=runner)(formats, str(datasets), str(tables), mano_root, num_points,
+                                                        seed)
     targets = [str(tables / fmt) for fmt in formats if fmt != "affordpose"]
     parts = ["## Ingest", ingest_report(counts)]
     try:

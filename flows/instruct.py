@@ -9,6 +9,7 @@ prompt version, key), so a re-run on unchanged inputs calls no endpoint. The end
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,14 @@ from schemas.settings import AffordSettings
 from tasks.classifier_report import markdown_table
 from tasks.instruct import STAGE_VERSION, InstructCounts, instruct_samples
 from tasks.instruct_cache import InstructionCache
-from tasks.instruct_generators import InstructionGenerator, OpenAIGenerator, TemplateGenerator
+from tasks.instruct_generators import (
+    GenerationStats,
+    Instruction,
+    InstructionGenerator,
+    InstructionKey,
+    OpenAIGenerator,
+    TemplateGenerator,
+)
 from tasks.table_read import open_table
 from tasks.table_write import write_table
 
@@ -50,16 +58,57 @@ def chosen_generator(kind: str, settings: AffordSettings) -> Iterator[Instructio
     elif kind == "openai" or (kind == "auto" and settings.llm_base_url):
         yield OpenAIGenerator.from_settings(settings)
     elif kind == "auto":
-        from tasks.llm_endpoint import running_endpoint
-
-        with running_endpoint(settings.data_root) as endpoint:
-            print(f"embedded endpoint {endpoint.base_url} serving {endpoint.model} (log {endpoint.log_path})")
-            # SmolLM2-135M on a CPU writes a few tokens per second and serves one request at a time: short answers
-            # (3 instructions fit in 120 tokens), a generous timeout, and no point in concurrent requests.
-            yield OpenAIGenerator(endpoint.base_url, endpoint.model, timeout_s=max(settings.llm_timeout_s, 180.0),
-                                  max_tokens=120)
+        generator = EmbeddedGenerator(settings)
+        try:
+            yield generator
+        finally:
+            generator.close()
     else:
         raise ValueError(f"generator must be auto, openai or template, got {kind!r}")
+
+
+class EmbeddedGenerator:
+    """The embedded SmolLM2 endpoint's generator, started on the first key the cache does not hold: a run whose
+    keys are all cached (a re-run, an incremental re-annotation) starts no server and makes no call."""
+
+    name = OpenAIGenerator.name
+    prompt_version = OpenAIGenerator.prompt_version
+
+    def __init__(self, settings: AffordSettings) -> None:
+        from tasks.llm_endpoint import ensure_model_dir
+
+        self.settings = settings
+        self.model = str(ensure_model_dir(settings.data_root))  # what the served endpoint calls its model
+        self._lock = threading.Lock()
+        self._endpoint = None
+        self._client: OpenAIGenerator | None = None
+
+    def _started(self) -> OpenAIGenerator:
+        with self._lock:  # generate() runs on a thread pool: start once
+            if self._client is None:
+                from tasks.llm_endpoint import start_endpoint
+
+                self._endpoint = start_endpoint(Path(self.model))
+                print(f"embedded endpoint {self._endpoint.base_url} serving {self.model} "
+                      f"(log {self._endpoint.log_path})")
+                # SmolLM2-135M on a CPU writes a few tokens per second and serves one request at a time: short
+                # answers (3 instructions fit in 120 tokens), a generous timeout, no point in concurrent requests.
+                self._client = OpenAIGenerator(self._endpoint.base_url, self.model,
+                                               timeout_s=max(self.settings.llm_timeout_s, 180.0), max_tokens=120)
+            return self._client
+
+    def generate(self, key: InstructionKey, k: int) -> list[Instruction]:
+        return self._started().generate(key, k)
+
+    def stats(self) -> GenerationStats:
+        return self._client.stats() if self._client is not None else GenerationStats()
+
+    def close(self) -> None:
+        if self._endpoint is not None:
+            from tasks.llm_endpoint import stop_endpoint
+
+            stop_endpoint(self._endpoint)
+            self._endpoint = None
 
 
 @task(name="generate-instructions", cache_policy=NONE)

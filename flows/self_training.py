@@ -35,6 +35,7 @@ from tasks.classifier_report import epoch_line, rule_table, summary_table
 from tasks.classifier_train import TrainConfig, TrainResult
 from tasks.label_quality import label_quality, passes_gate, quality_markdown
 from tasks.pseudo_label_stage import NoLabelledSamples, StageReport, label_clouds, prepare_clouds, train_and_evaluate
+from tasks.reannotate import CLASSIFIER_STATE, save_classifier_state
 from tasks.review_images import cycle_images_dir, render_queue_images
 from tasks.review_queue import sample_queue
 from tasks.review_resume import prefect_api_url, review_pause_key
@@ -206,6 +207,9 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
             from tasks.simulated_reviewer import stop_review_server
 
             stop_review_server(server)
+    if previous is not None:  # what labels a sample that changes later (tasks/reannotate.py)
+        save_classifier_state(out / CLASSIFIER_STATE, previous.checkpoint, previous.checkpoint_sha256,
+                              reports[-1].rule, k, len(reports) - 1, reports[-1].measurement.stats)
     return _finish(root, out, pool, merged, last_label, records, reports[0] if reports else None)
 
 

@@ -15,11 +15,11 @@ class AnnotatedRow(Row):
     """One labelled grasp with its instruction and per-point affordance map, and the lineage of each.
 
     label_source: `ground_truth` (the dataset's own label, AffordPose) or the self-training origin (`validated`,
-    `relabelled`, `low_confidence`). map_source: `part_labels` (the points of the parts carrying the affordance,
-    where the dataset labels parts) or `model` (the affordance-map model's prediction for the instruction).
+    `relabelled`, `low_confidence`, `unreviewed`). map_source: `part_labels` (the points of the parts carrying the
+    affordance, where the dataset labels parts) or `model` (the affordance-map model's prediction for the instruction).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2  # 2: label_source `unreviewed`
     TABLE_KEY: ClassVar[tuple[str, ...]] = ("sample_id",)
 
     dataset: str = Field(pattern=r"^[a-z0-9_\-]+$")
@@ -28,7 +28,7 @@ class AnnotatedRow(Row):
     object_id: str = Field(min_length=1)
     object_class: str = Field(min_length=1)
     affordance: AffordanceName
-    label_source: Literal["ground_truth", "validated", "relabelled", "low_confidence"]
+    label_source: Literal["ground_truth", "validated", "relabelled", "low_confidence", "unreviewed"]
     instruction: str = Field(min_length=1, max_length=400)
     instruction_generator: str = Field(min_length=1, description="openai or template (fallbacks: template).")
     prompt_version: str = Field(min_length=1)

@@ -137,14 +137,16 @@ class AffordanceLabel(Row):
     """The affordance a target sample carries after self-training, and where it came from.
 
     origin: `validated` (accepted by the confidence rule in a cycle whose review passed the quality gate),
-    `relabelled` (a reviewer gave the class), or `low_confidence` (never accepted: the last model's guess).
+    `relabelled` (a reviewer gave the class), `low_confidence` (never accepted: the last model's guess), or
+    `unreviewed` (a sample changed since the last full run, accepted by that run's classifier and rule; no person
+    has reviewed it yet: the next full run's review queue can draw it).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2  # 2: origin `unreviewed`
 
     dataset: str = Field(pattern=r"^[a-z0-9_\-]+$")
     affordance: AffordanceName
-    origin: Literal["validated", "relabelled", "low_confidence"]
+    origin: Literal["validated", "relabelled", "low_confidence", "unreviewed"]
     cycle: int = Field(ge=0, description="Cycle whose model or review produced the label.")
     confidence: float = Field(ge=0.0, le=1.0, description="Probability of the label under that cycle's model.")
     checkpoint_sha256: str = Field(pattern=SHA256_PATTERN, description="Classifier checkpoint of that cycle.")

@@ -24,6 +24,11 @@ class AffordSettings(BaseSettings):
     read_batch_rows: int = Field(256, ge=1, le=1_000_000, description="Rows per record batch when reading.")
     verify_checksums: bool = Field(True, description="Check each shard's sha256 before reading it.")
     num_workers: int = Field(2, ge=1, le=256, description="Thread-pool width for shard fan-out.")
+    task_runner: Literal["threads", "dask"] = Field("threads", description="Where fanned-out tasks run: Prefect's "
+                                                    "thread pool, or prefect-dask's DaskTaskRunner.")
+    dask_address: str | None = Field(None, pattern=r"^(tcp|tls|inproc)://\S+$",
+                                     description="Dask scheduler to use with task_runner=dask; unset: a local "
+                                                 "cluster started for the run.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     mano_root: Path | None = Field(None, description="Folder with MANO_RIGHT.pkl / MANO_LEFT.pkl; "
                                                      "unset: the generated hand under data_root.")

@@ -9,8 +9,12 @@ nothing). The event contract, which triggers match on:
     event     "dataset.changed"
     resource  {"prefect.resource.id": "afford.dataset.<dataset>", "prefect.resource.name": "<dataset>",
                "afford.dataset.root": "<absolute dataset folder>"}
-    payload   {"dataset", "root", "added": [...], "changed": [...], "removed": [...],
-               "counts": {"added": n, "changed": n, "removed": n}}   (paths relative, posix, sorted)
+    payload   {"dataset", "root", "datasets_root", "added": [...], "changed": [...], "removed": [...],
+               "counts": {"added": n, "changed": n, "removed": n}, "data_root"?}   (paths relative, posix, sorted)
+
+`root` is the dataset folder, `datasets_root` the folder holding it (what `afford watch` watches), `data_root`
+(when the watcher knows it) where the engine's tables live: the reannotate deployment's trigger passes all three
+to the flow, so the triggered run works on the folders that changed whatever the deployment's defaults say.
 
 No Prefect import at module level: only `emit_changes` needs it.
 """
@@ -94,6 +98,7 @@ class DatasetChange:
         return {
             "dataset": self.dataset,
             "root": self.root,
+            "datasets_root": str(Path(self.root).parent),
             "added": sorted(self.added),
             "changed": sorted(self.changed),
             "removed": sorted(self.removed),
@@ -225,9 +230,10 @@ def check(root: Path, state_dir: Path, datasets: Sequence[str] | None = None,
     return [s.change for s in scanned if not s.change.empty]
 
 
-def emit_changes(changes: Sequence[DatasetChange]) -> list[str]:
+def emit_changes(changes: Sequence[DatasetChange], data_root: str | None = None) -> list[str]:
     """Emit one `dataset.changed` event per change; returns the event ids. Events are sent by Prefect's
-    background events worker (flushed at interpreter exit), to PREFECT_API_URL or, unset, an ephemeral API."""
+    background events worker (flushed at interpreter exit), to PREFECT_API_URL or, unset, an ephemeral API.
+    `data_root`: the engine's data root, added to the payload for the re-annotation it triggers."""
     from prefect.events import emit_event
     from prefect.exceptions import EventTooLarge
 
@@ -238,7 +244,7 @@ def emit_changes(changes: Sequence[DatasetChange]) -> list[str]:
                 event=EVENT,
                 resource={"prefect.resource.id": resource_id(change.dataset), "prefect.resource.name": change.dataset,
                           "afford.dataset.root": change.root},
-                payload=change.payload(),
+                payload=change.payload() | ({"data_root": data_root} if data_root else {}),
             )
         except EventTooLarge as exc:  # ~25k paths at the default 1.5 MB limit
             counts = change.payload()["counts"]

@@ -25,3 +25,15 @@ def test_deployment_parameters_match_the_flow(deployment):
     assert set(params) <= set(accepted), f"unknown parameters {set(params) - set(accepted)}"
     flow.validate_parameters(params)  # raises on a wrong type
     assert deployment["work_pool"]["name"]
+
+
+@pytest.mark.parametrize("deployment", [d for d in DEPLOYMENTS if d.get("triggers")], ids=lambda d: d["name"])
+def test_trigger_parameters_name_the_flow_parameters(deployment):
+    flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
+    accepted = inspect.signature(flow.fn).parameters
+    for trigger in deployment["triggers"]:
+        assert trigger["expect"] == ["dataset.changed"]
+        assert set(trigger["parameters"]) <= set(accepted), set(trigger["parameters"]) - set(accepted)
+        # what the event carries (tasks/dataset_watch.py) is what the templates read
+        for value in trigger["parameters"].values():
+            assert value.startswith("{{ event.") and value.endswith(" }}"), value

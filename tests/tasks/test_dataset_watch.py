@@ -92,7 +92,8 @@ def test_diff_finds_added_changed_removed_exactly():
 def test_payload_is_json_with_sorted_lists_and_counts():
     change = DatasetChange("ho3d", "/d/ho3d", added=("b", "a"), changed=(), removed=("c",))
     payload = json.loads(json.dumps(change.payload()))
-    assert payload == {"dataset": "ho3d", "root": "/d/ho3d", "added": ["a", "b"], "changed": [], "removed": ["c"],
+    assert payload == {"dataset": "ho3d", "root": "/d/ho3d", "datasets_root": "/d", "added": ["a", "b"],
+                       "changed": [], "removed": ["c"],
                        "counts": {"added": 2, "changed": 0, "removed": 1}}
 
 

@@ -48,15 +48,16 @@ def test_emitted_change_is_stored_with_its_resource_and_payload(prefect_harness,
     (grab / "s3" / "e.npz").write_bytes(b"e")
     [change] = check(tmp_path / "datasets", state)
 
-    [event_id] = emit_changes([change])
+    [event_id] = emit_changes([change], data_root="/srv/afford-data")
     event = _read_back(event_id)
     assert event.event == EVENT
     assert event.resource.id == resource_id("grab") == "afford.dataset.grab"
     assert event.resource["prefect.resource.name"] == "grab"
     assert event.resource["afford.dataset.root"] == str(grab.resolve())
-    assert event.payload == {"dataset": "grab", "root": str(grab.resolve()), "added": ["s3/d.npz", "s3/e.npz"],
-                             "changed": ["s1/a.npz"], "removed": ["s2/c.npz"],
-                             "counts": {"added": 2, "changed": 1, "removed": 1}}
+    assert event.payload == {"dataset": "grab", "root": str(grab.resolve()),
+                             "datasets_root": str(grab.resolve().parent),
+                             "added": ["s3/d.npz", "s3/e.npz"], "changed": ["s1/a.npz"], "removed": ["s2/c.npz"],
+                             "counts": {"added": 2, "changed": 1, "removed": 1}, "data_root": "/srv/afford-data"}
 
 
 def test_cli_once_emits_a_readable_event(prefect_harness, tmp_path):

@@ -1,0 +1,110 @@
+"""Full annotate run vs incremental re-annotation after 1 % of the files change, and the share of the full run's
+wall time that is orchestration rather than task work.
+
+    python -m bench.bench_reannotate --samples 2000 --out /tmp/bench-reannotate
+
+A small synthetic set (two categories) is written once; its OakInk grasps are then replicated (each copy with
+its finger pose bent a little, so every file has its own bytes and sample) until OakInk holds `--samples` grasps.
+The full `annotate` flow runs on the ephemeral API with the sizes below (template instructions, short training:
+this measures the data path, not model quality). Then 1 % of the OakInk files are edited and `reannotate` runs.
+
+Orchestration share = 1 - (sum of task-run times) / (flow wall time), from the task runs the Prefect API recorded
+for the run and its sub-flows. Time in flow bodies between tasks counts as orchestration here, so the share is an
+upper bound on what Prefect itself costs. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+ANNOTATE = {"seed": 0, "reviewer": "simulated", "epochs": 5, "max_cycles": 1, "queue_size": 100,
+            "instructions": "template", "affordance_steps": 100, "affordance_preset": "tiny"}
+
+
+def replicate_oakink(datasets: Path, samples: int, seed: int = 0) -> int:
+    """Copy OakInk grasp folders (pose bent by a random small angle) until there are `samples` of them."""
+    from tests.annotate_factories import oakink_params, perturb_oakink
+
+    originals = oakink_params(datasets)
+    rng = np.random.default_rng(seed)
+    count, copy = len(originals), 0
+    while count < samples:
+        source = originals[copy % len(originals)]
+        target = source.parent.with_name(f"{source.parent.name}r{copy:05d}")
+        shutil.copytree(source.parent, target)
+        perturb_oakink(target / source.name, float(rng.uniform(0.005, 0.05)))
+        copy, count = copy + 1, count + 1
+    return count
+
+
+async def task_seconds(flow_run_id) -> tuple[float, int, float]:
+    """(sum of task-run seconds over the run and its sub-flows, task runs, the run's own seconds)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    async with get_client() as client:
+        run = await client.read_flow_run(flow_run_id)
+        ids, frontier = [run.id], [run.id]
+        while frontier:  # sub-flows: flow runs whose parent task run belongs to a run already found
+            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=frontier)))
+            children = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier)))
+            frontier = [c.id for c in children]
+            ids += frontier
+        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+        wrappers = {r.parent_task_run_id for r in runs}  # a sub-flow call is also a task run: its time is not work
+        tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=10000)
+        work = [t for t in tasks if t.id not in wrappers]
+        return sum(t.total_run_time.total_seconds() for t in work), len(work), run.total_run_time.total_seconds()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=2000, help="OakInk grasps after replication")
+    parser.add_argument("--changed", type=float, default=0.01, help="share of OakInk files edited")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-reannotate"))
+    args = parser.parse_args()
+    from flows.annotate import annotate
+    from flows.reannotate import reannotate
+    from tasks.table_read import open_table
+    from tests.annotate_factories import oakink_params, perturb_oakink, synth_small
+
+    shutil.rmtree(args.out, ignore_errors=True)
+    began = time.perf_counter()
+    datasets = synth_small(args.out)
+    oakink = replicate_oakink(datasets, args.samples)
+    synth_s = time.perf_counter() - began
+    common = {"datasets_root": str(datasets), "data_root": str(args.out)}
+    began = time.perf_counter()
+    state = annotate(mano_root=str(datasets / "mano"), truth_root=str(datasets), return_state=True,
+                     **common, **ANNOTATE)
+    full_s = time.perf_counter() - began
+    tasks_s, task_runs, run_s = asyncio.run(task_seconds(state.state_details.flow_run_id))
+    files = oakink_params(datasets)
+    edited = files[:: max(1, round(1 / args.changed))][: max(1, round(args.changed * len(files)))]
+    for path in edited:
+        perturb_oakink(path, 0.03)
+    began = time.perf_counter()
+    reannotate(dataset="oakink", instructions="template", **common)
+    re_s = time.perf_counter() - began
+    [report] = [json.loads(p.read_text()) for p in (args.out / "reannotate").glob("*-oakink.json")]
+    samples = sum(open_table(args.out / "tables" / d).num_rows for d in ("affordpose", "oakink", "grab", "ho3d"))
+    print(json.dumps({
+        "oakink_samples": oakink, "samples": samples, "annotated_rows": open_table(args.out / "tables" /
+                                                                                   "annotated").num_rows,
+        "synth_s": round(synth_s, 1), "full_annotate_wall_s": round(full_s, 1), "full_run_time_s": round(run_s, 1),
+        "task_runs": task_runs, "task_seconds": round(tasks_s, 1),
+        "orchestration_share": round(1 - tasks_s / full_s, 3),
+        "edited_files": len(edited), "reannotate_wall_s": round(re_s, 1), "recomputed": len(report["changed"]),
+        "unchanged": report["unchanged"], "speedup": round(full_s / re_s, 1)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

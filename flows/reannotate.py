@@ -1,0 +1,212 @@
+"""The reannotate flow: incremental re-annotation of one dataset after its files changed.
+
+Started by the `reannotate-on-change` deployment's trigger on a `dataset.changed` event (`afford watch`), or by
+hand. It re-ingests only samples whose content hash changed, removes outputs of removed samples from every
+table, and recomputes labels, instructions, affordance maps and `annotated` rows for the changed samples only,
+with the models of the last full `annotate` run (see tasks/reannotate.py). Unchanged rows stay byte-identical;
+unchanged (class, affordance) keys make no LLM call. One run at a time per data root (a file lock), so two
+datasets changing together queue instead of racing on the shared tables.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+
+from models.point_bert import PRESETS
+from models.text_encoder import TextEncoder
+from schemas.affordance_map import AffordanceMapRow
+from schemas.annotated import AnnotatedRow
+from schemas.instruction import InstructionRow
+from schemas.manifest import Lineage
+from schemas.rows import AffordanceLabel, Reject, Sample
+from schemas.settings import AffordSettings
+from tasks.affordance_maps import InferInput, infer_rows
+from tasks.affordance_train import TextBank, load_map_model
+from tasks.annotated_join import join_rows, load_join_inputs
+from tasks.classifier_data import clouds_from_rows
+from tasks.classifier_train import load_trained, predict_logits
+from tasks.ingest import FORMATS
+from tasks.instruct import instruct_samples
+from tasks.instruct_cache import InstructionCache
+from tasks.pseudo_label import label_rows
+from tasks.reannotate import (
+    CLASSIFIER_STATE,
+    STAGE_VERSION,
+    SampleDelta,
+    ingest_delta,
+    load_classifier_state,
+    replace_rejects,
+    unreviewed_labels,
+    upsert,
+)
+from tasks.table_read import open_table, table_exists
+
+LABELLED = "affordpose"  # carries its own labels and part maps: no classifier or map model needed
+
+
+@contextmanager
+def data_root_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on <root>/.annotate.lock, held while tables are written (blocks until free)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".annotate.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ingested_with(table: Path, num_points: int | None, seed: int | None) -> tuple[int, int]:
+    """The given values, else those the table was last ingested with (so changed samples match the rest),
+    else the defaults 2048 and 0."""
+    params = open_table(table).manifest.lineage.params if table_exists(table) else {}
+    return (num_points if num_points is not None else int(params.get("num_points", 2048)),
+            seed if seed is not None else int(params.get("seed", 0)))
+
+
+def changed_samples(table: Path, ids: set[str]) -> list[Sample]:
+    return [row for row in open_table(table, Sample).iter_rows() if row.sample_id in ids] if ids else []
+
+
+@task(name="ingest-changed", cache_policy=NONE)
+def ingest_task(dataset: str, root: Path, table: Path, mano_root: Path, num_points: int, seed: int) -> SampleDelta:
+    return ingest_delta(dataset, root, table, mano_root, num_points=num_points, seed=seed)
+
+
+@task(name="label-changed", cache_policy=NONE)
+def label_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
+    """Label changed target samples with the last full run's classifier and rule -> affordance_labels."""
+    tables = data_root / "tables"
+    labels = []
+    if samples:
+        state = load_classifier_state(data_root / "self_training" / CLASSIFIER_STATE)
+        result = load_trained(state.checkpoint)
+        if result.checkpoint_sha256 != state.checkpoint_sha256:
+            raise ValueError(f"{state.checkpoint}: sha256 {result.checkpoint_sha256[:12]} is not the "
+                             f"{state.checkpoint_sha256[:12]} recorded in {CLASSIFIER_STATE}")
+        rejects: list[Reject] = []
+        clouds = clouds_from_rows(samples, PRESETS["cpu"].num_points, on_error=lambda row, exc: rejects.append(
+            Reject(sample_id=row.sample_id, stage_version=STAGE_VERSION, stage="pseudo_label", source=str(tables),
+                   reason=str(exc), dataset=row.dataset)))
+        if len(clouds):
+            pseudo = label_rows(clouds, [s.rsplit("-", 1)[0] for s in clouds.sample_ids],
+                                predict_logits(result.model, clouds.points), state.rule, state.class_stats(), state.k,
+                                state.cycle, state.checkpoint_sha256)
+            labels = unreviewed_labels(pseudo, state)
+        ids = {s.sample_id for s in samples}
+        replace_rejects(tables / "rejects", "pseudo_label", rejects, lineage, lambda sid, ds: sid in ids)
+    return upsert(tables / "affordance_labels", labels, AffordanceLabel, removed, lineage)
+
+
+@task(name="instruct-changed", cache_policy=NONE)
+def instruct_task(samples: list[Sample], removed: list[str], data_root: Path, generator: str, k: int,
+                  lineage: Lineage) -> dict[str, int]:
+    """Instructions for the changed labelled samples; cached keys cost no call (the endpoint starts only for a
+    key the cache lacks)."""
+    from flows.instruct import chosen_generator
+
+    tables = data_root / "tables"
+    labels = ({r.sample_id: r.affordance for r in open_table(tables / "affordance_labels", AffordanceLabel).iter_rows()}
+              if table_exists(tables / "affordance_labels") else {})
+    inputs = [(s.sample_id, s.dataset, s.object_category, s.affordance or labels[s.sample_id], None)
+              for s in samples if s.affordance or s.sample_id in labels]
+    rows, counts = [], None
+    if inputs:
+        settings = AffordSettings()
+        with chosen_generator(generator, settings) as chosen:
+            rows, counts = instruct_samples(inputs, chosen, InstructionCache(settings.data_root / "cache" /
+                                                                             "instructions.sqlite"), k=k)
+    written = upsert(tables / "instructions", rows, InstructionRow, removed, lineage)
+    return {"rows": written, "keys": counts.keys if counts else 0, "cache_hits": counts.cache_hits if counts else 0,
+            "endpoint_calls": counts.endpoint_calls if counts else 0}
+
+
+@task(name="map-changed", cache_policy=NONE)
+def map_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
+    """Affordance maps for the changed target samples with the last full run's checkpoint."""
+    tables = data_root / "tables"
+    instructions = ({r.sample_id: r for r in open_table(tables / "instructions", InstructionRow).iter_rows()}
+                    if table_exists(tables / "instructions") else {})
+    inputs = [InferInput(s.sample_id, s.dataset, instructions[s.sample_id].object_class,
+                         instructions[s.sample_id].affordance, instructions[s.sample_id].instruction,
+                         s.object_points) for s in samples if s.sample_id in instructions]
+    rows = []
+    if inputs:
+        metrics = data_root / "affordance" / "metrics.json"
+        if not metrics.is_file():
+            raise ValueError(f"{metrics}: no affordance-map model recorded; run the full annotate flow first")
+        model = load_map_model(json.loads(metrics.read_text())["checkpoint"])
+        bank = TextBank([i.instruction for i in inputs], TextEncoder())
+        rows, _ = infer_rows(model.model, inputs, bank, model.checkpoint_sha256)
+    return upsert(tables / "affordance_maps", rows, AffordanceMapRow, removed, lineage)
+
+
+@task(name="join-changed", cache_policy=NONE)
+def join_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
+    tables = data_root / "tables"
+    labels, instructions, maps = load_join_inputs(tables / "affordance_labels", tables / "instructions",
+                                                  tables / "affordance_maps")
+    rejects: list[Reject] = []
+    rows, _ = join_rows(samples, labels, instructions, maps, rejects)
+    ids = {s.sample_id for s in samples} | set(removed)
+    replace_rejects(tables / "rejects", "annotate", rejects, lineage, lambda sid, ds: sid in ids)
+    # A changed sample that no longer joins (e.g. it lost its label) must not keep its old annotated row.
+    stale = removed + [s.sample_id for s in samples if s.sample_id not in {r.sample_id for r in rows}]
+    return upsert(tables / "annotated", rows, AnnotatedRow, stale, lineage)
+
+
+@flow(name="reannotate", log_prints=True)
+def reannotate(dataset: str, datasets_root: str, data_root: str = "afford-data", mano_root: str | None = None,
+               num_points: int | None = None, seed: int | None = None,
+               instructions: Literal["auto", "openai", "template"] = "auto", k: int = 3,
+               event_id: str | None = None) -> str:
+    """Re-annotate the samples of `dataset` (a folder under `datasets_root`) whose content changed.
+    `mano_root`: the MANO model folder (default `<datasets_root>/mano`, where `afford synth` puts it).
+    `num_points`, `seed`: shape the sampled object points; default: what the dataset's table was ingested with.
+    `event_id`: the `dataset.changed` event that started the run (recorded in the report)."""
+    if dataset not in FORMATS:
+        raise ValueError(f"dataset {dataset!r} is not one of {', '.join(FORMATS)}")
+    root, folder = Path(data_root or "afford-data"), Path(datasets_root) / dataset
+    if not folder.is_dir():
+        raise ValueError(f"datasets_root: no folder {folder}")
+    tables = root / "tables"
+    start = time.perf_counter()
+    lineage = Lineage(stage="reannotate", stage_version=STAGE_VERSION, params={"dataset": dataset, "event": event_id})
+    with data_root_lock(root):
+        mano = Path(mano_root) if mano_root else Path(datasets_root) / "mano"
+        num_points, seed = ingested_with(tables / dataset, num_points, seed)
+        delta = ingest_task(dataset, folder, tables / dataset, mano, num_points, seed)
+        print(delta.summary())
+        samples = changed_samples(tables / dataset, set(delta.changed))
+        targets = [] if dataset == LABELLED else samples
+        labelled = label_task(targets, delta.removed, root, lineage) if dataset != LABELLED else 0
+        instructed = instruct_task(samples, delta.removed, root, instructions, k, lineage)
+        mapped = map_task(targets, delta.removed, root, lineage) if dataset != LABELLED else 0
+        joined = join_task(samples, delta.removed, root, lineage)
+    report = {"dataset": dataset, "event_id": event_id, "finished_at": datetime.now(UTC).isoformat(),
+              "inputs": delta.inputs, "unchanged": delta.unchanged, "changed": delta.changed,
+              "removed": delta.removed, "rejects": delta.rejects, "labelled": labelled, "instructions": instructed,
+              "mapped": mapped, "annotated": joined, "seconds": round(time.perf_counter() - start, 3)}
+    out = root / "reannotate"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{report['finished_at'].replace(':', '')}-{dataset}.json").write_text(json.dumps(report, indent=1))
+    markdown = "\n".join([
+        f"## Re-annotation of {dataset}", "", f"- {delta.summary()}",
+        f"- labels: {labelled} changed target samples labelled (origin `unreviewed` or `low_confidence`)",
+        f"- instructions: {instructed['rows']} rows, {instructed['keys']} keys, {instructed['cache_hits']} from "
+        f"the cache, {instructed['endpoint_calls']} endpoint calls",
+        f"- affordance maps: {mapped}; annotated rows rewritten: {joined}; removed everywhere: {len(delta.removed)}",
+        f"- {report['seconds']:.1f} s" + (f"; event `{event_id}`" if event_id else "")])
+    create_markdown_artifact(markdown=markdown, key=f"reannotate-{dataset}", description="Incremental re-annotation")
+    return markdown
