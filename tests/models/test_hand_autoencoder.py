@@ -1,0 +1,80 @@
+"""Hand autoencoder: the 61-value MANO layout round-trips, shapes, standardised decoder and parameter loss,
+the variational option and its KL, MANO vertices in metres, and bad inputs refused by name."""
+
+import pytest
+import torch
+
+from models.hand_autoencoder import (
+    MANO_DIM,
+    HandAEConfig,
+    HandAutoencoder,
+    kl_divergence,
+    mano_vector,
+    mano_vertices,
+    split_mano,
+)
+from models.mano import ManoLayer
+from tests.grasp_factories import single_thread
+from tests.models import random_mano_params
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    yield from single_thread()
+
+TINY = HandAEConfig(latent_dim=8, point_widths=(8, 16), decoder_widths=(16,))
+
+
+def test_mano_vector_layout_round_trips():
+    pose, betas, trans = torch.randn(3, 48), torch.randn(3, 10), torch.randn(3, 3)
+    x = mano_vector(pose, betas, trans)
+    assert x.shape == (3, MANO_DIM)
+    assert torch.equal(x[:, :10], betas) and torch.equal(x[:, 10:13], pose[:, :3])
+    assert torch.equal(x[:, 13:58], pose[:, 3:]) and torch.equal(x[:, 58:], trans)
+    back = split_mano(x)
+    assert all(torch.equal(a, b) for a, b in zip(back, (pose, betas, trans), strict=True))
+    with pytest.raises(ValueError, match="MANO vector"):
+        split_mano(torch.zeros(2, 60))
+
+
+def test_mano_vertices_are_the_layer_output_in_metres():
+    layer = ManoLayer(use_pca=False, flat_hand_mean=True, params=random_mano_params(seed=1))
+    x = torch.randn(2, MANO_DIM) * 0.1
+    pose, betas, trans = split_mano(x)
+    expected, _ = layer(pose, betas, trans)
+    torch.testing.assert_close(mano_vertices(layer, x), expected / 1000)
+
+
+def test_shapes_and_standardised_decoder():
+    model = HandAutoencoder(TINY)
+    verts = torch.randn(4, 778, 3) * 0.05
+    out = model(verts)
+    assert out.mano.shape == (4, MANO_DIM) and out.latent.shape == (4, 8) and out.logvar is None
+    vectors = torch.randn(20, MANO_DIM) * torch.linspace(0.001, 1, MANO_DIM) + 3
+    model.set_param_stats(vectors)
+    with torch.no_grad():
+        model.decoder[-1].weight.zero_()
+        model.decoder[-1].bias.zero_()
+    torch.testing.assert_close(model.decode(out.latent), vectors.mean(0).expand(4, -1))  # output 0 -> the mean
+    delta = model.param_std * 2  # an error of two standard deviations in every value costs 4
+    assert model.param_loss(vectors[:4] + delta, vectors[:4]).item() == pytest.approx(4.0, rel=1e-5)
+
+
+def test_variational_option_samples_in_training_and_not_in_eval():
+    model = HandAutoencoder(HandAEConfig(latent_dim=8, point_widths=(8,), decoder_widths=(16,), variational=True))
+    verts = torch.randn(2, 778, 3) * 0.05
+    out = model.train()(verts)
+    assert out.logvar is not None and not torch.equal(out.latent, out.mean)
+    assert torch.equal(model.eval()(verts).latent, model.encode(verts))
+    assert kl_divergence(torch.zeros(2, 8), torch.zeros(2, 8)).item() == 0.0
+    assert kl_divergence(torch.ones(2, 8), torch.zeros(2, 8)).item() == pytest.approx(4.0)
+
+
+def test_bad_inputs_are_refused():
+    model = HandAutoencoder(TINY)
+    with pytest.raises(ValueError, match="hand_verts"):
+        model.encode(torch.zeros(2, 700, 3))
+    with pytest.raises(ValueError, match="latent_dim"):
+        HandAEConfig(latent_dim=0)
+    with pytest.raises(ValueError, match="vectors"):
+        model.set_param_stats(torch.zeros(0, MANO_DIM))
