@@ -4,7 +4,8 @@ wall time that is orchestration rather than task work.
     python -m bench.bench_reannotate --samples 2000 --out /tmp/bench-reannotate
 
 A small synthetic set (two categories) is written once; its OakInk grasps are then replicated (each copy with
-its finger pose bent a little, so every file has its own bytes and sample) until OakInk holds `--samples` grasps.
+its finger pose bent by up to 4e-4 rad, so every file has its own bytes and sample) until OakInk holds
+`--samples` grasps.
 The full `annotate` flow runs on the ephemeral API with the sizes below (template instructions, short training:
 this measures the data path, not model quality). Then 1 % of the OakInk files are edited and `reannotate` runs.
 
@@ -29,7 +30,7 @@ ANNOTATE = {"seed": 0, "reviewer": "simulated", "epochs": 5, "max_cycles": 1, "q
 
 
 def replicate_oakink(datasets: Path, samples: int, seed: int = 0) -> int:
-    """Copy OakInk grasp folders (pose bent by a random small angle) until there are `samples` of them."""
+    """Copy OakInk grasp folders (finger pose bent by up to 4e-4 rad) until there are `samples` of them."""
     from tests.annotate_factories import oakink_params, perturb_oakink
 
     originals = oakink_params(datasets)
@@ -39,7 +40,8 @@ def replicate_oakink(datasets: Path, samples: int, seed: int = 0) -> int:
         source = originals[copy % len(originals)]
         target = source.parent.with_name(f"{source.parent.name}r{copy:05d}")
         shutil.copytree(source.parent, target)
-        perturb_oakink(target / source.name, float(rng.uniform(0.005, 0.05)))
+        # below the simulated reviewer's 1e-3 rad tolerance, so each copy keeps its synthetic ground truth
+        perturb_oakink(target / source.name, float(rng.uniform(1e-5, 4e-4)))
         copy, count = copy + 1, count + 1
     return count
 
@@ -53,14 +55,17 @@ async def task_seconds(flow_run_id) -> tuple[float, int, float]:
         run = await client.read_flow_run(flow_run_id)
         ids, frontier = [run.id], [run.id]
         while frontier:  # sub-flows: flow runs whose parent task run belongs to a run already found
-            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=frontier)))
             children = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
                 parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier)))
             frontier = [c.id for c in children]
             ids += frontier
         runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
         wrappers = {r.parent_task_run_id for r in runs}  # a sub-flow call is also a task run: its time is not work
-        tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=10000)
+        tasks, page = [], None
+        while page is None or len(page) == 200:  # the API returns at most 200 per request
+            page = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
+                                               limit=200, offset=len(tasks))
+            tasks += page
         work = [t for t in tasks if t.id not in wrappers]
         return sum(t.total_run_time.total_seconds() for t in work), len(work), run.total_run_time.total_seconds()
 
@@ -90,9 +95,9 @@ def main() -> None:
     files = oakink_params(datasets)
     edited = files[:: max(1, round(1 / args.changed))][: max(1, round(args.changed * len(files)))]
     for path in edited:
-        perturb_oakink(path, 0.03)
+        perturb_oakink(path, 3e-4)
     began = time.perf_counter()
-    reannotate(dataset="oakink", instructions="template", **common)
+    reannotate(dataset="oakink", **common)
     re_s = time.perf_counter() - began
     [report] = [json.loads(p.read_text()) for p in (args.out / "reannotate").glob("*-oakink.json")]
     samples = sum(open_table(args.out / "tables" / d).num_rows for d in ("affordpose", "oakink", "grab", "ho3d"))

@@ -75,6 +75,12 @@ def ingested_with(table: Path, num_points: int | None, seed: int | None) -> tupl
             seed if seed is not None else int(params.get("seed", 0)))
 
 
+def instructed_with(table: Path, generator: str | None, k: int | None) -> tuple[str, int]:
+    """The given generator and k, else those that last wrote the instructions table, else auto and 3."""
+    params = open_table(table).manifest.lineage.params if table_exists(table) else {}
+    return (generator or str(params.get("generator", "auto")), k if k is not None else int(params.get("k", 3)))
+
+
 def changed_samples(table: Path, ids: set[str]) -> list[Sample]:
     return [row for row in open_table(table, Sample).iter_rows() if row.sample_id in ids] if ids else []
 
@@ -169,11 +175,13 @@ def join_task(samples: list[Sample], removed: list[str], data_root: Path, lineag
 @flow(name="reannotate", log_prints=True)
 def reannotate(dataset: str, datasets_root: str, data_root: str = "afford-data", mano_root: str | None = None,
                num_points: int | None = None, seed: int | None = None,
-               instructions: Literal["auto", "openai", "template"] = "auto", k: int = 3,
+               instructions: Literal["auto", "openai", "template"] | None = None, k: int | None = None,
                event_id: str | None = None) -> str:
     """Re-annotate the samples of `dataset` (a folder under `datasets_root`) whose content changed.
     `mano_root`: the MANO model folder (default `<datasets_root>/mano`, where `afford synth` puts it).
     `num_points`, `seed`: shape the sampled object points; default: what the dataset's table was ingested with.
+    `instructions`, `k`: the instruction generator and variants per key; default: what wrote the instructions
+    table (so cached keys match and cost no call).
     `event_id`: the `dataset.changed` event that started the run (recorded in the report)."""
     if dataset not in FORMATS:
         raise ValueError(f"dataset {dataset!r} is not one of {', '.join(FORMATS)}")
@@ -191,7 +199,9 @@ def reannotate(dataset: str, datasets_root: str, data_root: str = "afford-data",
         samples = changed_samples(tables / dataset, set(delta.changed))
         targets = [] if dataset == LABELLED else samples
         labelled = label_task(targets, delta.removed, root, lineage) if dataset != LABELLED else 0
-        instructed = instruct_task(samples, delta.removed, root, instructions, k, lineage)
+        instructions, k = instructed_with(tables / "instructions", instructions, k)
+        instruct_lineage = lineage.model_copy(update={"params": lineage.params | {"generator": instructions, "k": k}})
+        instructed = instruct_task(samples, delta.removed, root, instructions, k, instruct_lineage)
         mapped = map_task(targets, delta.removed, root, lineage) if dataset != LABELLED else 0
         joined = join_task(samples, delta.removed, root, lineage)
     report = {"dataset": dataset, "event_id": event_id, "finished_at": datetime.now(UTC).isoformat(),

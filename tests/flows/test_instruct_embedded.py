@@ -1,0 +1,41 @@
+"""The embedded endpoint's generator starts the server only for a key the cache lacks, and stops it after."""
+
+import pytest
+
+from flows.instruct import chosen_generator
+from schemas.settings import AffordSettings
+from tasks.instruct import instruct_samples
+from tasks.instruct_cache import InstructionCache
+from tasks.instruct_generators import InstructionKey, TemplateGenerator
+from tasks.llm_endpoint import ensure_model_dir
+
+pytestmark = [pytest.mark.llm, pytest.mark.slow]
+ROWS = [("oakink-00000000000000a1", "oakink", "mug", "wrap-grasp", None)]
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> AffordSettings:
+    data_root = tmp_path_factory.mktemp("embedded")
+    ensure_model_dir(data_root)  # converted once (~30 s)
+    return AffordSettings(data_root=data_root, llm_base_url=None)
+
+
+def test_all_keys_cached_starts_no_server(settings, tmp_path):
+    cache = InstructionCache(tmp_path / "cache.sqlite")
+    with chosen_generator("auto", settings) as generator:
+        cache.put(generator.model, generator.prompt_version, InstructionKey("mug", "wrap-grasp"), 3,
+                  TemplateGenerator().generate(InstructionKey("mug", "wrap-grasp"), 3))
+        rows, counts = instruct_samples(ROWS, generator, cache, k=3)
+        assert generator._endpoint is None  # nothing asked: no server was started
+    assert counts.cache_hits == 1 and counts.endpoint_calls == 0 and len(rows) == 1
+
+
+def test_an_uncached_key_starts_the_server_once_and_stops_it(settings, tmp_path):
+    with chosen_generator("auto", settings) as generator:
+        rows, counts = instruct_samples(ROWS, generator, InstructionCache(tmp_path / "cache.sqlite"), k=3)
+        process = generator._endpoint.process
+        assert process.poll() is None
+    assert process.poll() is not None and generator._endpoint is None
+    assert counts.generated == 1 and counts.endpoint_calls >= 1
+    # the 135M model's answer may fail validation: then the row says it is a template fallback
+    assert rows[0].instruction and (rows[0].model == generator.model or rows[0].fallback)
