@@ -17,7 +17,7 @@ import numpy as np
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
 # The two-view picture's shading and colours, so the grid reads like tasks/render.py's pairs.
-from tasks.render import DEFAULT_VIEWS, HAND_COLOUR, _shade
+from tasks.render import DEFAULT_VIEWS, HAND_COLOUR, shade
 
 OBJECT_COLOUR = "#9db4c8"
 
@@ -144,7 +144,7 @@ def _draw(axes, grasp: GridGrasp, view: tuple[float, float]) -> None:
     # One collection for both meshes: matplotlib depth-sorts faces within a collection only, so separate ones
     # would draw the hand over the object even where the object is in front.
     triangles = np.concatenate([vertices[faces] for vertices, faces, _ in meshes])
-    shaded = np.concatenate([_shade(vertices, faces, np.tile(matplotlib.colors.to_rgb(colour), (len(faces), 1)))
+    shaded = np.concatenate([shade(vertices, faces, np.tile(matplotlib.colors.to_rgb(colour), (len(faces), 1)))
                              for vertices, faces, colour in meshes])
     axes.add_collection3d(Poly3DCollection(triangles, facecolors=shaded, edgecolors="none"))
     every = np.concatenate([m[0] for m in meshes])

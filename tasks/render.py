@@ -22,7 +22,7 @@ HAND_COLOUR = "#e8b796"
 DEFAULT_VIEWS = ((20.0, -60.0), (20.0, 120.0))  # (elevation, azimuth) in degrees: front-left and back-right
 
 
-def _shade(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray) -> np.ndarray:
+def shade(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """Lambert shading from a fixed light so shapes read without a renderer. colours: (F, 3) -> (F, 4)."""
     tri = vertices[faces]
     normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -68,7 +68,7 @@ def render_pair(path: str | Path, object_vertices: np.ndarray, object_faces: np.
     for i, (elevation, azimuth) in enumerate(views):
         axes = figure.add_subplot(1, len(views), i + 1, projection="3d")
         for vertices, faces, colours in meshes:
-            collection = Poly3DCollection(vertices[faces], facecolors=_shade(vertices, faces, colours),
+            collection = Poly3DCollection(vertices[faces], facecolors=shade(vertices, faces, colours),
                                           edgecolors="none")
             axes.add_collection3d(collection)
         for setter, c in zip((axes.set_xlim, axes.set_ylim, axes.set_zlim), centre, strict=True):
