@@ -11,6 +11,7 @@ import typer  # noqa: E402
 from cli import (  # noqa: E402
     affordance_cmd,
     demo_cmd,
+    evaluate_cmd,
     ingest_cmd,
     inspect_cmd,
     instruct_cmd,
@@ -47,6 +48,7 @@ app.add_typer(llm_cmd.app, name="llm")
 app.command("watch")(watch_cmd.watch)
 app.command("train")(train_cmd.train)
 app.command("sample")(sample_cmd.sample)
+app.command("evaluate")(evaluate_cmd.evaluate)
 app.add_typer(server_cmd.app, name="server")
 app.command("deploy")(server_cmd.deploy)
 
