@@ -120,7 +120,7 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     labels_table = tables / "affordance_labels"
     parts.append(instruct(tables=[str(tables / fmt) for fmt in formats], out_table=str(tables / "instructions"),
                           labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
-                          generator=instructions))
+                          generator=instructions, data_root=str(root)))
     try:
         parts.append(affordance(labelled_table=str(tables / "affordpose"), target_tables=targets,
                                 out_dir=str(root / "affordance"), instructions_table=str(tables / "instructions"),

@@ -137,10 +137,12 @@ def generate_task(inputs: list[tuple[str, str, str, str, str | None]], kind: str
 
 @flow(name="instruct", log_prints=True)
 def instruct(tables: list[str], out_table: str, labels_table: str | None = None,
-             generator: Literal["auto", "openai", "template"] = "auto", k: int = 3) -> str:
+             generator: Literal["auto", "openai", "template"] = "auto", k: int = 3,
+             data_root: str | None = None) -> str:
     """Write one instruction per labelled sample of `tables` into `out_table`. `labels_table`: the self-training
-    labels (affordance_labels) for samples that carry no affordance of their own."""
-    settings = AffordSettings()
+    labels (affordance_labels) for samples that carry no affordance of their own. `data_root`: where the answer
+    cache and the embedded model live (default AFFORD_DATA_ROOT)."""
+    settings = AffordSettings(data_root=data_root) if data_root else AffordSettings()
     labels = ({r.sample_id: r.affordance for r in open_table(labels_table, AffordanceLabel).iter_rows()}
               if labels_table else {})
     inputs = instruct_inputs([Path(t) for t in tables], labels)

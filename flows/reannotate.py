@@ -129,7 +129,7 @@ def instruct_task(samples: list[Sample], removed: list[str], data_root: Path, ge
               for s in samples if s.affordance or s.sample_id in labels]
     rows, counts = [], None
     if inputs:
-        settings = AffordSettings()
+        settings = AffordSettings(data_root=data_root)  # the same cache the full run's instruct stage filled
         with chosen_generator(generator, settings) as chosen:
             rows, counts = instruct_samples(inputs, chosen, InstructionCache(settings.data_root / "cache" /
                                                                              "instructions.sqlite"), k=k)
