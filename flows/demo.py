@@ -18,6 +18,7 @@ from tasks.demo import break_two_inputs
 from tasks.ingest import FORMATS
 from tasks.render import render_pair
 from tasks.synth_datasets import DATASETS, SynthSummary, synthesize_datasets
+from tasks.synth_truth import truth_dir
 from tasks.table_read import open_table
 
 
@@ -25,6 +26,17 @@ from tasks.table_read import open_table
 def synth_task(out: Path, objects_per_category: dict[str, int], grasps_per_part: dict[str, int], seed: int,
                categories: list[str] | None) -> SynthSummary:
     return synthesize_datasets(out, objects_per_category, seed, grasps_per_part, categories=categories)
+
+
+def clear_synthetic_datasets(datasets: Path) -> None:
+    """A second demo on the same data root writes its synthetic datasets afresh: the folder is removed when the
+    synthesiser wrote it (it holds the synthetic ground truth); any other non-empty folder is refused, by name."""
+    if not datasets.exists() or not any(datasets.iterdir()):
+        return
+    if not truth_dir(datasets).is_dir():
+        raise ValueError(f"data_root: {datasets} holds datasets the demo did not write; give the demo another "
+                         f"--data-root (it writes synthetic datasets there)")
+    shutil.rmtree(datasets)
 
 
 @task(name="break-two-inputs")
@@ -68,6 +80,7 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     Then the affordance-map model (`affordance_preset`): trained `affordance_steps` steps on AffordPose's part
     labels, evaluated on held-out objects, and run on every labelled target sample with its instruction."""
     root = Path(data_root)
+    clear_synthetic_datasets(root / "datasets")
     objects = {d: objects_per_category for d in DATASETS} | {"affordpose": labelled_objects_per_category}
     synth = synth_task(root / "datasets", objects, {"affordpose": labelled_grasps_per_part}, seed, categories)
     broken = break_task(synth.root)

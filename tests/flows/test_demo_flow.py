@@ -31,3 +31,19 @@ def test_demo_flow_writes_tables_and_an_artifact(prefect_harness, tmp_path):
 
     artifacts = asyncio.run(latest())
     assert artifacts and "2 rows + 2 rejects" in artifacts[-1].data
+
+    # a second demo on the same data root writes its synthetic datasets afresh
+    again = demo(data_root=str(tmp_path), seed=1, num_points=128, categories=["knife"],
+                 labelled_objects_per_category=1, labelled_grasps_per_part=1, epochs=1, instructions="template",
+                 affordance_preset="tiny", affordance_steps=2)
+    assert "4 inputs = 2 rows + 2 rejects" in again
+
+
+def test_demo_refuses_a_datasets_folder_it_did_not_write(tmp_path):
+    from flows.demo import clear_synthetic_datasets
+
+    (tmp_path / "datasets" / "oakink").mkdir(parents=True)
+    (tmp_path / "datasets" / "oakink" / "real.pkl").write_bytes(b"x")
+    with pytest.raises(ValueError, match="holds datasets the demo did not write"):
+        clear_synthetic_datasets(tmp_path / "datasets")
+    assert (tmp_path / "datasets" / "oakink" / "real.pkl").is_file()
