@@ -59,7 +59,7 @@ def ingest(
             task = bar.add_task(f"ingest {format}", total=None)
             counts = run(format, root, out, mano_root, num_points=num_points, seed=seed, frame_step=frame_step,
                          progress=lambda n: bar.advance(task, n))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:  # NotATableError and overlapping paths are ValueErrors
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     console.print(f"{counts.inputs} inputs = {counts.rows} rows + {counts.rejects} rejects "

@@ -28,6 +28,7 @@ from tasks.ingest_grab import iter_grab
 from tasks.ingest_ho3d import iter_ho3d
 from tasks.ingest_oakink import iter_oakink
 from tasks.surface_sampling import sample_surface
+from tasks.table_layout import check_target
 from tasks.table_write import TableWriter, write_table
 
 FORMATS = ("affordpose", "oakink", "grab", "ho3d")
@@ -133,15 +134,27 @@ def complete(raws: list[RawSample], hands: HandVertices, num_points: int, seed: 
     return out
 
 
+def check_apart(root: Path, table: Path) -> None:
+    """Refuse an output table inside the dataset it reads (or a dataset inside the output): publishing would
+    move or delete the inputs."""
+    root_r, table_r = Path(root).resolve(), Path(table).resolve()
+    for out in (table_r, table_r.parent / "rejects"):
+        if out == root_r or out.is_relative_to(root_r) or root_r.is_relative_to(out):
+            raise ValueError(f"output {out} overlaps the dataset root {root_r}: write the table outside the dataset")
+
+
 def ingest(fmt: str, root: str | Path, table: str | Path, mano_root: str | Path, *, num_points: int = 2048,
            seed: int = 0, frame_step: int = 1, rows_per_shard: int = 512,
            progress: Callable[[int], None] | None = None) -> IngestCounts:
     """Stream one dataset into `table` (upsert by sample_id) and its rejects into `<table dir>/rejects`."""
     start = time.perf_counter()
-    params, layer = load_hand(mano_root)
-    hands = HandVertices(params, layer)
     table = Path(table)
     rejects_table = table.parent / "rejects"
+    check_apart(Path(root), table)
+    check_target(table)
+    check_target(rejects_table)
+    params, layer = load_hand(mano_root)
+    hands = HandVertices(params, layer)
     lineage = Lineage(stage="ingest", stage_version=STAGE_VERSION,
                       params={"format": fmt, "root": str(root), "num_points": num_points, "seed": seed,
                               "frame_step": frame_step})

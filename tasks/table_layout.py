@@ -27,7 +27,37 @@ from pathlib import Path
 MANIFEST_NAME = "manifest.json"
 DATA_DIR = "data"
 _VERSION_RE = re.compile(r"^v(\d{6,})$")
+# What collect_garbage may remove: version folders and staging leftovers this store wrote, nothing else.
+_STORE_OWNED_RE = re.compile(r"^v\d{6,}(\.staging-\d+-[0-9a-f]+)?$")
 KEEP_OLD_VERSIONS = 1
+
+
+class NotATableError(ValueError):
+    """The output path holds something this store did not write; publishing there would replace it."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {what}; refusing to write a table over it (nothing was changed). "
+                         f"Choose another output, or remove it yourself if it is really meant to go.")
+
+
+def check_target(table: Path, adopt_plain_folder: bool = False) -> None:
+    """Refuse to publish over anything that is not a table of this store.
+
+    A table is absent, our symlink into its `.versions` folder, or a plain folder holding a manifest (a table
+    copied with `cp -rL`), which is kept as the previous version. Any other file or folder is refused unless
+    `adopt_plain_folder` is set, in which case the folder is kept, untouched, as the previous version."""
+    if table.is_symlink():
+        target = Path(os.path.realpath(table))
+        if target.parent != versions_dir(table).resolve() or not _VERSION_RE.match(target.name):
+            raise NotATableError(table, f"is a link to {target}, not a version of this table")
+        return
+    if not table.exists():
+        return
+    if table.is_file():
+        raise NotATableError(table, "is an existing file, not a table")
+    if table.is_dir() and not (table / MANIFEST_NAME).is_file() and not adopt_plain_folder:
+        raise NotATableError(table, f"is an existing folder with no {MANIFEST_NAME}, not a table")
 
 
 def versions_dir(table: Path) -> Path:
@@ -130,8 +160,8 @@ def collect_garbage(table: Path, keep: int = KEEP_OLD_VERSIONS) -> list[Path]:
     keep_names = {version_name(v) for v in versions[-(keep + 1):]} | {current}
     removed = []
     for entry in root.iterdir():
-        if entry.name in keep_names:
-            continue
+        if entry.name in keep_names or not _STORE_OWNED_RE.match(entry.name):
+            continue  # imported folders (`.imported-*`) and anything else we did not write are kept
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
         else:

@@ -57,7 +57,7 @@ class TableWriter:
     def __init__(self, path: str | Path, model: type[Row], *, mode: WriteMode = "upsert",
                  rows_per_shard: int = DEFAULT_ROWS_PER_SHARD, lineage: Lineage | None = None,
                  on_invalid: Literal["raise", "collect"] = "raise", compression: str = "zstd",
-                 progress: Callable[[WriteEvent], None] | None = None) -> None:
+                 progress: Callable[[WriteEvent], None] | None = None, adopt_plain_folder: bool = False) -> None:
         if mode not in ("upsert", "overwrite"):
             raise ValueError(f"mode must be 'upsert' or 'overwrite', got {mode!r}")
         if rows_per_shard < 1:
@@ -70,6 +70,7 @@ class TableWriter:
         self.on_invalid = on_invalid
         self.compression = compression
         self.progress = progress
+        self.adopt_plain_folder = adopt_plain_folder
         self.schema = arrow_schema(model)
         self.key_columns = list(model.TABLE_KEY)
         self._encoding = parquet_encoding(model)
@@ -89,8 +90,10 @@ class TableWriter:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> TableWriter:
+        layout.check_target(self.path, self.adopt_plain_folder)  # before the lock file is created beside it
         self._stack.enter_context(layout.writer_lock(self.path))
         try:
+            layout.check_target(self.path, self.adopt_plain_folder)  # again under the lock: it is what counts
             layout.collect_garbage(self.path)
             if layout.resolve_version_dir(self.path).joinpath(layout.MANIFEST_NAME).exists():
                 # The base must be readable as this model in upsert mode; overwrite may migrate a schema.

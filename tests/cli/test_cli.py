@@ -78,9 +78,29 @@ def test_ingest_refuses_bad_arguments_by_name(tmp_path):
     result = runner.invoke(app, ["ingest", "--format", "grab", "--root", str(tmp_path / "nope"),
                                  "--out", str(tmp_path / "t"), "--mano-root", str(tmp_path)])
     assert result.exit_code == 2 and "--root" in result.output and "nope" in result.output
-    result = runner.invoke(app, ["ingest", "--format", "grab", "--root", str(tmp_path), "--out", str(tmp_path / "t"),
-                                 "--mano-root", str(tmp_path)])
+    (tmp_path / "ds").mkdir()
+    result = runner.invoke(app, ["ingest", "--format", "grab", "--root", str(tmp_path / "ds"),
+                                 "--out", str(tmp_path / "t"), "--mano-root", str(tmp_path)])
     assert result.exit_code == 2 and "MANO_RIGHT.pkl" in result.output
+
+
+def test_ingest_never_writes_over_its_input_or_a_non_table(tmp_path):
+    from tasks.synth_datasets import synthesize_datasets
+
+    synth = synthesize_datasets(tmp_path / "d", categories=["knife"], steps=10)
+    root = synth.root / "affordpose"
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    for out in (root, root / "tables" / "samples"):  # the dataset itself, and a table inside it
+        result = runner.invoke(app, ["ingest", "--format", "affordpose", "--root", str(root), "--out", str(out),
+                                     "--mano-root", str(synth.mano_root)], env={"COLUMNS": "200"})
+        assert result.exit_code == 2 and "overlaps the dataset root" in result.output, result.output
+        assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    result = runner.invoke(app, ["ingest", "--format", "affordpose", "--root", str(root), "--out", str(precious),
+                                 "--mano-root", str(synth.mano_root)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "notes.txt: is an existing file" in result.output, result.output
+    assert precious.read_text() == "keep me"
 
 
 def test_render_draws_a_sample_and_names_a_missing_one(tmp_path):

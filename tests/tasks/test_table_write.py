@@ -198,6 +198,52 @@ def test_a_plain_directory_table_is_taken_over_on_write(tables_dir, tmp_path):
     assert not copied.is_symlink() and open_table(copied).num_rows == 4
     write_table(copied, sample_dicts(2, start=4), Sample)
     assert copied.is_symlink() and open_table(copied).num_rows == 6
+    write_table(copied, sample_dicts(2, start=6), Sample)
+    # The imported copy is not the store's own: garbage collection keeps it.
+    imported = list(layout.versions_dir(copied).glob("*.imported-*"))
+    assert len(imported) == 1 and open_table(imported[0]).num_rows == 4
+
+
+def test_an_existing_file_is_never_replaced(tables_dir):
+    path = tables_dir / "samples"
+    path.write_text("precious")
+    with pytest.raises(layout.NotATableError, match=r"samples: is an existing file"):
+        write_table(path, sample_dicts(2), Sample)
+    assert path.read_text() == "precious"
+    assert not layout.versions_dir(path).exists()
+
+
+def test_a_folder_that_is_not_a_table_is_refused_and_kept(tables_dir):
+    path = tables_dir / "data"
+    (path / "sub").mkdir(parents=True)
+    for i in range(5):
+        (path / "sub" / f"{i}.json").write_text(str(i))
+    with pytest.raises(layout.NotATableError, match=r"existing folder with no manifest.json"):
+        write_table(path, sample_dicts(2), Sample)
+    assert sorted(p.name for p in (path / "sub").iterdir()) == [f"{i}.json" for i in range(5)]
+
+
+def test_an_adopted_folder_survives_as_the_previous_version(tables_dir):
+    path = tables_dir / "data"
+    path.mkdir()
+    (path / "keep.txt").write_text("mine")
+    write_table(path, sample_dicts(2), Sample, adopt_plain_folder=True)
+    write_table(path, sample_dicts(2, start=2), Sample)
+    write_table(path, sample_dicts(2, start=4), Sample)
+    assert open_table(path).num_rows == 6
+    [kept] = layout.versions_dir(path).glob("*.imported-*")
+    assert (kept / "keep.txt").read_text() == "mine"
+
+
+def test_a_link_to_somewhere_else_is_refused(tables_dir, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.txt").write_text("a")
+    path = tables_dir / "samples"
+    path.symlink_to(elsewhere)
+    with pytest.raises(layout.NotATableError, match="is a link to"):
+        write_table(path, sample_dicts(2), Sample)
+    assert path.resolve() == elsewhere.resolve() and (elsewhere / "a.txt").read_text() == "a"
 
 
 def test_writer_must_be_used_as_a_context_manager(tables_dir):
