@@ -49,7 +49,7 @@ def model_throughput(preset: str, device_name: str, samples: int, batch_size: in
 
 
 def cloud_throughput(num_points: int, samples: int) -> dict:
-    from tasks.joint_cloud import joint_cloud
+    from ops.joint_cloud import joint_cloud
 
     rng = np.random.default_rng(0)
     hands = rng.normal(scale=0.03, size=(samples, 778, 3))

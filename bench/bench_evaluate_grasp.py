@@ -31,10 +31,10 @@ def main() -> None:
     import torch
 
     import flows.evaluate_grasp
-    from tasks.grasp_data import items_from_rows, mano_layer
-    from tasks.grasp_train import preset_config, train_grasp_model
+    from tasks.grasp.data import items_from_rows, mano_layer
+    from tasks.grasp.train import preset_config, train_grasp_model
     from tests.grasp_factories import fake_embed, write_annotated
-    from tests.tasks.test_grasp_eval_inputs import write_samples
+    from tests.tasks.grasp.evaluation.test_inputs import write_samples
 
     torch.set_num_threads(1)  # the MANO layer is several times slower with 2 threads on a loaded 2-core machine
     tables = args.out / "tables"

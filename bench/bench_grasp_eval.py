@@ -2,7 +2,7 @@
 
     python -m bench.bench_grasp_eval --per-category 1 --per-part 1 --workers 2
 
-Grasps are the synthetic datasets' own (tasks/synth_grasps.py on tasks/synth_objects.py objects), the stand-in
+Grasps are the synthetic datasets' own (tasks/synth/grasps.py on tasks/synth/objects.py objects), the stand-in
 for generator output until the generator lands; making them is not timed. Per-object work (voxelising, surface
 sampling, V-HACD) is reported per object: it is paid once however many grasps an object gets. The classifier is
 the CPU preset with fresh weights (throughput does not depend on what it learned). The overall figure runs
@@ -35,9 +35,9 @@ def make_grasps(per_category: int, per_part: int, seed: int) -> list:
 
     from models.mano import ManoLayer
     from models.synthetic_hand import build_synthetic_hand
-    from tasks.grasp_evaluate import from_synth_grasps
-    from tasks.synth_grasps import synthesize_grasps
-    from tasks.synth_objects import make_objects
+    from tasks.grasp.evaluation.evaluate import from_synth_grasps
+    from tasks.synth.grasps import synthesize_grasps
+    from tasks.synth.objects import make_objects
 
     params = build_synthetic_hand("right")
     layer = ManoLayer(params=params, use_pca=False)
@@ -51,14 +51,14 @@ def make_grasps(per_category: int, per_part: int, seed: int) -> list:
 
 def per_metric(grasps: list, workers: int, pool) -> dict:
     from models.point_bert import PRESETS, PointTransformer
-    from tasks.classifier_train import TrainResult
-    from tasks.grasp_accuracy import affordance_accuracy
-    from tasks.grasp_contact import object_mesh, vertex_distances
-    from tasks.grasp_diversity import diversity
-    from tasks.grasp_penetration import object_voxel_centres, penetration_volume
-    from tasks.grasp_simulation import SimJob, decompose_object, object_key, simulate_many
-    from tasks.hand_mesh import closed_hand
-    from tasks.surface_sampling import sample_surface
+    from ops.hand_mesh import closed_hand
+    from ops.surface_sampling import sample_surface
+    from tasks.grasp.evaluation.accuracy import affordance_accuracy
+    from tasks.grasp.evaluation.contact import object_mesh, vertex_distances
+    from tasks.grasp.evaluation.diversity import diversity
+    from tasks.grasp.evaluation.penetration import object_voxel_centres, penetration_volume
+    from tasks.grasp.evaluation.simulation import SimJob, decompose_object, object_key, simulate_many
+    from tasks.pseudo_label.classifier_train import TrainResult
 
     keys = [object_key(g.object_vertices, g.object_faces) for g in grasps]
     first = {k: g for k, g in zip(keys, grasps, strict=True)}
@@ -100,8 +100,8 @@ def per_metric(grasps: list, workers: int, pool) -> dict:
 
 def overall(grasps: list, pool) -> dict:
     from models.point_bert import PRESETS, PointTransformer
-    from tasks.classifier_train import TrainResult
-    from tasks.grasp_evaluate import evaluate_grasps
+    from tasks.grasp.evaluation.evaluate import evaluate_grasps
+    from tasks.pseudo_label.classifier_train import TrainResult
 
     config = PRESETS["cpu"]
     classifier = TrainResult(model=PointTransformer(config).eval(), model_config=config)
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from tasks.grasp_simulation import sim_pool
+    from tasks.grasp.evaluation.simulation import sim_pool
 
     grasps = make_grasps(args.per_category, args.per_part, args.seed)
     with sim_pool(args.workers) as pool:

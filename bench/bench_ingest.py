@@ -26,10 +26,10 @@ def build(root: Path, grasps: int, seed: int) -> int:
     from models.mano import ManoLayer
     from models.mano_pickle import load_mano_pickle
     from models.synthetic_hand import write_synthetic_mano
-    from tasks.ingest_common import GraspRecord, HandTemplate
-    from tasks.ingest_oakink import write_oakink
-    from tasks.synth_grasps import synthesize_grasps
-    from tasks.synth_objects import CATEGORIES, make_object
+    from tasks.ingest.common import GraspRecord, HandTemplate
+    from tasks.ingest.oakink import write_oakink
+    from tasks.synth.grasps import synthesize_grasps
+    from tasks.synth.objects import CATEGORIES, make_object
 
     write_synthetic_mano(root / "mano")
     params = load_mano_pickle(root / "mano" / "MANO_RIGHT.pkl")
@@ -51,7 +51,7 @@ def build(root: Path, grasps: int, seed: int) -> int:
 
 
 def run_ingest(root: Path, num_points: int) -> dict:
-    from tasks.ingest import ingest
+    from tasks.ingest.pipeline import ingest
 
     start = time.perf_counter()
     counts = ingest("oakink", root / "oakink", root / "tables" / "oakink", root / "mano", num_points=num_points)

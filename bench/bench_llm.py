@@ -75,7 +75,7 @@ def main() -> None:
         report.update(endpoint=args.base_url, model=args.model,
                       levels=bench(args.base_url, args.model, args.n, args.concurrency, args.max_tokens))
     else:
-        from tasks.llm_endpoint import ensure_model_dir, start_endpoint, stop_endpoint
+        from tasks.instruct.endpoint import ensure_model_dir, start_endpoint, stop_endpoint
 
         if args.data_root is None:
             from schemas.settings import AffordSettings

@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     from flows.annotate import annotate
     from flows.reannotate import reannotate
-    from tasks.table_read import open_table
+    from tasks.store.read import open_table
     from tests.annotate_factories import oakink_params, perturb_oakink, synth_small
 
     shutil.rmtree(args.out, ignore_errors=True)

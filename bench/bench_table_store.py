@@ -24,7 +24,7 @@ PHASES = ("generate", "write", "read_batches", "read_rows", "torch_dataset", "up
 
 
 def _rows(n: int, points: int, start: int = 0, intent: str | None = None):
-    from tasks.toy_samples import toy_sample
+    from tasks.synth.toy_samples import toy_sample
 
     rng = np.random.default_rng(start)
     for i in range(start, start + n):
@@ -36,9 +36,9 @@ def _rows(n: int, points: int, start: int = 0, intent: str | None = None):
 
 def _phase(name: str, table: Path, rows: int, points: int, rows_per_shard: int) -> dict:
     from schemas.rows import Sample
-    from tasks.table_dataset import TableIterableDataset
-    from tasks.table_read import open_table
-    from tasks.table_write import write_table
+    from tasks.store.read import open_table
+    from tasks.store.torch_dataset import TableIterableDataset
+    from tasks.store.write import write_table
 
     start = time.perf_counter()
     if name == "generate":  # the cost of making the toy rows, included in `write`

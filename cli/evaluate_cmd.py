@@ -13,7 +13,7 @@ from rich.markdown import Markdown
 def check_evaluate_options(annotated: Path, checkpoints: list[str], samples_root: Path | None,
                            classifier: Path | None) -> tuple[dict[int, str] | None, str | None]:
     """({heads: file}, None), or (None, an error message naming the first bad option)."""
-    from tasks.grasp_eval_inputs import parse_checkpoints
+    from tasks.grasp.evaluation.inputs import parse_checkpoints
 
     if not (annotated / "manifest.json").is_file():
         return None, f"--annotated {annotated}: not a table (no manifest.json)"

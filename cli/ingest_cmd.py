@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from tasks.ingest import FORMATS
+from tasks.ingest.pipeline import FORMATS
 
 
 def resolve_mano_root(option: Path | None, dataset_root: Path) -> tuple[Path, str]:
@@ -43,7 +43,7 @@ def ingest(
     seed: int = typer.Option(0, min=0, help="Seed of the surface sampling."),
 ) -> None:
     """Read a dataset (AffordPose, OakInk-Shape, GRAB or HO-3D) into a Parquet table of canonical samples."""
-    from tasks.ingest import ingest as run
+    from tasks.ingest.pipeline import ingest as run
 
     if format not in FORMATS:
         typer.echo(f"error: --format {format!r} is not one of {', '.join(FORMATS)}", err=True)

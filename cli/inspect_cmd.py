@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from tasks.table_errors import TableError
-from tasks.table_inspect import format_schema, head_rows, human_bytes, summarise
-from tasks.table_read import open_table
+from tasks.store.errors import TableError
+from tasks.store.inspect import format_schema, head_rows, human_bytes, summarise
+from tasks.store.read import open_table
 
 
 def inspect(

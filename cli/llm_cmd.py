@@ -28,7 +28,7 @@ def serve(
                                             help="Seconds to wait for the first answer."),
 ) -> None:
     """Convert the model once (~30 s), serve it on 127.0.0.1 until Ctrl-C, then stop the server."""
-    from tasks.llm_endpoint import ensure_model_dir, start_endpoint, stop_endpoint
+    from tasks.instruct.endpoint import ensure_model_dir, start_endpoint, stop_endpoint
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if data_root is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tasks.table_errors import TableError
+from tasks.store.errors import TableError
 
 
 def render(
@@ -19,9 +19,9 @@ def render(
     """Draw one hand-object pair (object coloured by part affordance, hand in skin colour) from two views."""
     from models.mano_pickle import load_mano_pickle, mano_file
     from models.synthetic_hand import build_synthetic_hand
+    from ops.render import render_pair
     from schemas.rows import Sample
-    from tasks.render import render_pair
-    from tasks.table_read import open_table
+    from tasks.store.read import open_table
 
     try:
         rows = open_table(table, Sample).iter_rows()

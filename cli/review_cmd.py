@@ -76,9 +76,9 @@ def serve(
 
 
 def _resumer(store_path: Path) -> Callable[[int, ReviewResult], None]:
-    """on_complete for the web app: resume the paused flow run of the cycle (see tasks.review_resume)."""
+    """on_complete for the web app: resume the paused flow run of the cycle (see review.resume)."""
     def on_complete(cycle: int, result: ReviewResult) -> None:
-        from tasks.review_resume import resume_review_flow
+        from review.resume import resume_review_flow
 
         resume_review_flow(store_path, cycle, result)
     return on_complete
@@ -92,8 +92,8 @@ def resume(
                                                             "<data_root>/review/review.sqlite)."),
 ) -> None:
     """Resume the flow run paused for CYCLE with its review, e.g. when the server stopped before it could."""
-    from tasks.review_resume import resume_review_flow
-    from tasks.review_store import ReviewStore
+    from review.resume import resume_review_flow
+    from review.store import ReviewStore
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     store_path, _ = review_paths(data_root, store, Path("."))
@@ -112,7 +112,7 @@ def resume(
     raise typer.Exit(0 if resumed else 1)
 
 
-if __name__ == "__main__":  # `python -m cli.review_cmd serve ...`: what tasks.simulated_reviewer starts
+if __name__ == "__main__":  # `python -m cli.review_cmd serve ...`: what tasks.synth.simulated_reviewer starts
     from cli.env import apply_prefect_defaults
 
     apply_prefect_defaults()

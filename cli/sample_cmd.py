@@ -26,7 +26,7 @@ def sample(
     """Generate grasps in one pass (diffusion -> DAM -> MANO; no test-time optimisation) and draw them."""
     import time
 
-    from tasks.grasp_sample import (
+    from tasks.grasp.sample import (
         instruction_embedding,
         load_grasp_generator,
         object_from_mesh,
@@ -67,7 +67,7 @@ def _affordance_map(points: np.ndarray, instruction: str, map_checkpoint: Path |
     if map_checkpoint is None:
         return np.ones(len(points), np.float32)
     from models.text_encoder import TextEncoder
-    from tasks.affordance_train import TextBank, load_map_model, predict_maps
+    from tasks.affordance.train import TextBank, load_map_model, predict_maps
 
     model = load_map_model(map_checkpoint, device)
     bank = TextBank([instruction], TextEncoder())

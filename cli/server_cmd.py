@@ -13,7 +13,7 @@ app = typer.Typer(name="server", help="A local Prefect server and process worker
 
 def _state() -> Path:
     """PREFECT_HOME (the Makefile sets ./.prefect): server and worker logs and PID files go there."""
-    from tasks.prefect_server import prefect_env
+    from tasks.runtime.prefect_server import prefect_env
 
     return Path(prefect_env()["PREFECT_HOME"])
 
@@ -24,7 +24,7 @@ def up(port: int = typer.Option(4200, "--port", min=1, max=65535, help="Port on 
        worker: bool = typer.Option(True, "--worker/--no-worker", help="Also start a process worker."),
        timeout_s: float = typer.Option(120, "--timeout", min=5, help="Seconds to wait for the server.")) -> None:
     """Start `prefect server start` on 127.0.0.1 and a process worker; print the PREFECT_API_URL to export."""
-    from tasks.prefect_server import api_url, ensure_pool, start_server, start_worker
+    from tasks.runtime.prefect_server import api_url, ensure_pool, start_server, start_worker
 
     state = _state()
     if (state / "server.pid").is_file():
@@ -48,7 +48,7 @@ def up(port: int = typer.Option(4200, "--port", min=1, max=65535, help="Port on 
 @app.command("down")
 def down() -> None:
     """Stop the worker and server that `afford server up` started (by their recorded PIDs only)."""
-    from tasks.prefect_server import stop_recorded
+    from tasks.runtime.prefect_server import stop_recorded
 
     state = _state()
     worker = stop_recorded(state, "worker", signals=2)  # a process worker stops on its second SIGTERM
@@ -64,7 +64,7 @@ def deploy(pool: str = typer.Option("afford-process", "--pool", help="Process wo
            ) -> None:
     """Create the work pool and deploy every deployment of prefect.yaml (`prefect deploy --all --no-prompt`)
     to the server PREFECT_API_URL names."""
-    from tasks.prefect_server import deploy_all
+    from tasks.runtime.prefect_server import deploy_all
 
     api = os.environ.get("PREFECT_API_URL")
     if not api:

@@ -17,7 +17,7 @@ def synth(
     seed: int = typer.Option(0, min=0, help="Random seed: the same seed writes the same files."),
 ) -> None:
     """Write synthetic AffordPose, OakInk-Shape, GRAB and HO-3D datasets in their real on-disk formats."""
-    from tasks.synth_datasets import DATASETS, synthesize_datasets
+    from tasks.synth.datasets import DATASETS, synthesize_datasets
 
     console = Console()
     with Progress(console=console) as bar:

@@ -67,7 +67,7 @@ def _default_state_dir() -> Path:
 
 def _check_datasets(root: Path, datasets: Sequence[str] | None) -> None:
     """Bad --dataset names fail before the first scan, as usage errors (exit 2)."""
-    from tasks.dataset_watch import DATASETS, dataset_names
+    from tasks.ingest.watch import DATASETS, dataset_names
 
     if not dataset_names(root, datasets):
         typer.echo(f"warning: no dataset folder ({', '.join(DATASETS)}) under {root} yet", err=True)
@@ -75,7 +75,7 @@ def _check_datasets(root: Path, datasets: Sequence[str] | None) -> None:
 
 def _tick(root: Path, state_dir: Path, datasets: Sequence[str] | None, baseline_emits: bool, quiet: bool) -> None:
     """One check: scan, emit the changes, then save the manifests (so a failed emit is retried next time)."""
-    from tasks.dataset_watch import commit, detect, emit_changes
+    from tasks.ingest.watch import commit, detect, emit_changes
 
     scanned = detect(root, state_dir, datasets, baseline_emits)
     changes = [s.change for s in scanned if not s.change.empty]

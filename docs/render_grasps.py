@@ -11,9 +11,9 @@ import numpy as np
 
 from models.mano import ManoLayer
 from models.synthetic_hand import build_synthetic_hand
-from tasks.render import render_pair
-from tasks.synth_grasps import grasp_quality, synthesize_grasps
-from tasks.synth_objects import CATEGORIES, make_object
+from ops.render import render_pair
+from tasks.synth.grasps import grasp_quality, synthesize_grasps
+from tasks.synth.objects import CATEGORIES, make_object
 
 OUT = Path(__file__).parent / "grasps"
 

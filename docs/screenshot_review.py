@@ -20,11 +20,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from review.images import cycle_images_dir, image_path  # noqa: E402
+from review.store import ReviewStore  # noqa: E402
 from schemas.affordance import AFFORDANCES  # noqa: E402
 from schemas.review import QueueItem  # noqa: E402
-from tasks.review_images import cycle_images_dir, image_path  # noqa: E402
-from tasks.review_store import ReviewStore  # noqa: E402
-from tasks.simulated_reviewer import start_review_server, stop_review_server  # noqa: E402
+from tasks.synth.simulated_reviewer import start_review_server, stop_review_server  # noqa: E402
 
 OUT = Path(__file__).parent / "review" / "review_page.png"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -38,9 +38,9 @@ def build_queue(store_path: Path, images_dir: Path, seed: int = 7) -> list[Queue
     from models.mano import ManoLayer
     from models.mano_pickle import load_mano_pickle
     from models.synthetic_hand import write_synthetic_mano
-    from tasks.render import render_pair
-    from tasks.synth_grasps import synthesize_grasps
-    from tasks.synth_objects import make_object
+    from ops.render import render_pair
+    from tasks.synth.grasps import synthesize_grasps
+    from tasks.synth.objects import make_object
 
     write_synthetic_mano(images_dir.parent / "mano")
     params = load_mano_pickle(images_dir.parent / "mano" / "MANO_RIGHT.pkl")

@@ -25,8 +25,8 @@ from models.text_encoder import TextEncoder
 from schemas.affordance_map import AffordanceMapRow
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
-from tasks.affordance_data import MapItems, NoMapItems, instruction_texts, load_items, object_split
-from tasks.affordance_maps import (
+from tasks.affordance.data import MapItems, NoMapItems, instruction_texts, load_items, object_split
+from tasks.affordance.maps import (
     STAGE_VERSION,
     InferInput,
     evaluation_report,
@@ -35,8 +35,8 @@ from tasks.affordance_maps import (
     infer_rows,
     write_json,
 )
-from tasks.affordance_train import MapModel, MapTrainConfig, TextBank, evaluate_maps, load_map_model, train_map_model
-from tasks.table_write import write_table
+from tasks.affordance.train import MapModel, MapTrainConfig, TextBank, evaluate_maps, load_map_model, train_map_model
+from tasks.store.write import write_table
 
 
 @task(name="load-map-items", cache_policy=NONE)

@@ -11,15 +11,15 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.annotate import annotate
 from models.mano_pickle import load_mano_pickle, mano_file
+from ops.render import render_pair
 from schemas.rows import Sample
-from tasks.affordance_train import MapTrainConfig
-from tasks.classifier_train import TrainConfig
-from tasks.demo import break_two_inputs
-from tasks.ingest import FORMATS
-from tasks.render import render_pair
-from tasks.synth_datasets import DATASETS, SynthSummary, synthesize_datasets
-from tasks.synth_truth import truth_dir
-from tasks.table_read import open_table
+from tasks.affordance.train import MapTrainConfig
+from tasks.ingest.pipeline import FORMATS
+from tasks.pseudo_label.classifier_train import TrainConfig
+from tasks.store.read import open_table
+from tasks.synth.datasets import DATASETS, SynthSummary, synthesize_datasets
+from tasks.synth.demo import break_two_inputs
+from tasks.synth.truth import truth_dir
 
 
 @task(name="synthesise-datasets")

@@ -21,20 +21,20 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from models.point_bert import checkpoint_sha256
-from tasks.classifier_train import TrainResult, load_trained
-from tasks.grasp_data import sentence_embedder
-from tasks.grasp_eval_inputs import (
+from tasks.grasp.data import sentence_embedder
+from tasks.grasp.evaluation.evaluate import EvalReport, GeneratedGrasp, evaluate_grasps, grid_items
+from tasks.grasp.evaluation.inputs import (
     EvalObjects,
     check_heads,
     generate_for_objects,
     sampler_inputs,
     select_objects,
 )
-from tasks.grasp_evaluate import EvalReport, GeneratedGrasp, evaluate_grasps, grid_items
-from tasks.grasp_report import SpeedRow, render_grasp_grid, render_table5
-from tasks.grasp_sample import load_grasp_generator
-from tasks.grasp_speed import speed_rows
-from tasks.reannotate import CLASSIFIER_STATE, load_classifier_state
+from tasks.grasp.evaluation.report import SpeedRow, render_grasp_grid, render_table5
+from tasks.grasp.evaluation.speed import speed_rows
+from tasks.grasp.sample import load_grasp_generator
+from tasks.ingest.delta import CLASSIFIER_STATE, load_classifier_state
+from tasks.pseudo_label.classifier_train import TrainResult, load_trained
 
 
 def default_classifier(annotated_table: str | Path) -> Path | None:

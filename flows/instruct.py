@@ -22,10 +22,8 @@ from schemas.instruction import InstructionRow
 from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject, Sample
 from schemas.settings import AffordSettings
-from tasks.classifier_report import markdown_table
-from tasks.instruct import STAGE_VERSION, InstructCounts, instruct_samples
-from tasks.instruct_cache import InstructionCache
-from tasks.instruct_generators import (
+from tasks.instruct.cache import InstructionCache
+from tasks.instruct.generators import (
     GenerationStats,
     Instruction,
     InstructionGenerator,
@@ -33,8 +31,10 @@ from tasks.instruct_generators import (
     OpenAIGenerator,
     TemplateGenerator,
 )
-from tasks.table_read import open_table
-from tasks.table_write import write_table
+from tasks.instruct.stage import STAGE_VERSION, InstructCounts, instruct_samples
+from tasks.pseudo_label.report import markdown_table
+from tasks.store.read import open_table
+from tasks.store.write import write_table
 
 
 def instruct_inputs(tables: list[Path], labels: dict[str, str]) -> list[tuple[str, str, str, str, str | None]]:
@@ -75,7 +75,7 @@ class EmbeddedGenerator:
     prompt_version = OpenAIGenerator.prompt_version
 
     def __init__(self, settings: AffordSettings) -> None:
-        from tasks.llm_endpoint import ensure_model_dir
+        from tasks.instruct.endpoint import ensure_model_dir
 
         self.settings = settings
         self.model = str(ensure_model_dir(settings.data_root))  # what the served endpoint calls its model
@@ -86,7 +86,7 @@ class EmbeddedGenerator:
     def _started(self) -> OpenAIGenerator:
         with self._lock:  # generate() runs on a thread pool: start once
             if self._client is None:
-                from tasks.llm_endpoint import start_endpoint
+                from tasks.instruct.endpoint import start_endpoint
 
                 self._endpoint = start_endpoint(Path(self.model))
                 print(f"embedded endpoint {self._endpoint.base_url} serving {self.model} "
@@ -105,7 +105,7 @@ class EmbeddedGenerator:
 
     def close(self) -> None:
         if self._endpoint is not None:
-            from tasks.llm_endpoint import stop_endpoint
+            from tasks.instruct.endpoint import stop_endpoint
 
             stop_endpoint(self._endpoint)
             self._endpoint = None

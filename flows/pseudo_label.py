@@ -12,9 +12,9 @@ from prefect.cache_policies import NONE
 
 from models.point_bert import PRESETS
 from schemas.rows import Reject
-from tasks.classifier_report import epoch_line
-from tasks.classifier_train import TrainConfig, TrainResult, load_trained
-from tasks.pseudo_label_stage import (
+from tasks.pseudo_label.classifier_train import TrainConfig, TrainResult, load_trained
+from tasks.pseudo_label.report import epoch_line
+from tasks.pseudo_label.stage import (
     NoLabelledSamples,
     StageReport,
     acceptance_by_class,
@@ -24,7 +24,7 @@ from tasks.pseudo_label_stage import (
     save_summary,
     train_and_evaluate,
 )
-from tasks.table_write import write_table
+from tasks.store.write import write_table
 
 
 # A trained model is not a cache key: these tasks pass models along, so they are never cached.

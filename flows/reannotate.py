@@ -3,7 +3,7 @@
 Started by the `reannotate-on-change` deployment's trigger on a `dataset.changed` event (`afford watch`), or by
 hand. It re-ingests only samples whose content hash changed, removes outputs of removed samples from every
 table, and recomputes labels, instructions, affordance maps and `annotated` rows for the changed samples only,
-with the models of the last full `annotate` run (see tasks/reannotate.py). Unchanged rows stay byte-identical;
+with the models of the last full `annotate` run (see tasks/ingest/delta.py). Unchanged rows stay byte-identical;
 unchanged (class, affordance) keys make no LLM call. One run at a time per data root (a file lock), so two
 datasets changing together queue instead of racing on the shared tables.
 """
@@ -31,16 +31,9 @@ from schemas.instruction import InstructionRow
 from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject, Sample
 from schemas.settings import AffordSettings
-from tasks.affordance_maps import InferInput, infer_rows
-from tasks.affordance_train import TextBank, load_map_model
-from tasks.annotated_join import join_rows, load_join_inputs
-from tasks.classifier_data import clouds_from_rows
-from tasks.classifier_train import load_trained, predict_logits
-from tasks.ingest import FORMATS
-from tasks.instruct import instruct_samples
-from tasks.instruct_cache import InstructionCache
-from tasks.pseudo_label import label_rows
-from tasks.reannotate import (
+from tasks.affordance.maps import InferInput, infer_rows
+from tasks.affordance.train import TextBank, load_map_model
+from tasks.ingest.delta import (
     CLASSIFIER_STATE,
     STAGE_VERSION,
     SampleDelta,
@@ -50,7 +43,14 @@ from tasks.reannotate import (
     unreviewed_labels,
     upsert,
 )
-from tasks.table_read import open_table, table_exists
+from tasks.ingest.pipeline import FORMATS
+from tasks.instruct.cache import InstructionCache
+from tasks.instruct.stage import instruct_samples
+from tasks.pseudo_label.classifier_data import clouds_from_rows
+from tasks.pseudo_label.classifier_train import load_trained, predict_logits
+from tasks.pseudo_label.labelling import label_rows
+from tasks.store.annotated_join import join_rows, load_join_inputs
+from tasks.store.read import open_table, table_exists
 
 LABELLED = "affordpose"  # carries its own labels and part maps: no classifier or map model needed
 

@@ -26,21 +26,20 @@ from pydantic import Field
 
 from models.mano_pickle import load_mano_pickle, mano_file
 from models.point_bert import PRESETS
+from review.images import cycle_images_dir, render_queue_images
+from review.queue import sample_queue
+from review.resume import prefect_api_url, review_pause_key
+from review.store import ReviewStore
 from schemas.affordance import affordance_index
 from schemas.manifest import Lineage
 from schemas.review import ItemState
 from schemas.rows import AffordanceLabel, PseudoLabel, Reject, ReviewDecision, Sample
-from tasks.classifier_data import Clouds
-from tasks.classifier_report import epoch_line, rule_table, summary_table
-from tasks.classifier_train import TrainConfig, TrainResult
-from tasks.label_quality import label_quality, passes_gate, quality_markdown
-from tasks.pseudo_label_stage import NoLabelledSamples, StageReport, label_clouds, prepare_clouds, train_and_evaluate
-from tasks.reannotate import CLASSIFIER_STATE, save_classifier_state
-from tasks.review_images import cycle_images_dir, render_queue_images
-from tasks.review_queue import sample_queue
-from tasks.review_resume import prefect_api_url, review_pause_key
-from tasks.review_store import ReviewStore
-from tasks.self_training import (
+from tasks.ingest.delta import CLASSIFIER_STATE, save_classifier_state
+from tasks.pseudo_label.classifier_data import Clouds
+from tasks.pseudo_label.classifier_train import TrainConfig, TrainResult
+from tasks.pseudo_label.label_quality import label_quality, passes_gate, quality_markdown
+from tasks.pseudo_label.report import epoch_line, rule_table, summary_table
+from tasks.pseudo_label.self_training import (
     STAGE_VERSION,
     CycleRecord,
     cycle_table,
@@ -48,8 +47,9 @@ from tasks.self_training import (
     low_confidence,
     merge_cycle,
 )
-from tasks.table_read import open_table
-from tasks.table_write import write_table
+from tasks.pseudo_label.stage import NoLabelledSamples, StageReport, label_clouds, prepare_clouds, train_and_evaluate
+from tasks.store.read import open_table
+from tasks.store.write import write_table
 
 
 class ReviewInput(RunInput):
@@ -102,7 +102,7 @@ def queue_task(store_path: Path, images_dir: Path, labels: list[PseudoLabel], ca
 
 def _simulated_review(base_url: str, cycle: int, truth: dict[str, str], error_rate: float,
                       seed: int) -> threading.Thread:
-    from tasks.simulated_reviewer import review_queue_over_http
+    from tasks.synth.simulated_reviewer import review_queue_over_http
 
     thread = threading.Thread(target=review_queue_over_http, args=(base_url, cycle, truth),
                               kwargs={"error_rate": error_rate, "seed": seed}, daemon=True)
@@ -136,8 +136,8 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
     hand_faces = load_mano_pickle(mano_file(Path(mano_root), "right")).f
     server, truth = None, {}
     if reviewer == "simulated":
-        from tasks.simulated_reviewer import start_review_server
-        from tasks.synth_truth import truth_for
+        from tasks.synth.simulated_reviewer import start_review_server
+        from tasks.synth.truth import truth_for
 
         if truth_root is None:
             raise ValueError("reviewer='simulated' needs truth_root: the datasets folder written by `afford synth`")
@@ -204,10 +204,10 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
                 break
     finally:
         if server is not None:
-            from tasks.simulated_reviewer import stop_review_server
+            from tasks.synth.simulated_reviewer import stop_review_server
 
             stop_review_server(server)
-    if previous is not None:  # what labels a sample that changes later (tasks/reannotate.py)
+    if previous is not None:  # what labels a sample that changes later (tasks/ingest/delta.py)
         save_classifier_state(out / CLASSIFIER_STATE, previous.checkpoint, previous.checkpoint_sha256,
                               reports[-1].rule, k, len(reports) - 1, reports[-1].measurement.stats)
     return _finish(root, out, pool, merged, last_label, records, reports[0] if reports else None)

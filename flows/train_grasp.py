@@ -18,9 +18,9 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NONE
 
 from models.mano import ManoLayer
-from tasks.grasp_data import GraspItems, load_grasp_items, mano_layer
-from tasks.grasp_sample import GraspGenerator, load_grasp_generator, render_grasps, sample_grasps
-from tasks.grasp_train import GraspTrainConfig, GraspTrainResult, preset_config, train_grasp_model
+from tasks.grasp.data import GraspItems, load_grasp_items, mano_layer
+from tasks.grasp.sample import GraspGenerator, load_grasp_generator, render_grasps, sample_grasps
+from tasks.grasp.train import GraspTrainConfig, GraspTrainResult, preset_config, train_grasp_model
 
 
 @task(name="load-grasp-items", cache_policy=NONE)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tasks.fps import fps_torch
+from ops.fps import fps_torch
 
 # Top-level modules of the backbone: a checkpoint key under one of these that the model lacks, or whose shape
 # differs, means another architecture (e.g. a deeper or wider transformer), not a head to drop.

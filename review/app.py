@@ -1,6 +1,6 @@
 """The reviewer web app: a JSON API over the review store (under /api) and the page people review with (/).
 
-Every state change goes through `tasks.review_store.ReviewStore`, which commits each decision to SQLite before the
+Every state change goes through `review.store.ReviewStore`, which commits each decision to SQLite before the
 request answers, so killing the server never loses an acknowledged decision. Text from the store (object classes,
 comments) leaves as JSON only; the page inserts it with `textContent`, and a Content-Security-Policy forbids inline
 scripts as a second line of defence.
@@ -23,10 +23,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
+from review.images import cycle_images_dir, image_path
+from review.store import ReviewStore
 from schemas.affordance import AFFORDANCES
 from schemas.review import REVIEWER_PATTERN, DecisionIn, DecisionRecord, ItemState, Progress, ReviewResult
-from tasks.review_images import cycle_images_dir, image_path
-from tasks.review_store import ReviewStore
 
 log = logging.getLogger(__name__)
 

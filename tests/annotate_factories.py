@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from tasks.synth_datasets import synthesize_datasets
-from tasks.table_read import open_table
+from tasks.store.read import open_table
+from tasks.synth.datasets import synthesize_datasets
 
 CATEGORIES = ["mug", "knife"]
 # Small but complete: every stage trains or runs (1 classifier epoch, 2 map-model steps, template instructions).

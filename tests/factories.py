@@ -9,8 +9,8 @@ import numpy as np
 
 from schemas.manifest import TableManifest
 from schemas.rows import Sample
-from tasks.table_write import write_table
-from tasks.toy_samples import toy_samples
+from tasks.store.write import write_table
+from tasks.synth.toy_samples import toy_samples
 
 
 def point_cloud(n: int = 64, seed: int = 0) -> np.ndarray:

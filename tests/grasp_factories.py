@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from schemas.annotated import AnnotatedRow
-from tasks.table_write import write_table
+from tasks.store.write import write_table
 
 INSTRUCTIONS = ("Grip the handle of the mug securely", "Press the top of the bottle", "Lift the pot by its rim")
 AFFORDANCES = ("handle-grasp", "press", "lift")

@@ -34,6 +34,6 @@ def test_trigger_parameters_name_the_flow_parameters(deployment):
     for trigger in deployment["triggers"]:
         assert trigger["expect"] == ["dataset.changed"]
         assert set(trigger["parameters"]) <= set(accepted), set(trigger["parameters"]) - set(accepted)
-        # what the event carries (tasks/dataset_watch.py) is what the templates read
+        # what the event carries (tasks/ingest/watch.py) is what the templates read
         for value in trigger["parameters"].values():
             assert value.startswith("{{ event.") and value.endswith(" }}"), value

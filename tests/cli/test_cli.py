@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tasks.table_read import open_table
+from tasks.store.read import open_table
 from tests.factories import make_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_ingest_refuses_bad_arguments_by_name(tmp_path):
 
 
 def test_ingest_never_writes_over_its_input_or_a_non_table(tmp_path):
-    from tasks.synth_datasets import synthesize_datasets
+    from tasks.synth.datasets import synthesize_datasets
 
     synth = synthesize_datasets(tmp_path / "d", categories=["knife"], steps=10)
     root = synth.root / "affordpose"
@@ -104,8 +104,8 @@ def test_ingest_never_writes_over_its_input_or_a_non_table(tmp_path):
 
 
 def test_render_draws_a_sample_and_names_a_missing_one(tmp_path):
-    from tasks.ingest import ingest
-    from tasks.synth_datasets import synthesize_datasets
+    from tasks.ingest.pipeline import ingest
+    from tasks.synth.datasets import synthesize_datasets
 
     synth = synthesize_datasets(tmp_path / "d", categories=["knife"], steps=10)
     ingest("affordpose", synth.root / "affordpose", tmp_path / "t" / "affordpose", synth.mano_root, num_points=64)
@@ -178,7 +178,7 @@ def test_pseudo_label_defaults_are_the_training_defaults():
     import inspect
 
     from cli.pseudo_label_cmd import pseudo_label
-    from tasks.classifier_train import TrainConfig
+    from tasks.pseudo_label.classifier_train import TrainConfig
 
     params = inspect.signature(pseudo_label).parameters
     assert params["epochs"].default.default == TrainConfig.epochs

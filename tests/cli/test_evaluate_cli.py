@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 import flows.evaluate_grasp
 from cli.main import app
 from tests.grasp_factories import fake_embed, single_thread, write_annotated
-from tests.tasks.test_grasp_eval_inputs import train_tiny, write_samples
+from tests.tasks.grasp.evaluation.test_inputs import train_tiny, write_samples
 
 runner = CliRunner()
 

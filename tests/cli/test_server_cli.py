@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tasks.llm_endpoint import free_port
+from tasks.instruct.endpoint import free_port
 
 runner = CliRunner()
 

@@ -1,5 +1,5 @@
 """`afford train` and `afford sample`: registered, bad arguments refused by name, options reach the flow; the
-torchrun entry (python -m tasks.grasp_train) reads RANK / LOCAL_RANK / WORLD_SIZE and each rank trains on its own
+torchrun entry (python -m tasks.grasp.train) reads RANK / LOCAL_RANK / WORLD_SIZE and each rank trains on its own
 share of the data; a real two-process gloo run on CPU (slow); `afford sample` renders K grasps of a mesh."""
 
 import os
@@ -13,10 +13,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import tasks.grasp_data
+import tasks.grasp.data
 from cli.main import app
-from tasks.grasp_data import items_from_rows, mano_layer
-from tasks.grasp_train import (
+from tasks.grasp.data import items_from_rows, mano_layer
+from tasks.grasp.train import (
     DistContext,
     GraspTrainConfig,
     distributed_context,
@@ -107,7 +107,7 @@ def test_the_training_entry_wires_torchrun_ranks_and_arguments(table, tmp_path, 
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setattr(tasks.grasp_data, "sentence_embedder", lambda: fake_embed)
+    monkeypatch.setattr(tasks.grasp.data, "sentence_embedder", lambda: fake_embed)
     calls = []
     main(["--annotated", str(table), "--out", str(tmp_path / "o"), "--preset", "paper", "--steps", "3",
           "--dam-heads", "2", "--device", "cpu", "--batch-size", "2"],
@@ -121,7 +121,7 @@ def test_the_training_entry_wires_torchrun_ranks_and_arguments(table, tmp_path, 
 def test_each_rank_draws_batches_from_its_own_share(monkeypatch, tmp_path):
     """Two ranks, no process group: gradients are not averaged (world=1 for the all-reduce), but the batches each
     rank draws come only from its share of the items."""
-    import tasks.grasp_train as train_module
+    import tasks.grasp.train as train_module
 
     mano = mano_layer()[0]
     items = items_from_rows(annotated_rows(n=5, affordpose=0, other_split=0), mano, fake_embed, num_points=32)
@@ -147,7 +147,7 @@ def test_torchrun_two_cpu_processes_train_with_gloo(table, tmp_path):
     if torchrun is None:
         pytest.skip("torchrun not installed")
     out = tmp_path / "ddp"
-    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "tasks.grasp_train",
+    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "tasks.grasp.train",
                              "--annotated", str(table), "--out", str(out), "--steps", "3", "--device", "cpu"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env=os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
@@ -164,7 +164,7 @@ def test_sample_renders_k_grasps_of_a_mesh(tmp_path, monkeypatch):
     result = train_grasp_model(items, mano, preset_config("tiny", steps=2, num_points=64, device="cpu"),
                                tmp_path / "run")
     trimesh.creation.icosphere(subdivisions=2, radius=0.04).export(tmp_path / "ball.obj")
-    monkeypatch.setattr(tasks.grasp_data, "sentence_embedder", lambda: fake_embed)
+    monkeypatch.setattr(tasks.grasp.data, "sentence_embedder", lambda: fake_embed)
     out = tmp_path / "grasps.png"
     args = ["sample", "--checkpoint", str(result.model_path), "--object", str(tmp_path / "ball.obj"),
             "--instruction", "Lift the ball", "-n", "2", "--out", str(out), "--device", "cpu", "--seed", "3"]

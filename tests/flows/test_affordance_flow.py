@@ -10,8 +10,8 @@ from flows.affordance import affordance
 from schemas.affordance_map import AffordanceMapRow
 from schemas.instruction import InstructionRow
 from schemas.rows import Reject, Sample
-from tasks.table_read import open_table
-from tasks.table_write import write_table
+from tasks.store.read import open_table
+from tasks.store.write import write_table
 from tests.factories import sample_dicts
 
 pytestmark = pytest.mark.server

@@ -13,8 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tasks.llm_endpoint import free_port
-from tasks.prefect_server import PROJECT_ROOT, api_url, deploy_all, prefect_env, start_server, start_worker, stop
+from tasks.instruct.endpoint import free_port
+from tasks.runtime.prefect_server import (
+    PROJECT_ROOT,
+    api_url,
+    deploy_all,
+    prefect_env,
+    start_server,
+    start_worker,
+    stop,
+)
 from tests.annotate_factories import (
     ANNOTATE_PARAMS,
     add_oakink_copy,

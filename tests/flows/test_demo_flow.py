@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from flows.demo import demo
-from tasks.table_read import open_table
+from tasks.store.read import open_table
 
 pytestmark = pytest.mark.server
 

@@ -12,10 +12,10 @@ import pytest
 import flows.evaluate_grasp
 from flows.evaluate_grasp import _plain, default_classifier, evaluate_grasp, grid_picks
 from models.point_bert import PointBertConfig, PointTransformer, save_checkpoint
-from tasks.grasp_report import TABLE9_COLUMNS
-from tasks.reannotate import save_classifier_state
+from tasks.grasp.evaluation.report import TABLE9_COLUMNS
+from tasks.ingest.delta import save_classifier_state
 from tests.grasp_factories import fake_embed, single_thread, write_annotated
-from tests.tasks.test_grasp_eval_inputs import train_tiny, write_samples
+from tests.tasks.grasp.evaluation.test_inputs import train_tiny, write_samples
 
 TINY_CLASSIFIER = PointBertConfig(trans_dim=32, depth=1, drop_path_rate=0.0, num_heads=2, group_size=8, num_group=8,
                                  encoder_dims=32, num_points=64)

@@ -6,9 +6,9 @@ import pytest
 from flows.annotate import ingest_all
 from schemas.rows import Reject
 from schemas.settings import AffordSettings
-from tasks.synth_datasets import synthesize_datasets
-from tasks.table_read import open_table
-from tasks.task_runners import make_task_runner
+from tasks.runtime.task_runners import make_task_runner
+from tasks.store.read import open_table
+from tasks.synth.datasets import synthesize_datasets
 from tests.annotate_factories import rows_by_id
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -4,10 +4,10 @@ import pytest
 
 from flows.instruct import chosen_generator
 from schemas.settings import AffordSettings
-from tasks.instruct import instruct_samples
-from tasks.instruct_cache import InstructionCache
-from tasks.instruct_generators import InstructionKey, TemplateGenerator
-from tasks.llm_endpoint import ensure_model_dir
+from tasks.instruct.cache import InstructionCache
+from tasks.instruct.endpoint import ensure_model_dir
+from tasks.instruct.generators import InstructionKey, TemplateGenerator
+from tasks.instruct.stage import instruct_samples
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
 ROWS = [("oakink-00000000000000a1", "oakink", "mug", "wrap-grasp", None)]

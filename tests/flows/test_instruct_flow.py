@@ -7,8 +7,8 @@ import pytest
 from flows.instruct import instruct
 from schemas.instruction import InstructionRow
 from schemas.rows import AffordanceLabel, Sample
-from tasks.table_read import open_table
-from tasks.table_write import write_table
+from tasks.store.read import open_table
+from tasks.store.write import write_table
 from tests.factories import sample_dicts
 
 pytestmark = pytest.mark.server

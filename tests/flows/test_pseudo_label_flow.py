@@ -5,8 +5,8 @@ import pytest
 
 from flows.pseudo_label import pseudo_label
 from schemas.rows import PseudoLabel, Sample
-from tasks.table_read import open_table
-from tasks.table_write import write_table
+from tasks.store.read import open_table
+from tasks.store.write import write_table
 from tests.factories import sample_dicts
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -8,7 +8,7 @@ import pytest
 from flows.annotate import annotate
 from flows.reannotate import reannotate
 from schemas.rows import Sample
-from tasks.table_read import open_table
+from tasks.store.read import open_table
 from tests.annotate_factories import (
     ANNOTATE_PARAMS,
     add_oakink_copy,

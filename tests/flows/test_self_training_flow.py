@@ -8,13 +8,13 @@ import time
 import pytest
 
 from flows.self_training import self_training
+from review.store import ReviewStore
 from schemas.review import DecisionIn
 from schemas.rows import AffordanceLabel, PseudoLabel, ReviewDecision, Sample
-from tasks.ingest import FORMATS, ingest
-from tasks.review_store import ReviewStore
-from tasks.synth_datasets import synthesize_datasets
-from tasks.synth_truth import truth_for
-from tasks.table_read import open_table
+from tasks.ingest.pipeline import FORMATS, ingest
+from tasks.store.read import open_table
+from tasks.synth.datasets import synthesize_datasets
+from tasks.synth.truth import truth_for
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 TARGETS = [fmt for fmt in FORMATS if fmt != "affordpose"]

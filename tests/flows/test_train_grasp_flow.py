@@ -5,7 +5,7 @@ grasps and summary; run again on the same folder, it resumes as finished."""
 import pytest
 
 from flows.train_grasp import train_grasp
-from tasks.grasp_train import read_checkpoint, read_log
+from tasks.grasp.train import read_checkpoint, read_log
 from tests.grasp_factories import single_thread, write_annotated
 
 pytestmark = pytest.mark.server

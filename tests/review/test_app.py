@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 from cli.review_cmd import app as review_cli
 from cli.review_cmd import is_loopback
 from review.app import STATIC_DIR, create_app
+from review.images import cycle_images_dir
+from review.resume import is_paused_for_review, prefect_api_url, resume_review_flow, review_pause_key
+from review.store import ReviewStore
 from schemas.affordance import AFFORDANCES
 from schemas.review import DecisionIn, QueueItem, ReviewResult
-from tasks.review_images import cycle_images_dir
-from tasks.review_resume import is_paused_for_review, prefect_api_url, resume_review_flow, review_pause_key
-from tasks.review_store import ReviewStore
-from tasks.simulated_reviewer import review_queue_over_http, start_review_server, stop_review_server
+from tasks.synth.simulated_reviewer import review_queue_over_http, start_review_server, stop_review_server
 
 SCRIPT = "<script>alert('x')</script>"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32  # served as bytes; the app never decodes it

@@ -10,12 +10,12 @@ import httpx
 import numpy as np
 import pytest
 
+from review.images import cycle_images_dir, image_path
+from review.resume import is_paused_for_review, prefect_api_url, resume_review_flow, review_pause_key
+from review.store import ReviewStore
 from schemas.affordance import AFFORDANCES
 from schemas.review import QueueItem
-from tasks.review_images import cycle_images_dir, image_path
-from tasks.review_resume import is_paused_for_review, prefect_api_url, resume_review_flow, review_pause_key
-from tasks.review_store import ReviewStore
-from tasks.simulated_reviewer import start_review_server, stop_review_server
+from tasks.synth.simulated_reviewer import start_review_server, stop_review_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -50,9 +50,9 @@ def _write_pictures(images_dir: Path, count: int) -> None:
 
     from models.mano import ManoLayer
     from models.synthetic_hand import build_synthetic_hand
-    from tasks.render import render_pair
-    from tasks.synth_grasps import synthesize_grasps
-    from tasks.synth_objects import make_object
+    from ops.render import render_pair
+    from tasks.synth.grasps import synthesize_grasps
+    from tasks.synth.objects import make_object
 
     folder = cycle_images_dir(images_dir, CYCLE)
     folder.mkdir(parents=True)

@@ -1,0 +1,160 @@
+"""The evaluation's inputs: objects to grasp (annotated table joined with the samples tables' meshes) and the
+grasps a trained generator makes for them, as tasks.grasp.evaluation.evaluate.GeneratedGrasp.
+
+Annotated rows carry object points, the affordance map, the instruction and the requested affordance but no
+mesh; the mesh is in the dataset's samples table (`<samples_root>/<dataset>`, schemas.rows.Sample), joined by
+sample_id. One row per distinct object is considered (the first by sample_id), rows of the test split when the
+table has any, else every row; objects without a mesh are skipped and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.hand_autoencoder import split_mano
+from schemas.annotated import AnnotatedRow
+from schemas.rows import Sample
+from tasks.grasp.data import Embedder, resample
+from tasks.grasp.evaluation.evaluate import GeneratedGrasp
+from tasks.grasp.sample import GraspGenerator, sample_grasps
+from tasks.store.read import open_table
+
+
+@dataclass(frozen=True)
+class EvalObject:
+    """One object to grasp: object_points (N, 3) metres, affordance_map (N,), mesh (V, 3) metres + (F, 3)."""
+
+    sample_id: str
+    dataset: str
+    object_id: str
+    instruction: str
+    affordance: str
+    object_points: np.ndarray
+    affordance_map: np.ndarray
+    object_vertices: np.ndarray
+    object_faces: np.ndarray
+
+
+@dataclass
+class EvalObjects:
+    objects: list[EvalObject]
+    split: str  # "test", or "all" when the table has no test rows
+    candidates: dict[str, int] = field(default_factory=dict)  # distinct objects considered, per dataset
+    without_mesh: dict[str, int] = field(default_factory=dict)  # of those, skipped for want of a mesh
+
+    def summary(self) -> str:
+        parts = [f"{d}: {sum(o.dataset == d for o in self.objects)} objects evaluated of {n} "
+                 f"({self.without_mesh.get(d, 0)} without a mesh, skipped)" for d, n in self.candidates.items()]
+        return f"split {self.split}; " + "; ".join(parts)
+
+
+def _candidates(rows: Iterable[AnnotatedRow]) -> tuple[dict[str, list[AnnotatedRow]], str]:
+    """dataset -> one row per distinct object (the first by sample_id), from the test split if it has rows."""
+    rows = sorted(rows, key=lambda r: r.sample_id)
+    split = "test" if any(r.split == "test" for r in rows) else "all"
+    firsts: dict[tuple[str, str], AnnotatedRow] = {}
+    for row in rows:
+        if split == "all" or row.split == "test":
+            firsts.setdefault((row.dataset, row.object_id), row)
+    by_dataset: dict[str, list[AnnotatedRow]] = {}
+    for (dataset, _), row in firsts.items():
+        by_dataset.setdefault(dataset, []).append(row)
+    return by_dataset, split
+
+
+def _meshes(table: Path, ids: set[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """sample_id -> (vertices, faces) for the wanted ids that have a non-empty mesh; {} without a table."""
+    if not (table / "manifest.json").is_file():
+        return {}
+    out = {}
+    for sample in open_table(table, Sample).iter_rows():
+        if (sample.sample_id in ids and sample.object_vertices is not None and sample.object_faces is not None
+                and len(sample.object_faces)):
+            out[sample.sample_id] = (np.asarray(sample.object_vertices, np.float64),
+                                     np.asarray(sample.object_faces, np.int64))
+    return out
+
+
+def select_objects(annotated_table: str | Path, samples_root: str | Path, per_dataset: int) -> EvalObjects:
+    """Up to `per_dataset` objects of each dataset (datasets in name order) with their meshes."""
+    if per_dataset < 1:
+        raise ValueError(f"per_dataset must be >= 1, got {per_dataset}")
+    by_dataset, split = _candidates(open_table(annotated_table, AnnotatedRow).iter_rows())
+    result = EvalObjects([], split)
+    for dataset in sorted(by_dataset):
+        rows = by_dataset[dataset]
+        meshes = _meshes(Path(samples_root) / dataset, {r.sample_id for r in rows})
+        result.candidates[dataset] = len(rows)
+        result.without_mesh[dataset] = sum(r.sample_id not in meshes for r in rows)
+        for row in [r for r in rows if r.sample_id in meshes][:per_dataset]:
+            vertices, faces = meshes[row.sample_id]
+            result.objects.append(EvalObject(row.sample_id, dataset, row.object_id, row.instruction, row.affordance,
+                                             np.asarray(row.object_points, np.float32),
+                                             np.clip(np.asarray(row.affordance_map, np.float32), 0, 1),
+                                             vertices, faces))
+    if not result.objects:
+        raise ValueError(f"annotated table {annotated_table}: no object with a mesh in {samples_root}/<dataset> "
+                         f"({result.summary()})")
+    return result
+
+
+def sampler_inputs(obj: EvalObject, num_points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The object's points and map resampled to the generator's `num_points` (a fixed stream per seed)."""
+    return resample(obj.object_points, obj.affordance_map, num_points, np.random.default_rng(seed))
+
+
+@torch.no_grad()
+def mano_joints(generator: GraspGenerator, mano: np.ndarray) -> np.ndarray:
+    """(K, 61) MANO vectors -> (K, 21, 3) joints in metres (the layer returns millimetres)."""
+    layer = generator.models.mano
+    device = next(layer.buffers()).device
+    pose, betas, trans = split_mano(torch.as_tensor(mano, dtype=torch.float32, device=device))
+    _, joints = layer(pose, betas, trans)
+    return joints.double().cpu().numpy() / 1000.0
+
+
+def generate_for_objects(generator: GraspGenerator, objects: list[EvalObject], k: int, embed: Embedder,
+                         seed: int = 0, heads: int | None = None) -> list[GeneratedGrasp]:
+    """K grasps per object (seed + object index for the noise), tagged with the DAM head count (the
+    checkpoint's unless given)."""
+    heads = heads or generator.models.config.dam.heads
+    texts = list(dict.fromkeys(o.instruction for o in objects))
+    embeddings = dict(zip(texts, np.asarray(embed(texts), np.float32), strict=True))
+    faces = generator.models.mano.th_faces.cpu().numpy().astype(np.int64)
+    out = []
+    for i, obj in enumerate(objects):
+        points, values = sampler_inputs(obj, generator.train_config.num_points, seed)
+        grasps = sample_grasps(generator, points, values, embeddings[obj.instruction], k, seed=seed + i)
+        joints = mano_joints(generator, grasps.mano)
+        for j in range(k):
+            out.append(GeneratedGrasp(obj.object_id, grasps.verts[j].astype(np.float64), faces, joints[j],
+                                      grasps.mano[j, -3:].astype(np.float64), obj.object_vertices, obj.object_faces,
+                                      obj.affordance, obj.dataset, heads, obj.object_points))
+    return out
+
+
+def parse_checkpoints(specs: Iterable[str]) -> dict[int, str]:
+    """['1=a.pt', '4=b.pt'] -> {1: 'a.pt', 4: 'b.pt'}; ValueError naming the bad entry."""
+    out: dict[int, str] = {}
+    for spec in specs:
+        heads, sep, path = spec.partition("=")
+        if not sep or not heads.strip().isdigit() or not path:
+            raise ValueError(f"{spec!r} is not HEADS=FILE (e.g. 2=runs/heads2/grasp_model.pt)")
+        if int(heads) in out:
+            raise ValueError(f"{spec!r}: heads {int(heads)} given twice")
+        out[int(heads)] = path
+    return out
+
+
+def check_heads(checkpoints: Mapping[int, str], generators: Mapping[int, GraspGenerator]) -> None:
+    """ValueError when a checkpoint's DAM does not have the head count it was given for."""
+    for heads, generator in generators.items():
+        actual = generator.models.config.dam.heads
+        if actual != heads:
+            raise ValueError(f"checkpoint {checkpoints[heads]} was given for {heads} DAM heads but its DAM has "
+                             f"{actual}")

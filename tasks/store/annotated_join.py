@@ -1,0 +1,102 @@
+"""The final join: samples + labels + instructions + affordance maps -> `annotated` rows, keyed by sample_id.
+
+A sample joins when it has an affordance (its own or self-training's), an instruction and a map. AffordPose's
+map is its part labels (the ground truth: points whose part carries the affordance); the others' is the
+affordance-map model's prediction. A labelled sample that lacks an instruction or a map is a reject with the
+reason; a sample with no label at all is counted, not rejected (it has nothing to annotate yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from schemas.affordance import AFFORDPOSE_LABEL_IDS
+from schemas.affordance_map import AffordanceMapRow
+from schemas.annotated import AnnotatedRow
+from schemas.instruction import InstructionRow
+from schemas.rows import AffordanceLabel, Reject, Sample
+from tasks.store.read import open_table
+
+STAGE_VERSION = "annotate-v1"
+LABEL_IDS = {name: label for label, name in AFFORDPOSE_LABEL_IDS.items()}
+
+
+@dataclass
+class JoinCounts:
+    samples: int = 0
+    joined: int = 0
+    unlabelled: int = 0
+    rejected: int = 0
+    by_dataset: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        per = ", ".join(f"{d} {n}" for d, n in sorted(self.by_dataset.items()))
+        return (f"{self.samples} samples -> {self.joined} annotated rows ({per}) + {self.rejected} rejected + "
+                f"{self.unlabelled} without a label")
+
+
+def join_rows(samples: Iterable[Sample], labels: dict[str, AffordanceLabel], instructions: dict[str, InstructionRow],
+              maps: dict[str, AffordanceMapRow], rejects: list[Reject]) -> tuple[list[AnnotatedRow], JoinCounts]:
+    counts, rows = JoinCounts(), []
+    for sample in samples:
+        counts.samples += 1
+        label = labels.get(sample.sample_id)
+        affordance = sample.affordance or (label.affordance if label else None)
+        if affordance is None:
+            counts.unlabelled += 1
+            continue
+        problem, row = _joined(sample, affordance, label, instructions.get(sample.sample_id),
+                               maps.get(sample.sample_id))
+        if problem:
+            counts.rejected += 1
+            rejects.append(Reject(sample_id=sample.sample_id, stage_version=STAGE_VERSION, stage="annotate",
+                                  source=sample.source_path, reason=problem[1], field=problem[0],
+                                  dataset=sample.dataset))
+            continue
+        rows.append(row)
+        counts.joined += 1
+        counts.by_dataset[sample.dataset] = counts.by_dataset.get(sample.dataset, 0) + 1
+    return rows, counts
+
+
+def _joined(sample: Sample, affordance: str, label: AffordanceLabel | None, instruction: InstructionRow | None,
+            predicted: AffordanceMapRow | None) -> tuple[tuple[str, str] | None, AnnotatedRow | None]:
+    if instruction is None:
+        return ("instruction", "no instruction for this labelled sample (run the instruct stage)"), None
+    if sample.hand_pose is None and sample.hand_verts is None:
+        return ("hand_pose", "no hand: neither MANO parameters nor hand vertices"), None
+    if sample.affordance is not None and sample.object_point_labels is not None:
+        affordance_map = (np.asarray(sample.object_point_labels) == LABEL_IDS[affordance]).astype(np.float32)
+        source, map_checkpoint = "part_labels", None
+    elif predicted is not None:
+        affordance_map, source, map_checkpoint = predicted.probabilities, "model", predicted.checkpoint_sha256
+    else:
+        return ("affordance_map", "no affordance map for this labelled sample (run the affordance stage)"), None
+    if len(affordance_map) != len(sample.object_points):
+        return ("affordance_map", f"map has {len(affordance_map)} values for {len(sample.object_points)} object "
+                                  "points (the sample changed after its map was made)"), None
+    return None, AnnotatedRow(
+        sample_id=sample.sample_id, stage_version=STAGE_VERSION, dataset=sample.dataset, split=sample.split,
+        content_hash=sample.content_hash, object_id=sample.object_id, object_class=instruction.object_class,
+        affordance=affordance, label_source="ground_truth" if sample.affordance else label.origin,
+        instruction=instruction.instruction, instruction_generator=instruction.generator,
+        prompt_version=instruction.prompt_version, object_points=sample.object_points,
+        affordance_map=affordance_map, map_source=source, hand_pose=sample.hand_pose, hand_betas=sample.hand_betas,
+        hand_trans=sample.hand_trans, hand_verts=sample.hand_verts,
+        classifier_checkpoint_sha256=label.checkpoint_sha256 if label and not sample.affordance else None,
+        map_checkpoint_sha256=map_checkpoint)
+
+
+def load_join_inputs(labels_table: Path | None, instructions_table: Path | None, maps_table: Path | None
+                     ) -> tuple[dict[str, AffordanceLabel], dict[str, InstructionRow], dict[str, AffordanceMapRow]]:
+    """The keyed side tables; a missing one is empty (its stage did not run)."""
+    def keyed(path: Path | None, model):
+        if path is None or not (path / "manifest.json").is_file():
+            return {}
+        return {row.sample_id: row for row in open_table(path, model).iter_rows()}
+    return (keyed(labels_table, AffordanceLabel), keyed(instructions_table, InstructionRow),
+            keyed(maps_table, AffordanceMapRow))

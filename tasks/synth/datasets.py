@@ -1,0 +1,143 @@
+"""Synthetic datasets in the real on-disk formats of AffordPose, OakInk-Shape, GRAB and HO-3D.
+
+Objects come from tasks.synth.objects, grasps from tasks.synth.grasps, files from each format's writer, so
+the loaders read them exactly as they read the real datasets. Each dataset gets its own objects (a seed
+offset per dataset). AffordPose keeps its affordance labels and a hand mesh; the other three are written
+unlabelled, with MANO parameters, as the real ones are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.mano import ManoLayer
+from models.mano_pickle import load_mano_pickle
+from models.synthetic_hand import write_synthetic_mano
+from tasks.ingest.affordpose import write_affordpose
+from tasks.ingest.common import GraspRecord, HandTemplate
+from tasks.ingest.grab import write_grab
+from tasks.ingest.ho3d import write_ho3d
+from tasks.ingest.oakink import write_oakink
+from tasks.synth.grasps import SynthGrasp, synthesize_grasps
+from tasks.synth.objects import CATEGORIES, SynthObject, make_object
+from tasks.synth.truth import write_truth
+
+DATASETS = ("affordpose", "oakink", "grab", "ho3d")
+OAKINK_INTENTS = ("use", "hold", "liftup", "handover")
+GRAB_ACTIONS = ("lift", "pass", "use", "inspect")
+
+
+@dataclass
+class SynthSummary:
+    """Where everything went and how many grasps each dataset holds."""
+
+    root: Path
+    mano_root: Path
+    grasps: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)
+
+
+def dataset_dir(root: Path, dataset: str) -> Path:
+    return root / dataset
+
+
+def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str, int] = 1, seed: int = 0,
+                        grasps_per_part: int | Mapping[str, int] = 1, steps: int = 60,
+                        progress: Callable[[str, int, int], None] | None = None,
+                        categories: Sequence[str] | None = None,
+                        datasets: Sequence[str] = DATASETS) -> SynthSummary:
+    """Write the MANO pickles and the datasets (default: all four) under `out`; `progress(dataset, done, total)`
+    per object. `categories` restricts the object categories (default: all 13). `objects_per_category` and
+    `grasps_per_part` are one number for every dataset or a {dataset: number} map (missing datasets: 1), e.g. a
+    larger labelled AffordPose set to train the affordance classifier on."""
+    unknown = sorted(set(categories or ()) - set(CATEGORIES))
+    if unknown:
+        raise ValueError(f"categories: unknown {unknown}; expected names from {', '.join(CATEGORIES)}")
+    if not datasets or set(datasets) - set(DATASETS):
+        raise ValueError(f"datasets: expected a non-empty subset of {', '.join(DATASETS)}, got {list(datasets)}")
+    objects = _per_dataset("objects_per_category", objects_per_category)
+    grasps = _per_dataset("grasps_per_part", grasps_per_part)
+    root = Path(out)
+    mano_root = root / "mano"
+    write_synthetic_mano(mano_root)
+    # Read the pickle back through the same loader a user's licensed MANO_RIGHT.pkl goes through.
+    params = load_mano_pickle(mano_root / "MANO_RIGHT.pkl")
+    layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
+    template = HandTemplate.from_mano(params)
+    summary = SynthSummary(root=root, mano_root=mano_root)
+    for offset, dataset in enumerate(DATASETS):
+        if dataset not in datasets:
+            continue
+        rng = np.random.default_rng([seed, offset])
+        made = [make_object(c, rng, f"{dataset[:2]}{c.replace('-', '')}{i:03d}")
+                for c in (categories or CATEGORIES) for i in range(objects[dataset])]
+        records: list[GraspRecord] = []
+        affordances: list[str] = []
+        for done, obj in enumerate(made, start=1):
+            synthesized = synthesize_grasps(obj, params, layer, grasps[dataset], rng, steps=steps)
+            records += [_record(obj, g, dataset, i, rng, params.f) for i, g in enumerate(synthesized)]
+            affordances += [g.affordance for g in synthesized]
+            if progress:
+                progress(dataset, done, len(made))
+        files = _write(dataset, dataset_dir(root, dataset), records, rng, template)
+        if dataset != "affordpose":  # the unlabelled ones: truth kept aside for the simulated reviewer
+            write_truth(root, dataset, records, affordances)
+        summary.grasps[dataset], summary.files[dataset] = len(records), len(files)
+    return summary
+
+
+def _per_dataset(name: str, value: int | Mapping[str, int]) -> dict[str, int]:
+    """{dataset: count} from one count or a partial map; ValueError naming the parameter and the bad entry."""
+    table = {d: value for d in DATASETS} if isinstance(value, int) else {d: 1 for d in DATASETS} | dict(value)
+    unknown = sorted(set(table) - set(DATASETS))
+    if unknown:
+        raise ValueError(f"{name}: unknown datasets {unknown}; expected names from {', '.join(DATASETS)}")
+    for dataset, count in table.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError(f"{name} must be >= 1, got {count!r} for {dataset}")
+    return table
+
+
+def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: np.random.Generator,
+            hand_faces: np.ndarray) -> GraspRecord:
+    """A writer record; only AffordPose keeps the affordance (the others are the unlabelled targets)."""
+    labelled = dataset == "affordpose"
+    intent = {"oakink": OAKINK_INTENTS[index % 4], "grab": GRAB_ACTIONS[index % 4]}.get(dataset)
+    return GraspRecord(
+        category=obj.category, object_id=obj.object_id, object_vertices=obj.vertices, object_faces=obj.faces,
+        object_vertex_labels=obj.vertex_labels, affordance=grasp.affordance if labelled else None, intent=intent,
+        hand_pose=grasp.pose, hand_betas=grasp.betas, hand_trans=grasp.trans,
+        hand_verts=grasp.verts if labelled else None, hand_faces=hand_faces if labelled else None,
+        # GRAB: one subject per object, its betas shared by the sequence; frames are the object's grasps.
+        subject=f"s{1 + int(rng.integers(0, 10))}" if dataset == "grab" else None,
+        sequence=None, frame=index)
+
+
+def _write(dataset: str, root: Path, records: list[GraspRecord], rng: np.random.Generator,
+           template: HandTemplate) -> list[Path]:
+    if dataset == "affordpose":
+        return write_affordpose(root, records, rng)
+    if dataset == "oakink":
+        return write_oakink(root, records, rng, template)
+    if dataset == "grab":
+        return write_grab(root, _one_subject_per_sequence(records), rng, template)
+    return write_ho3d(root, records, rng, template)
+
+
+def _one_subject_per_sequence(records: list[GraspRecord]) -> list[GraspRecord]:
+    """A GRAB sequence is one subject on one object, and a subject has one hand (one vtemp, one set of betas):
+    each object's frames take its first record's subject, each subject its first record's betas."""
+    subject_of: dict[str, GraspRecord] = {}
+    betas_of: dict[str, np.ndarray] = {}
+    out = []
+    for record in records:
+        lead = subject_of.setdefault(record.object_id, record)
+        betas = betas_of.setdefault(lead.subject, lead.hand_betas)
+        frame = sum(r.object_id == record.object_id for r in out)
+        out.append(GraspRecord(**{**record.__dict__, "subject": lead.subject, "hand_betas": betas,
+                                  "sequence": f"{record.object_id}_{lead.intent}_1", "frame": frame}))
+    return out

@@ -1,0 +1,186 @@
+"""AffordPose: write synthetic grasps in the JSON layout, read them back into the canonical frame, and turn
+every kind of broken file into exactly one Reject."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from schemas.ids import make_sample_id
+from schemas.rows import Reject, Sample
+from tasks.ingest import affordpose as ingest_affordpose
+from tasks.ingest.affordpose import affordpose_name, iter_affordpose, write_affordpose
+from tasks.ingest.common import RawSample, parse_obj, quat_wxyz_to_matrix, split_for
+from tests.tasks.ingest.test_common import centroid_of, make_records, make_template
+
+AFFORDANCES = ("handle-grasp", "wrap-grasp", "press", "twist")
+
+
+def _write(tmp_path: Path, n: int, seed: int = 0) -> tuple[list, list[Path]]:
+    records = make_records(n, make_template(), seed=seed, affordances=AFFORDANCES)
+    return records, write_affordpose(tmp_path, records, np.random.default_rng(seed))
+
+
+def test_layout_and_keys_follow_affordpose(tmp_path):
+    _, paths = _write(tmp_path, 2)
+    assert paths[0].relative_to(tmp_path).as_posix() == "mug/obj000/obj000_Handle-grasp/0.json"
+    data = json.loads(paths[1].read_text())
+    assert set(data) == {"rhand_mesh", "dofs", "rhand_trans", "rhand_quat", "object_mesh", "trans_obj",
+                         "quat_obj", "afford_name", "class_name"}
+    assert data["afford_name"] == "Wrap-grasp" and len(data["quat_obj"]) == 4 and len(data["dofs"]) == 45
+    first_vertex = next(line for line in data["object_mesh"].splitlines() if line.startswith("v "))
+    assert len(first_vertex.split()) == 5  # v x y z label
+    assert max(abs(float(t)) for t in data["trans_obj"]) > 1.0  # millimetres, not metres
+
+
+def test_json_composes_as_documented(tmp_path):
+    """Independent of the loader: world = R(quat) @ mesh + trans, all in millimetres, for object and hand."""
+    records, paths = _write(tmp_path, 2)
+    for record, path in zip(records, paths, strict=True):
+        data = json.loads(path.read_text())
+        hand_local = parse_obj(data["rhand_mesh"], "hand", require_faces=False)[0]
+        object_local = parse_obj(data["object_mesh"], "object")[0]
+        hand_world = hand_local @ quat_wxyz_to_matrix(data["rhand_quat"]).T + data["rhand_trans"]
+        rotation, trans = quat_wxyz_to_matrix(data["quat_obj"]), np.asarray(data["trans_obj"])
+        np.testing.assert_allclose(object_local, record.object_vertices * 1000, atol=1e-6)
+        np.testing.assert_allclose((hand_world - trans) @ rotation, record.hand_verts * 1000, atol=1e-4)
+
+
+def test_round_trip_recovers_the_canonical_grasp(tmp_path):
+    records, paths = _write(tmp_path, 6)
+    loaded = list(iter_affordpose(tmp_path))
+    assert all(isinstance(item, RawSample) for item in loaded) and len(loaded) == len(records)
+    by_object = {item.object_id: item for item in loaded}
+    for record, path in zip(records, paths, strict=True):
+        sample = by_object[record.object_id]
+        relative = path.relative_to(tmp_path).as_posix()
+        centroid = centroid_of(record)
+        assert sample.source_path == relative and sample.sample_id == make_sample_id("affordpose", relative, 0)
+        assert sample.object_category == record.category and sample.split == split_for(record.object_id)
+        assert sample.affordance == record.affordance and sample.hand_pose is None
+        np.testing.assert_allclose(sample.object_vertices, record.object_vertices - centroid, atol=1e-8)
+        np.testing.assert_array_equal(sample.object_faces, record.object_faces)
+        np.testing.assert_array_equal(sample.object_vertex_labels, record.object_vertex_labels)
+        np.testing.assert_allclose(sample.hand_verts, record.hand_verts - centroid, atol=1e-7)
+        Sample.model_validate(sample.row() | {"object_points": sample.object_vertices})
+    assert [s.source_path for s in loaded] == sorted(s.source_path for s in loaded)
+
+
+def test_object_mesh_is_parsed_once_per_object(tmp_path, monkeypatch):
+    record = make_records(1, make_template())[0]
+    write_affordpose(tmp_path, [record] * 3, np.random.default_rng(0))
+    calls = []
+    real = ingest_affordpose.parse_obj
+    monkeypatch.setattr(ingest_affordpose, "parse_obj", lambda text, where, **kw: calls.append(kw) or
+                        real(text, where, **kw))
+    assert len([s for s in iter_affordpose(tmp_path) if isinstance(s, RawSample)]) == 3
+    assert [kw.get("field") for kw in calls].count("object_mesh") == 1
+
+
+def test_content_hash_follows_the_file_bytes(tmp_path):
+    _, paths = _write(tmp_path, 2)
+    before = {s.source_path: s.content_hash for s in iter_affordpose(tmp_path)}
+    data = json.loads(paths[0].read_text())
+    data["trans_obj"][0] += 1.0
+    paths[0].write_text(json.dumps(data))
+    after = {s.source_path: s.content_hash for s in iter_affordpose(tmp_path)}
+    changed = [k for k in before if before[k] != after[k]]
+    assert changed == [paths[0].relative_to(tmp_path).as_posix()]
+
+
+def _edit(path: Path, key: str, change) -> None:
+    data = json.loads(path.read_text())
+    if change is None:
+        del data[key]
+    else:
+        data[key] = change(data[key])
+    path.write_text(json.dumps(data))
+
+
+def _drop_line(text: str, prefix: str, which: int = -1) -> str:
+    lines = text.splitlines()
+    index = [i for i, line in enumerate(lines) if line.startswith(prefix)][which]
+    return "\n".join(lines[:index] + lines[index + 1:]) + "\n"
+
+
+def _hand_of_777(text: str) -> str:
+    vertices = [line for line in text.splitlines() if line.startswith("v ")]
+    return "\n".join(vertices[:-1]) + "\n"  # faces dropped too, so only the vertex count is wrong
+
+
+def _cut_vertex(text: str) -> str:
+    lines = text.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith("v "))
+    lines[index] = " ".join(lines[index].split()[:3])  # "v x y": a token missing
+    return "\n".join(lines) + "\n"
+
+
+def _label_two(text: str) -> str:
+    lines = text.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith("v "))
+    lines[index] = " ".join([*lines[index].split()[:4], "2"])  # id 2 is unused by AffordPose
+    return "\n".join(lines) + "\n"
+
+
+BREAKAGES = {  # failure mode -> (how, field named in the reject, words in the reason)
+    "truncated json": (lambda p: p.write_bytes(p.read_bytes()[:200]), "json", "truncated"),
+    "obj line missing a token": (lambda p: _edit(p, "object_mesh", _cut_vertex), "object_mesh", "line 1:"),
+    "nan translation": (lambda p: _edit(p, "rhand_trans", lambda v: [v[0], math.nan, v[2]]), "rhand_trans",
+                        "non-finite"),
+    "quaternion of the wrong length": (lambda p: _edit(p, "rhand_quat", lambda v: v[:3]), "rhand_quat",
+                                       "expected shape (4)"),
+    "empty object mesh": (lambda p: _edit(p, "object_mesh", lambda v: "# empty\n"), "object_mesh", "empty mesh"),
+    "non-watertight mesh": (lambda p: _edit(p, "object_mesh", lambda v: _drop_line(v, "f ")), "object_mesh",
+                            "not watertight"),
+    "unknown affordance": (lambda p: _edit(p, "afford_name", lambda v: "Juggle"), "afford_name", "Juggle"),
+    "missing object mesh": (lambda p: _edit(p, "object_mesh", None), "object_mesh", "missing"),
+    "hand mesh of 777 vertices": (lambda p: _edit(p, "rhand_mesh", _hand_of_777), "rhand_mesh",
+                                  "got 777"),
+    "unknown vertex label": (lambda p: _edit(p, "object_mesh", _label_two), "object_mesh", "label ids [2]"),
+}
+
+
+def test_each_broken_file_becomes_exactly_one_named_reject(tmp_path):
+    _, paths = _write(tmp_path, len(BREAKAGES) + 3)
+    expected = {}
+    for path, (mode, (breakage, field, words)) in zip(paths, BREAKAGES.items(), strict=False):
+        breakage(path)
+        expected[path.relative_to(tmp_path).as_posix()] = (mode, field, words)
+    items = list(iter_affordpose(tmp_path))
+    rejects = [item for item in items if isinstance(item, Reject)]
+    samples = [item for item in items if isinstance(item, RawSample)]
+    assert len(items) == len(paths) and len(samples) == 3 and len(rejects) == len(BREAKAGES)
+    for reject in rejects:
+        mode, field, words = expected[reject.source]
+        assert reject.field == field, mode
+        assert reject.source in reject.reason and f"field {field}" in reject.reason and words in reject.reason, mode
+        assert reject.sample_id == make_sample_id("affordpose", reject.source, 0)
+
+
+def test_writer_refuses_a_record_without_hand_vertices(tmp_path):
+    record = make_records(1, make_template())[0]
+    record.hand_verts = None
+    with pytest.raises(ValueError, match="hand_verts"):
+        write_affordpose(tmp_path, [record], np.random.default_rng(0))
+    assert affordpose_name("wrap-grasp") == "Wrap-grasp"
+
+
+def test_a_repeated_bad_mesh_is_reported_against_each_file(tmp_path):
+    """Two grasps embedding the same open mesh: each reject names its own file, not the first one read."""
+    import trimesh
+
+    from tasks.ingest.common import format_obj
+
+    box = trimesh.creation.box(extents=(0.05, 0.05, 0.05))
+    open_mesh = format_obj(box.vertices * 1000, box.faces[:-1], np.zeros(len(box.vertices), np.int8))
+    folder = tmp_path / "mug" / "m1" / "m1_Wrap-grasp"
+    folder.mkdir(parents=True)
+    for n in range(2):
+        (folder / f"{n}.json").write_text(json.dumps({"object_mesh": open_mesh, "afford_name": "Wrap-grasp"}))
+    rejects = list(iter_affordpose(tmp_path))
+    assert [r.source for r in rejects] == ["mug/m1/m1_Wrap-grasp/0.json", "mug/m1/m1_Wrap-grasp/1.json"]
+    assert all(r.source.split("/")[-1] in r.reason and "watertight" in r.reason for r in rejects)

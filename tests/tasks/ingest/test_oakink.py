@@ -1,0 +1,135 @@
+"""OakInk-Shape: write synthetic grasps in oikit's layout (real and virtual objects, axis-angle and quaternion
+poses, OBJ and PLY meshes), read them back into the canonical frame, and turn broken files into Rejects."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from schemas.ids import make_sample_id
+from schemas.rows import Reject, Sample
+from tasks.ingest.common import RawSample, format_obj, load_mesh, safe_load_pickle, split_for
+from tasks.ingest.oakink import iter_oakink, write_oakink
+from tests.tasks.ingest.test_common import (
+    _Evil,
+    assert_same_rotations,
+    centroid_of,
+    make_records,
+    make_template,
+)
+
+INTENTS = ("use", "hold", "liftup", "handover")
+
+
+def _dataset(tmp_path: Path, n: int, **options) -> tuple[list, list[Path]]:
+    records = make_records(n, make_template(), seed=3, intents=INTENTS)
+    return records, write_oakink(tmp_path, records, np.random.default_rng(5), make_template(), **options)
+
+
+@pytest.mark.parametrize(("pose_format", "mesh_format"), [("axis_angle", "obj"), ("quaternion", "ply")])
+def test_round_trip_recovers_the_canonical_grasp(tmp_path, pose_format, mesh_format):
+    records, paths = _dataset(tmp_path, 6, virtual_fraction=0.5, pose_format=pose_format,
+                              mesh_format=mesh_format)
+    depths = {len(p.relative_to(tmp_path).parts) for p in paths}
+    assert depths == {5, 6}  # both real-object and virtual-object grasps were written
+    loaded = {s.object_id: s for s in iter_oakink(tmp_path, make_template())}
+    assert all(isinstance(s, RawSample) for s in loaded.values()) and len(loaded) == len(records)
+    for record, path in zip(records, paths, strict=True):
+        sample, centroid = loaded[record.object_id], centroid_of(record)
+        relative = path.relative_to(tmp_path).as_posix()
+        assert sample.sample_id == make_sample_id("oakink", relative, 0) and sample.source_path == relative
+        assert sample.intent == record.intent and sample.object_category == record.category
+        assert sample.split == split_for(record.object_id) and sample.object_mesh_path.endswith(mesh_format)
+        np.testing.assert_allclose(sample.object_vertices, record.object_vertices - centroid, atol=1e-6)
+        np.testing.assert_array_equal(sample.object_faces, record.object_faces)
+        assert_same_rotations(sample.hand_pose, record.hand_pose, atol=1e-5)
+        np.testing.assert_allclose(sample.hand_betas, record.hand_betas, atol=1e-6)
+        np.testing.assert_allclose(sample.hand_trans, record.hand_trans - centroid, atol=1e-6)
+        Sample.model_validate(sample.row() | {"object_points": sample.object_vertices})
+
+
+def test_files_follow_oikit_conventions(tmp_path):
+    records, paths = _dataset(tmp_path, 2, pose_format="quaternion")
+    params = safe_load_pickle(paths[0])
+    assert set(params) == {"pose", "shape", "tsl"} and params["pose"].shape == (16, 4)
+    source = (paths[1].parent / "source.txt").read_text()
+    assert source == "pass1/obj001_0002_0001/00000"  # second record: intent hold
+    meta = json.loads((tmp_path / "metaV2" / "object_id.json").read_text())
+    assert meta["obj000"] == {"name": "mug_obj000"}
+    vertices, _ = load_mesh(tmp_path / "OakInkObjectsV2" / "mug_obj000" / "align" / "mug_obj000.obj")
+    # tsl is the root joint in the bbox-centred frame: trans + J0 - (bbox centre - record origin)
+    offset = vertices[0] - records[0].object_vertices[0]
+    bbox = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
+    j0 = make_template().root_joint(records[0].hand_betas)
+    np.testing.assert_allclose(params["tsl"], records[0].hand_trans + offset - bbox + j0, atol=1e-6)
+
+
+def _mesh_file(root: Path, record) -> Path:
+    return next(root.glob(f"*/{record.category}_{record.object_id}/align/*"))
+
+
+def _drop_from_meta(root: Path, record) -> None:
+    for path in (root / "metaV2").glob("*.json"):
+        meta = json.loads(path.read_text())
+        meta.pop(record.object_id, None)
+        path.write_text(json.dumps(meta))
+
+
+def _edit_params(path: Path, key: str, value) -> None:
+    params = safe_load_pickle(path)
+    params[key] = value
+    path.write_bytes(pickle.dumps(params))
+
+
+def _open_mesh(root: Path, record) -> None:
+    _mesh_file(root, record).unlink()
+    (_mesh_file_dir(root, record) / "open.obj").write_text(format_obj(record.object_vertices,
+                                                                      record.object_faces[:-1]))
+
+
+def _mesh_file_dir(root: Path, record) -> Path:
+    return next(root.glob(f"*/{record.category}_{record.object_id}/align"))
+
+
+BREAKAGES = {  # failure mode -> (how, field named in the reject, words in the reason)
+    "truncated pickle": (lambda root, rec, p: p.write_bytes(p.read_bytes()[:60]), "hand_param", "truncated"),
+    "pickle that runs code": (lambda root, rec, p: p.write_bytes(pickle.dumps({"pose": _Evil(root / "pwned")})),
+                              "hand_param", "refused"),
+    "nan tsl": (lambda root, rec, p: _edit_params(p, "tsl", np.array([0.0, np.nan, 0.0])), "tsl", "non-finite"),
+    "pose of 47 values": (lambda root, rec, p: _edit_params(p, "pose", np.zeros(47)), "pose", "got shape (47,)"),
+    "quaternion of norm 2": (lambda root, rec, p: _edit_params(p, "pose", np.tile([2.0, 0, 0, 0], (16, 1))),
+                             "pose", "norm"),
+    "missing object mesh": (lambda root, rec, p: _mesh_file(root, rec).unlink(), "mesh", "no .obj/.ply"),
+    "non-watertight mesh": (lambda root, rec, p: _open_mesh(root, rec), "mesh", "not watertight"),
+    "empty mesh": (lambda root, rec, p: _mesh_file(root, rec).write_text("# empty\n"), "mesh", "empty"),
+    "unknown intent": (lambda root, rec, p: (p.parent / "source.txt").write_text(
+        f"pass1/{rec.object_id}_0009_0001/00000"), "source.txt", "0009"),
+    "object not in meta": (lambda root, rec, p: _drop_from_meta(root, rec), "object_id", "not in metaV2"),
+}
+
+
+def test_each_broken_file_becomes_exactly_one_named_reject(tmp_path):
+    records, paths = _dataset(tmp_path, len(BREAKAGES) + 3)
+    expected = {}
+    for record, path, (mode, (breakage, field, words)) in zip(records, paths, BREAKAGES.items(), strict=False):
+        breakage(tmp_path, record, path)
+        expected[path.relative_to(tmp_path).as_posix()] = (mode, field, words)
+    items = list(iter_oakink(tmp_path, make_template()))
+    rejects = [item for item in items if isinstance(item, Reject)]
+    assert len(items) == len(paths) and len(rejects) == len(BREAKAGES)
+    assert sum(isinstance(item, RawSample) for item in items) == 3
+    for reject in rejects:
+        mode, field, words = expected[reject.source]
+        assert reject.field == field and f"field {field}" in reject.reason and words in reject.reason, mode
+        assert reject.sample_id == make_sample_id("oakink", reject.source, 0)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_writer_refuses_an_unknown_intent(tmp_path):
+    records = make_records(1, make_template(), intents=("drink",))
+    with pytest.raises(ValueError, match="intent"):
+        write_oakink(tmp_path, records, np.random.default_rng(0), make_template())
