@@ -87,7 +87,7 @@ def per_metric(grasps: list, workers: int, pool) -> dict:
         _, t = _timed(lambda: simulate_many(jobs, objects, tmp, pool=pool))
         out[f"simulation_pool_{workers}"] = _rate(len(grasps), t)
     out["simulation_failed"] = sum(not s.ok for s in sims)
-    _, t = _timed(lambda: diversity(np.stack([g.joints for g in grasps]), np.stack([g.trans for g in grasps])))
+    _, t = _timed(lambda: diversity(np.stack([g.joints for g in grasps])))
     out["diversity_kmeans20"] = _rate(len(grasps), t)
     config = PRESETS["cpu"]
     classifier = TrainResult(model=PointTransformer(config).eval(), model_config=config)

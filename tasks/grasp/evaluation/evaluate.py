@@ -1,7 +1,8 @@
 """Every grasp metric over already generated grasps, grouped into Table 9 rows by (dataset, DAM heads).
 
-Per grasp: penetration volume and depth, contact, simulation displacement (in a process pool), predicted affordance.
-Per group: means, contact ratio, diversity (k-means entropy and cluster size), ACC. Work that depends only on
+Per grasp: penetration volume (surface and filled voxels) and depth, contact, simulation displacement (in a process
+pool), predicted affordance. Per group: means (a failed simulation counts as 10 cm), contact ratio by both published
+conventions, diversity (k-means entropy and cluster size, n/a below 5 x k grasps), ACC. Work that depends only on
 the object (filled voxels, V-HACD decomposition, surface samples) is done once per distinct object mesh.
 """
 
@@ -56,10 +57,13 @@ class GeneratedGrasp:
     object_points: np.ndarray | None = None
 
 
+SIM_FAILED_DISPLACEMENT_CM = 10.0  # GraspTTA counts a simulation that could not run as 0.10 m
+
+
 @dataclass(frozen=True)
 class GraspScores:
-    """Figures of one grasp: penetration (cm^3, cm), distance to the object (cm, 0 when penetrating), contact,
-    simulation result and, with a classifier, the predicted affordance."""
+    """Figures of one grasp: penetration (cm^3 by surface and filled voxels, cm), distance to the object (cm,
+    0 when penetrating), contact, simulation result and, with a classifier, the predicted affordance."""
 
     penetration_volume_cm3: float
     penetration_depth_cm: float
@@ -67,6 +71,7 @@ class GraspScores:
     in_contact: bool
     sim: SimResult
     predicted_affordance: str | None = None
+    filled_penetration_volume_cm3: float = 0.0
 
 
 @dataclass
@@ -123,7 +128,7 @@ def _penetration_contact(grasps: Sequence[GeneratedGrasp], by_object: dict[str, 
     tasks = [ObjectGrasps(grasps[index[0]].object_vertices, grasps[index[0]].object_faces,
                           [(grasps[i].hand_verts, grasps[i].hand_faces) for i in index], pitch)
              for index in by_object.values()]
-    geometry: list[GraspGeometry] = [GraspGeometry(0.0, 0.0, 0.0)] * len(grasps)
+    geometry: list[GraspGeometry] = [GraspGeometry(0.0, 0.0, 0.0, 0.0)] * len(grasps)
     for index, values in zip(by_object.values(), run(object_geometry, tasks), strict=True):
         for i, value in zip(index, values, strict=True):
             geometry[i] = value
@@ -143,9 +148,9 @@ def _simulate(grasps: Sequence[GeneratedGrasp], keys: list[str], by_object: dict
 def _group_metrics(dataset: str, heads: int, members: list[int], grasps: Sequence[GeneratedGrasp],
                    scores: list[GraspScores], k: int, seed: int, has_acc: bool) -> GroupMetrics:
     picked = [scores[i] for i in members]
-    sims = np.array([s.sim.displacement_cm for s in picked if s.sim.ok], dtype=np.float64)
-    spread = diversity(np.stack([grasps[i].joints for i in members]), np.stack([grasps[i].trans for i in members]),
-                       k=k, seed=seed)
+    ran = np.array([s.sim.displacement_cm for s in picked if s.sim.ok], dtype=np.float64)
+    sims = np.array([s.sim.displacement_cm if s.sim.ok else SIM_FAILED_DISPLACEMENT_CM for s in picked])
+    spread = diversity(np.stack([grasps[i].joints for i in members]), k=k, seed=seed)
     acc = None
     if has_acc:
         hits = [normalise_affordance(s.predicted_affordance) == normalise_affordance(grasps[i].requested_affordance)
@@ -155,11 +160,14 @@ def _group_metrics(dataset: str, heads: int, members: list[int], grasps: Sequenc
         dataset=dataset, dam_heads=heads, num_grasps=len(members),
         penetration_volume_cm3=float(np.mean([s.penetration_volume_cm3 for s in picked])),
         penetration_depth_cm=float(np.mean([s.penetration_depth_cm for s in picked])),
-        sim_displacement_cm=float(sims.mean()) if len(sims) else None,
-        sim_displacement_std_cm=float(sims.std()) if len(sims) else None,
-        sim_failed=len(picked) - len(sims),
+        sim_displacement_cm=float(sims.mean()), sim_displacement_std_cm=float(sims.std()),
+        sim_failed=len(picked) - len(ran),
         contact_ratio_percent=contact_ratio([s.in_contact for s in picked]),
-        entropy=spread.entropy, cluster_size=spread.cluster_size, acc_percent=acc)
+        entropy=spread.entropy, cluster_size=spread.cluster_size, acc_percent=acc,
+        filled_penetration_volume_cm3=float(np.mean([s.filled_penetration_volume_cm3 for s in picked])),
+        sim_displacement_ran_cm=float(ran.mean()) if len(ran) else None,
+        contact_ratio_volume_percent=contact_ratio([s.penetration_volume_cm3 > 0 for s in picked]),
+        diversity_note=spread.note)
 
 
 def evaluate_grasps(grasps: Sequence[GeneratedGrasp], classifier: TrainResult | Classifier | None = None, *,
@@ -205,8 +213,8 @@ def evaluate_grasps(grasps: Sequence[GeneratedGrasp], classifier: TrainResult | 
                                              [g.requested_affordance for g in grasps],
                                              num_points=classifier_points).predicted)
         seconds["accuracy"] = time.perf_counter() - start
-    scores = [GraspScores(volume, depth, distance * 100, distance <= contact_threshold_m, sim, label)
-              for (volume, depth, distance), sim, label in zip(geometry, sims, predicted, strict=True)]
+    scores = [GraspScores(volume, depth, distance * 100, distance <= contact_threshold_m, sim, label, filled)
+              for (volume, depth, distance, filled), sim, label in zip(geometry, sims, predicted, strict=True)]
     start = time.perf_counter()
     members: dict[tuple[str, int], list[int]] = {}
     for i, grasp in enumerate(grasps):

@@ -1,9 +1,15 @@
 """Hand-object penetration: volume (cm^3) and depth (cm), the GraspTTA / FastGrasp conventions.
 
-Volume: the object is voxelised at 5 mm and filled; the voxel centres inside the closed hand mesh are counted,
+Volume, as published: the object is voxelised at 5 mm with trimesh (`mesh.voxelized(pitch).points`: the voxels
+its surface passes through, NOT filled); the voxel centres inside the closed hand mesh are counted,
     V = count * pitch^3   (m^3, reported x 1e6 in cm^3).
-The voxel grid is trimesh's (centres on integer multiples of the pitch), and surface voxels count as filled, so
-the figure over-estimates a true intersection by up to about half a voxel layer over the overlap's boundary.
+Sources: GraspTTA `gen_diverse_grasp_ho3d.py` (intersect_vox) and FastGrasp
+`evaluation/mano_train/netscripts/intersect.py` (intersect_vox, called with pitch=0.005). Because only the
+object's surface shell is counted, the figure measures how much of the object's *surface* the hand swallows: a
+4 cm cube pushed 1.25 cm into a box-shaped hand scores 25 voxels = 3.125 cm^3 against a true 7.81 cm^3.
+Filled-voxel volume: the same count over the filled voxel grid (`.fill()`), closer to the true intersection
+(9.375 cm^3 in that case; surface voxels count whole, so up to half a voxel layer too much over the overlap's
+boundary). It is reported in its own column and is not comparable with published tables.
 Depth: the largest distance to the object surface over hand vertices inside the object (0 when none is), in cm.
 """
 
@@ -23,24 +29,27 @@ M_TO_CM = 100.0
 
 
 class Penetration(NamedTuple):
-    volume_cm3: float
+    volume_cm3: float  # published convention: surface voxels of the object inside the hand
     depth_cm: float
+    filled_volume_cm3: float  # filled voxels of the object inside the hand
 
 
-def object_voxel_centres(mesh: trimesh.Trimesh, pitch: float = VOXEL_PITCH_M,
+def object_voxel_centres(mesh: trimesh.Trimesh, pitch: float = VOXEL_PITCH_M, filled: bool = False,
                          inside_only: bool = False) -> np.ndarray:
-    """(N, 3) float64 centres of the filled voxels of a watertight object, metres. Computed once per object and
-    reused for every grasp of it: voxelising costs far more than the inside test.
+    """(N, 3) float64 voxel centres of a watertight object, metres: the surface voxels (the published
+    convention) or, with `filled`, the filled grid. Computed once per object and reused for every grasp of it:
+    voxelising costs far more than the inside test.
 
-    inside_only keeps only centres inside the object. Off by default (the published convention); on, thin
-    walls stop counting the half-voxel shell outside them (on a synthetic mug: 2085 voxels for 119 cm^3, only
-    49 % of the centres inside it), for reading how much of a figure is discretisation.
+    inside_only keeps only centres inside the object: thin walls then stop counting the half-voxel shell
+    outside them (on a synthetic mug: 2085 filled voxels for 119 cm^3, only 49 % of the centres inside it),
+    for reading how much of a figure is discretisation.
     """
     if pitch <= 0:
         raise ValueError(f"pitch must be > 0, got {pitch}")
     if mesh.is_empty:
         raise ValueError("object mesh is empty")
-    centres = np.asarray(mesh.voxelized(pitch).fill().points, dtype=np.float64)
+    grid = mesh.voxelized(pitch)
+    centres = np.asarray((grid.fill() if filled else grid).points, dtype=np.float64)
     return centres[mesh.contains(centres)] if inside_only else centres
 
 
@@ -73,13 +82,17 @@ def penetration_depth(distances: VertexDistances) -> float:
 
 
 def penetration(closed_hand: trimesh.Trimesh, hand_verts: np.ndarray, obj: trimesh.Trimesh,
-                voxel_centres: np.ndarray | None = None, pitch: float = VOXEL_PITCH_M) -> Penetration:
-    """Both figures of one grasp. hand_verts: (N, 3) metres (the 778 MANO vertices); obj: watertight object
-    mesh; voxel_centres: the object's filled voxel centres, computed here when not given."""
+                voxel_centres: np.ndarray | None = None, pitch: float = VOXEL_PITCH_M,
+                filled_centres: np.ndarray | None = None) -> Penetration:
+    """The figures of one grasp. hand_verts: (N, 3) metres (the 778 MANO vertices); obj: watertight object
+    mesh; voxel_centres / filled_centres: the object's surface / filled voxel centres, computed when not given."""
     if voxel_centres is None:
         voxel_centres = object_voxel_centres(obj, pitch)
+    if filled_centres is None:
+        filled_centres = object_voxel_centres(obj, pitch, filled=True)
     return Penetration(penetration_volume(closed_hand, voxel_centres, pitch),
-                       penetration_depth(vertex_distances(hand_verts, obj)))
+                       penetration_depth(vertex_distances(hand_verts, obj)),
+                       penetration_volume(closed_hand, filled_centres, pitch))
 
 
 class ObjectGrasps(NamedTuple):
@@ -92,19 +105,22 @@ class ObjectGrasps(NamedTuple):
 
 
 class GraspGeometry(NamedTuple):
-    volume_cm3: float
+    volume_cm3: float  # published convention (surface voxels)
     depth_cm: float
     contact_distance_m: float  # 0 when a vertex is inside the object
+    filled_volume_cm3: float
 
 
 def object_geometry(task: ObjectGrasps) -> list[GraspGeometry]:
     """Penetration and contact distance of every grasp of one object, voxelising the object once. A plain
     module-level function of light imports, so process-pool workers can run it without importing torch."""
     mesh = object_mesh(task.vertices, task.faces)
-    voxels = object_voxel_centres(mesh, task.pitch)
+    surface = object_voxel_centres(mesh, task.pitch)
+    filled = object_voxel_centres(mesh, task.pitch, filled=True)
     out = []
     for hand_verts, hand_faces in task.hands:
         distances = vertex_distances(hand_verts, mesh)
-        volume = penetration_volume(closed_hand(hand_verts, hand_faces), voxels, task.pitch)
-        out.append(GraspGeometry(volume, penetration_depth(distances), contact_distance(distances)))
+        hand = closed_hand(hand_verts, hand_faces)
+        out.append(GraspGeometry(penetration_volume(hand, surface, task.pitch), penetration_depth(distances),
+                                 contact_distance(distances), penetration_volume(hand, filled, task.pitch)))
     return out

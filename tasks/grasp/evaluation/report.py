@@ -26,8 +26,14 @@ OBJECT_COLOUR = "#9db4c8"
 class GroupMetrics:
     """One Table 9 row: the grasps generated for one dataset by the model with `dam_heads` DAM heads.
 
-    Penetration and displacement are means over grasps; displacement and its std are over the simulations that
-    ran (None when none did), `sim_failed` counts the ones that could not. acc_percent is None without a
+    Each figure follows a published convention (docs/evaluation.md names the source file of each):
+    penetration_volume_cm3 counts the object's surface voxels inside the hand (GraspTTA / FastGrasp);
+    filled_penetration_volume_cm3 counts its filled voxels (closer to the true volume, not comparable).
+    sim_displacement_cm is the mean over all grasps with a failed simulation counted as 10 cm (GraspTTA);
+    sim_displacement_ran_cm the mean over the simulations that ran (None when none did); `sim_failed` counts
+    the failures. contact_ratio_percent: a hand vertex inside or within 5 mm of the object (GraspTTA);
+    contact_ratio_volume_percent: non-zero intersection volume (FastGrasp's OakInk evaluation). entropy and
+    cluster_size are None below 5 x k grasps (`diversity_note` says why). acc_percent is None without a
     classifier.
     """
 
@@ -40,9 +46,13 @@ class GroupMetrics:
     sim_displacement_std_cm: float | None
     sim_failed: int
     contact_ratio_percent: float
-    entropy: float
-    cluster_size: float
+    entropy: float | None
+    cluster_size: float | None
     acc_percent: float | None
+    filled_penetration_volume_cm3: float | None = None
+    sim_displacement_ran_cm: float | None = None
+    contact_ratio_volume_percent: float | None = None
+    diversity_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,32 +65,32 @@ class SpeedRow:
     batch_size: int | None = None
 
 
-# (header, value, better): better is "min" or "max"; the best value per dataset is bold, as in the paper.
-_Column = tuple[str, Callable[[GroupMetrics], float | None], str]
+# (header, value, better, format): better is "min" or "max"; the best value per dataset is bold, as in the paper.
+# The first seven are Table 9's columns in its order, each header naming the convention it follows; the last
+# three are the same quantities by the other conventions.
+_Column = tuple[str, Callable[[GroupMetrics], float | None], str, str]
 TABLE9_COLUMNS: tuple[_Column, ...] = (
-    ("Penetration volume (cm³) ↓", lambda g: g.penetration_volume_cm3, "min"),
-    ("Penetration depth (cm) ↓", lambda g: g.penetration_depth_cm, "min"),
-    ("Simulation displacement (cm) ↓", lambda g: g.sim_displacement_cm, "min"),
-    ("Contact ratio (%) ↑", lambda g: g.contact_ratio_percent, "max"),
-    ("Entropy ↑", lambda g: g.entropy, "max"),
-    ("Cluster size ↑", lambda g: g.cluster_size, "max"),
-    ("ACC (%) ↑", lambda g: g.acc_percent, "max"),
+    ("Penetration volume (cm³, surface voxels) ↓", lambda g: g.penetration_volume_cm3, "min", "2f"),
+    ("Penetration depth (cm) ↓", lambda g: g.penetration_depth_cm, "min", "2f"),
+    ("Simulation displacement (cm, failed = 10) ↓", lambda g: g.sim_displacement_cm, "min", "displacement"),
+    ("Contact ratio (%, ≤ 5 mm) ↑", lambda g: g.contact_ratio_percent, "max", "1f"),
+    ("Entropy ↑", lambda g: g.entropy, "max", "2f"),
+    ("Cluster size ↑", lambda g: g.cluster_size, "max", "2f"),
+    ("ACC (%) ↑", lambda g: g.acc_percent, "max", "1f"),
+    ("Filled-voxel volume (cm³) ↓", lambda g: g.filled_penetration_volume_cm3, "min", "2f"),
+    ("Contact ratio (%, volume > 0) ↑", lambda g: g.contact_ratio_volume_percent, "max", "1f"),
+    ("Displacement, simulations that ran (cm) ↓", lambda g: g.sim_displacement_ran_cm, "min", "2f"),
 )
 
 
-_DISPLACEMENT, _PERCENT = 2, (3, 6)  # column indices with their own formats
-
-
-def _cell(group: GroupMetrics, column: int, value: float | None, best: bool) -> str:
+def _cell(group: GroupMetrics, form: str, value: float | None, best: bool) -> str:
     if value is None or math.isnan(value):
         text = "n/a"
-    elif column == _DISPLACEMENT:  # mean ± std over the simulations that ran
+    elif form == "displacement":  # mean ± std, failures counted as 10 cm
         text = f"{value:.2f} ± {group.sim_displacement_std_cm:.2f}"
-    elif column in _PERCENT:
-        text = f"{value:.1f}"
     else:
-        text = f"{value:.2f}"
-    if column == _DISPLACEMENT and group.sim_failed:
+        text = f"{value:.{form}}"
+    if form == "displacement" and group.sim_failed:
         text += f" ({group.sim_failed} failed)"
     return f"**{text}**" if best else text
 
@@ -104,12 +114,24 @@ def render_table9(groups: Sequence[GroupMetrics]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for dataset in datasets:
         rows = sorted((g for g in groups if g.dataset == dataset), key=lambda g: g.dam_heads)
-        best = [_best(rows, value, better) for _, value, better in TABLE9_COLUMNS]
+        best = [_best(rows, value, better) for _, value, better, _ in TABLE9_COLUMNS]
         for i, group in enumerate(rows):
             cells = [dataset if i == 0 else "", str(group.dam_heads), str(group.num_grasps)]
-            cells += [_cell(group, c, value(group), i in best[c]) for c, (_, value, _) in enumerate(TABLE9_COLUMNS)]
+            cells += [_cell(group, form, value(group), i in best[c])
+                      for c, (_, value, _, form) in enumerate(TABLE9_COLUMNS)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def table9_notes(groups: Sequence[GroupMetrics]) -> str:
+    """The sentences a reader of Table 9 needs: why a diversity cell is n/a, how failures were counted."""
+    notes = list(dict.fromkeys(f"{g.dataset}, {g.dam_heads} head(s): diversity {g.diversity_note}"
+                               for g in groups if g.diversity_note))
+    failed = sum(g.sim_failed for g in groups)
+    if failed:
+        notes.append(f"{failed} simulation(s) failed; each counts as 10 cm in the displacement column, as GraspTTA "
+                     f"counts them, and is left out of the last column.")
+    return "\n".join(f"- {n}" for n in notes)
 
 
 def render_table5(rows: Sequence[SpeedRow]) -> str:

@@ -12,6 +12,7 @@ from tasks.grasp.evaluation.report import (
     render_grasp_grid,
     render_table5,
     render_table9,
+    table9_notes,
 )
 
 
@@ -27,8 +28,9 @@ def test_table9_rows_order_and_bold_best():
     groups = [group("OakInk", 2, 5.3), group("GRAB", 4, 5.0), group("OakInk", 1, 6.7), group("OakInk", 4, 4.99),
               group("GRAB", 1, 5.4, sim=None, failed=40, acc=None)]
     lines = render_table9(groups).splitlines()
-    assert lines[0].startswith("| Dataset | DAM heads | Grasps | Penetration volume (cm³) ↓")
-    assert "Simulation displacement (cm) ↓" in lines[0] and lines[0].endswith("ACC (%) ↑ |")
+    assert lines[0].startswith("| Dataset | DAM heads | Grasps | Penetration volume (cm³, surface voxels) ↓")
+    assert "Simulation displacement (cm, failed = 10) ↓" in lines[0] and "| ACC (%) ↑ |" in lines[0]
+    assert lines[0].endswith("| Displacement, simulations that ran (cm) ↓ |")
     body = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert [(row[0], row[1]) for row in body] == [("OakInk", "1"), ("", "2"), ("", "4"), ("GRAB", "1"), ("", "4")]
     assert body[2][3] == "**4.99**" and body[0][3] == "6.70"  # smallest volume in bold, per dataset
@@ -37,6 +39,15 @@ def test_table9_rows_order_and_bold_best():
     assert body[3][5] == "n/a (40 failed)" and body[3][9] == "n/a"
     assert body[4][5] == "1.50 ± 0.50" and body[4][9] == "80.0"  # one value only: nothing to compare, no bold
     assert body[3][3] == "5.40" and body[4][3] == "**5.00**"
+    assert body[0][10:] == ["n/a", "n/a", "n/a"]  # the other conventions' columns, when not measured
+
+
+def test_table9_notes_say_why_a_cell_is_missing():
+    groups = [GroupMetrics(**{**group("GRAB", 1, 5.0, failed=2).__dict__, "entropy": None, "cluster_size": None,
+                              "diversity_note": "n/a: 40 grasps, k-means with k = 20 needs at least 100"})]
+    notes = table9_notes(groups)
+    assert "GRAB, 1 head(s): diversity n/a: 40 grasps" in notes and "2 simulation(s) failed" in notes
+    assert render_table9(groups).splitlines()[2].split("|")[8].strip() == "n/a"
 
 
 def test_table5_layout():
