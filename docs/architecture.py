@@ -22,7 +22,7 @@ OUT = Path(__file__).parent / "architecture.png"
 # (name, code, x, y): stages of the annotate flow, then the downstream flows.
 STAGES = [
     ("ingest", "tasks/ingest", 0.0, 3.0),
-    ("self-training\npseudo-label, 3σ, review", "tasks/pseudo_label", 6.0, 3.0),
+    ("self-training\npseudo-label, 3σ, review", "tasks/pseudo_label", 6.0, 3.0),  # noqa: RUF001
     ("instruct", "tasks/instruct", 12.0, 4.4),
     ("affordance maps", "tasks/affordance", 12.0, 1.6),
     ("annotated join", "tasks/store", 18.0, 3.0),
