@@ -62,7 +62,7 @@ class TableWriter:
             raise ValueError(f"mode must be 'upsert' or 'overwrite', got {mode!r}")
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
-        self.path = Path(path)
+        self.path = layout.table_path(path)  # an alias writes, and locks, the table it names
         self.model = model
         self.mode = mode
         self.rows_per_shard = rows_per_shard
