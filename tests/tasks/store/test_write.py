@@ -304,3 +304,14 @@ def test_a_table_reached_through_a_linked_folder_takes_the_same_lock(tables_dir,
     assert layout.table_path(linked / "samples") == tables_dir.resolve() / "samples"
     errors = _write_concurrently([(path, 1), (linked / "samples", 41)], per_writer=40)
     assert not errors and open_table(path).num_rows == 81
+
+
+def test_a_collected_reject_quoting_a_huge_bad_value_stays_bounded(tables_dir):
+    path = tables_dir / "samples"
+    rows = sample_dicts(2)
+    rows[1] = rows[1] | {"sample_id": "\x1b]0;" + "x" * (50 * 2**20), "source_path": "grab/s1/" + "y" * 10**6}
+    with TableWriter(path, Sample, on_invalid="collect") as writer:
+        writer.write(rows)
+    [reject] = writer.rejects
+    assert len(reject.reason) <= 500 and reject.reason.startswith("row 1 (sample_id=\\x1b]0;xxx")
+    assert len(reject.source) <= 500 and reject.source.startswith("grab/s1/yyy") and reject.field == "sample_id"
