@@ -110,7 +110,7 @@ def test_object_names_with_markup_are_rejected_not_templated() -> None:
     hostile = [InstructInput("grab-" + "a" * 16, "grab", "<img src=x onerror=alert(1)>", "lift"),
                InstructInput("grab-" + "b" * 16, "grab", "mug", "lift", "handle`x`")]
     rows, counts = instruct_samples(hostile, OpenAIGenerator("http://127.0.0.1:9/v1", "m"), None, rejects=rejects)
-    assert rows == [] and counts.rejected == 2
+    assert rows == [] and counts.rejected == 2 and [r.field for r in rejects] == ["object_class", "part"]
     assert "object_class '<img src=x onerror=alert(1)>' holds characters other than letters" in rejects[0].reason
     assert "part 'handle`x`' holds characters" in rejects[1].reason
 
