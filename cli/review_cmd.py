@@ -52,6 +52,9 @@ def serve(
     store: Path | None = typer.Option(None, "--store", help="Review store (default: "
                                                             "<data_root>/review/review.sqlite)."),
     images: Path | None = typer.Option(None, "--images", help="Pictures folder (default: <data_root>/review/images)."),
+    allow_host: list[str] = typer.Option([], "--allow-host", metavar="HOST",
+                                         help="A host name reviewers reach the server by, besides loopback names "
+                                              "and the bound address."),
 ) -> None:
     """Serve the review page and its JSON API. A finished queue resumes the flow run paused for its cycle."""
     if token is not None and not token.strip():
@@ -67,11 +70,12 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store_path, images_dir = review_paths(data_root, store, images)
-    web = create_app(store_path, images_dir, token=token, on_complete=_resumer(store_path))
+    web = create_app(store_path, images_dir, token=token, on_complete=_resumer(store_path),
+                     allowed_hosts=[host, *allow_host])
     shown_host = f"[{host}]" if ":" in host else host
     typer.echo(f"review store {store_path.resolve()}, pictures {images_dir.resolve()}")
     typer.echo(f"review at http://{shown_host}:{port}/" + ("?token=<your token>" if token else ""))
-    # The access log shows request paths: the page and its assets carry ?token=, the API calls use the header.
+    # The access log shows request paths without their query (review.guard): the page's ?token= stays out of it.
     uvicorn.run(web, host=host, port=port, log_level="info")
 
 

@@ -31,8 +31,8 @@ from tasks.instruct.generators import (
     OpenAIGenerator,
     TemplateGenerator,
 )
+from tasks.instruct.report import instructions_markdown
 from tasks.instruct.stage import STAGE_VERSION, InstructCounts, instruct_samples
-from tasks.pseudo_label.report import markdown_table
 from tasks.store.read import open_table
 from tasks.store.write import write_table
 
@@ -148,14 +148,6 @@ def instruct(tables: list[str], out_table: str, labels_table: str | None = None,
     inputs = instruct_inputs([Path(t) for t in tables], labels)
     out = Path(out_table)
     counts = generate_task(inputs, generator, settings, k, out)
-    examples = {}
-    for row in open_table(out, InstructionRow).iter_rows():
-        examples.setdefault((row.object_class, row.affordance), row)
-    markdown = "\n\n".join([
-        "## Instructions", counts.summary(),
-        markdown_table(["object", "affordance", "instruction", "generator", "fallback"],
-                       [[r.object_class, r.affordance, r.instruction, r.generator, "yes" if r.fallback else ""]
-                        for r in list(examples.values())[:12]]),
-        f"Table `{out.absolute()}`."])
+    markdown = instructions_markdown(counts.summary(), open_table(out, InstructionRow).iter_rows(), out)
     create_markdown_artifact(markdown=markdown, key="instructions", description="Instruction generation summary")
     return markdown

@@ -12,19 +12,21 @@ import html
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, TypeVar
 from urllib.parse import quote
 
-from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
+from fastapi import BackgroundTasks, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
+from review.guard import RequestGuard, allowed_host_names, quiet_access_log, validation_error
 from review.images import cycle_images_dir, image_path
-from review.store import ReviewStore
+from review.store import RelabelledToPredictedError, ReviewStore
 from schemas.affordance import AFFORDANCES
 from schemas.review import REVIEWER_PATTERN, DecisionIn, DecisionRecord, ItemState, Progress, ReviewResult
 
@@ -41,8 +43,11 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the page URL may carry ?token=
 }
-Cycle = Annotated[int, PathParam(ge=0, description="Self-training cycle.")]
-Position = Annotated[int, PathParam(ge=0, description="0-based position in the cycle's queue.")]
+# SQLite holds 64-bit integers: a larger cycle or position overflowed into a 500. No queue comes near 2**31.
+MAX_INDEX = 2**31 - 1
+Cycle = Annotated[int, PathParam(ge=0, le=MAX_INDEX, description="Self-training cycle.")]
+Position = Annotated[int, PathParam(ge=0, le=MAX_INDEX, description="0-based position in the cycle's queue.")]
+After = Annotated[int, Query(ge=-1, le=MAX_INDEX, description="Start after this position (-1: from the start).")]
 
 
 class UndoIn(BaseModel):
@@ -112,11 +117,13 @@ def _token_ok(request: Request, token: str) -> bool:
 
 
 def create_app(store_path: Path, images_dir: Path, token: str | None = None,
-               on_complete: OnComplete | None = None) -> FastAPI:
+               on_complete: OnComplete | None = None, allowed_hosts: Iterable[str] = ()) -> FastAPI:
     """The review app over the store at `store_path`, serving pictures from `images_dir/<cycle>/<position>.png`.
 
     token: when set, every request but /healthz needs `Authorization: Bearer <token>` or `?token=<token>`.
     on_complete(cycle, result): called when a decision completes a cycle's queue (see CompletionGuard).
+    allowed_hosts: Host header names answered besides 127.0.0.1, localhost, [::1] and the bound address (any
+    port); other hosts get 400. Request bodies over 64 KiB get 413; a 422 names fields, never echoes input.
     """
     if token is not None and not token:
         raise ValueError("token must be a non-empty string or None")
@@ -126,6 +133,9 @@ def create_app(store_path: Path, images_dir: Path, token: str | None = None,
     app.state.store = store
     app.state.completion = guard
     _add_middleware(app, token)
+    app.add_middleware(RequestGuard, allowed=allowed_host_names(allowed_hosts), headers=SECURITY_HEADERS)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    quiet_access_log()
     _add_page_routes(app, token)
     _add_item_routes(app, store, Path(images_dir))
     _add_decision_routes(app, store, guard)
@@ -173,7 +183,7 @@ def _add_item_routes(app: FastAPI, store: ReviewStore, images_dir: Path) -> None
         return [CycleSummary(cycle=c, progress=store.progress(c)) for c in store.cycles()]
 
     @app.get("/api/cycles/{cycle}/next")
-    def next_item(cycle: Cycle, after: int = -1) -> ItemState:
+    def next_item(cycle: Cycle, after: After = -1) -> ItemState:
         state = _found(store.next_pending, cycle, after)
         if state is None:
             raise HTTPException(status_code=404, detail=f"no pending item left in cycle {cycle}")
@@ -203,7 +213,13 @@ def _add_item_routes(app: FastAPI, store: ReviewStore, images_dir: Path) -> None
 def _add_decision_routes(app: FastAPI, store: ReviewStore, guard: CompletionGuard) -> None:
     @app.post("/api/cycles/{cycle}/decisions")
     def decide(cycle: Cycle, decision: DecisionIn, background: BackgroundTasks) -> DecisionOut:
-        state = _found(store.decide, cycle, decision)
+        """Store one decision. A relabel to the item's predicted class is refused with 422 naming `label`
+        (it would count as a wrong prediction at the quality gate); confirm a prediction with `accepted`."""
+        try:
+            state = _found(store.decide, cycle, decision)
+        except RelabelledToPredictedError as exc:
+            raise RequestValidationError([{"loc": ("body", exc.field), "msg": str(exc), "type": "value_error"}]) \
+                from None
         progress = store.progress(cycle)
         if progress.complete:
             # After the response: the reviewer does not wait for on_complete (a Prefect API call).

@@ -250,9 +250,14 @@ class ReviewStore:
     # ----------------------------------------------------------------------------------------------- writes
 
     def decide(self, cycle: int, decision: DecisionIn) -> ItemState:
-        """Append `decision` to the trail and return the item's new state (this decision: it is the latest)."""
+        """Append `decision` to the trail and return the item's new state (this decision: it is the latest).
+
+        A relabel to the predicted class is refused (RelabelledToPredictedError), not stored: the quality gate
+        counts every relabel as a wrong prediction, and this one would confirm the prediction."""
         with self._transaction(write=True) as conn:
-            self._one_state(conn, cycle, decision.sample_id)  # KeyError for an unknown cycle or sample
+            before = self._one_state(conn, cycle, decision.sample_id)  # KeyError for an unknown cycle or sample
+            if decision.decision == "relabelled" and decision.label == before.item.predicted:
+                raise RelabelledToPredictedError(decision.sample_id, decision.label)
             conn.execute("INSERT INTO decisions (cycle, sample_id, kind, label, reviewer, comment, at) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)", (cycle, decision.sample_id, decision.decision,
                                                           decision.label, decision.reviewer, decision.comment, _now()))
@@ -274,6 +279,15 @@ class ReviewStore:
                          "VALUES (?, ?, 'undo', NULL, ?, '', ?, ?)",
                          (cycle, target["sample_id"], reviewer, _now(), target["id"]))
             return self._one_state(conn, cycle, target["sample_id"])
+
+
+class RelabelledToPredictedError(ValueError):
+    """A relabel whose label is the predicted class: it means "accepted", and must be sent as that."""
+
+    def __init__(self, sample_id: str, label: str) -> None:
+        self.field = "label"
+        super().__init__(f"label {label!r} is the predicted class of {sample_id!r}: a relabel must name another "
+                         f"class; send decision 'accepted' to confirm the prediction")
 
 
 def _check_items(cycle: int, items: Sequence[QueueItem]) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from schemas.affordance import AffordanceName, normalise_affordance
 from schemas.arrays import Faces3, Floats, HandVerts, Labels, ManoBetas, ManoPose, Points3, Vec3
+from schemas.text import REASON_LIMIT, bounded_reason
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 SAMPLE_ID_PATTERN = r"^[a-z0-9_\-]+-[0-9a-f]{16}$"
@@ -106,6 +107,13 @@ class Reject(Row):
     field: str | None = Field(None, description="The offending field, when one is to blame.")
     dataset: str | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("reason", "source", "field", mode="before")
+    @classmethod
+    def _bounded(cls, value: object) -> object:
+        # Every producer is covered here: a reason quoting a 50 MB field, or one holding terminal escapes,
+        # is cut to its head (file and field come first) and escaped before it reaches a table or a UI.
+        return bounded_reason(value, REASON_LIMIT) if isinstance(value, str) else value
 
 
 class PseudoLabel(Row):

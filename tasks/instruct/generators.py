@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ import openai
 from pydantic import SecretStr
 
 from schemas.affordance import normalise_affordance
+from schemas.text import bounded_reason
 from tasks.instruct import prompts
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ TEMPLATE_VERSION = "template-v1"
 # Fallback reasons starting with this are transient (the endpoint, not the answer): such keys are not cached.
 ENDPOINT_FAILURE = "endpoint unavailable"
 _RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
+_NAME = re.compile(r"[^\W_][\w .'\-]{0,63}")  # an object class or part name
 
 
 class EndpointConfigError(RuntimeError):
@@ -55,6 +58,11 @@ class InstructionKey:
         part = " ".join(self.part.strip().lower().split()) if self.part else None
         if self.variant < 0:
             raise ValueError(f"variant must be >= 0, got {self.variant}")
+        for field, value in (("object_class", object_class), ("part", part)):
+            if value and not _NAME.fullmatch(value):
+                # The name is written into prompts and template instructions: markup or escapes would ride along.
+                raise ValueError(f"{field} {bounded_reason(value, 80)!r} holds characters other than letters, "
+                                 f"digits, spaces, . ' _ - (at most 64)")
         object.__setattr__(self, "object_class", object_class)
         object.__setattr__(self, "affordance", normalise_affordance(self.affordance))
         object.__setattr__(self, "part", part or None)
@@ -255,7 +263,8 @@ class OpenAIGenerator:
     def _fallback(self, key: InstructionKey, k: int, made: list[Instruction], reason: str) -> list[Instruction]:
         """`made`, completed to k instructions with template ones flagged as fallbacks."""
         template = self.fallback.generate(key, k)
-        return made + [replace(t, fallback=True, reason=reason[:1000]) for t in template[len(made):]]
+        reason = bounded_reason(reason)  # it may quote the answer: cut, with control characters escaped
+        return made + [replace(t, fallback=True, reason=reason) for t in template[len(made):]]
 
     def _usable(self, answer: str | None, key: InstructionKey, k: int) -> tuple[list[str], str | None]:
         """The valid, distinct instructions in an answer, and the reason for the first problem (None: none)."""

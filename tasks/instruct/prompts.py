@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 PROMPT_VERSION = "instruct-v2"
 MIN_WORDS, MAX_WORDS = 3, 25
@@ -57,6 +58,23 @@ _REFUSALS = (
     "i'm unable", "unable to help", "as an ai", "language model", "i apologize", "cannot assist", "can't assist",
     "not able to help",
 )
+# An instruction is read by a person and embedded for training: plain words and sentence punctuation only.
+# Anything else (markup, code, links, escapes) is refused by name rather than stored.
+_UNSAFE_MARKUP = (
+    (re.compile(r"</?[a-z!/?][^>]*>|<|>", re.IGNORECASE), "markup (< or >, an HTML tag)"),
+    (re.compile(r"!?\[[^\]]*\]\([^)]*\)"), "a markdown link or image"),
+    (re.compile(r"`"), "markup (a backtick)"),
+    (re.compile(r"(?:[a-z][a-z0-9+.\-]*://|\bwww\.|\b[a-z0-9\-]+\.(?:com|org|net|io|ai|ly|dev|xyz|info)\b)",
+                re.IGNORECASE), "a URL"),
+)
+_ALLOWED_CHARS = re.compile(r"""[^\W_]|[ .,;:?!'"\u2019()\-]""")  # letters and digits of any script, no underscore
+# Words that address the model or its prompt, not the hand: an answer holding them is a prompt injection or
+# meta talk ("ignore all previous rules", "as an assistant ..."), never an instruction for a grasp.
+META_WORDS = frozenset((
+    "ignore", "ignores", "ignored", "ignoring", "disregard", "disregarding", "previous", "previously", "system",
+    "prompt", "prompts", "assistant", "assistants", "instruction", "instructions", "ai", "chatbot", "jailbreak",
+    "override", "rule", "rules", "forget", "pretend", "roleplay", "developer", "llm", "gpt", "model's",
+))
 _NOT_IMPERATIVE_OPENERS = ("i ", "i'", "as an", "sure", "here", "certainly", "of course", "okay", "ok,")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s+")
@@ -151,7 +169,8 @@ def _clean(item: str) -> str:
 def validate_instruction(text: str, object_class: str, part: str | None) -> str | None:
     """Why `text` is not a usable instruction for the object (and part), or None when it is.
 
-    Usable: 3-25 words, no refusal, not a question, no colon or unpaired double quote, starts with an imperative
+    Usable: no refusal; no control character, markup, link, URL or meta text (see `unsafe_text`); 3-25 words,
+    not a question, no colon or unpaired double quote, starts with an imperative
     verb (after an optional "please" or -ly adverb), and names the object class or the part (case-insensitive;
     hyphens, underscores and simple plurals tolerated; a multi-word class may be named by its last word: "glass"
     for "wine glass").
@@ -159,11 +178,13 @@ def validate_instruction(text: str, object_class: str, part: str | None) -> str 
     text = text.strip()
     if not text:
         return "empty instruction"
+    if phrase := refusal(text):
+        return f"refusal ({phrase!r})"
+    if unsafe := unsafe_text(text, object_class, part):
+        return unsafe
     words = _WORD.findall(text.lower().replace("\u2019", "'"))
     if not MIN_WORDS <= len(words) <= MAX_WORDS:
         return f"{len(words)} words; expected {MIN_WORDS} to {MAX_WORDS}"
-    if phrase := refusal(text):
-        return f"refusal ({phrase!r})"
     if text.rstrip().endswith("?"):
         return "a question, not an instruction"
     if ":" in text or text.count('"') % 2:
@@ -175,6 +196,28 @@ def validate_instruction(text: str, object_class: str, part: str | None) -> str 
         return f"not imperative (starts with {verb!r}, not a known verb)"
     if not _names(words, object_class) and not (part and _names(words, part)):
         return f"does not name the {readable(object_class)}" + (f" or its {readable(part)}" if part else "")
+    return None
+
+
+def unsafe_text(text: str, object_class: str = "", part: str | None = None) -> str | None:
+    """Why `text` must not be stored as an instruction whatever its wording, or None: a control character,
+    markup (tags, markdown links and images, backticks), a URL, a character outside plain words and sentence
+    punctuation, or a word addressing the model rather than the hand ("ignore", "previous", "system",
+    "prompt", "assistant", "instructions", "as an AI", ...). A meta word that is part of the object's or the
+    part's own name is allowed."""
+    control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")), None)
+    if control is not None:
+        return f"a control character (U+{ord(control):04X})"
+    for pattern, what in _UNSAFE_MARKUP:
+        if pattern.search(text):
+            return what
+    other = next((c for c in text if not _ALLOWED_CHARS.fullmatch(c)), None)
+    if other is not None:
+        return f"the character {other!r}: only words and sentence punctuation belong in an instruction"
+    named = set(_WORD.findall(readable(object_class))) | set(_WORD.findall(readable(part or "")))
+    meta = [w for w in _WORD.findall(text.lower().replace("\u2019", "'")) if w in META_WORDS and w not in named]
+    if meta:
+        return f"meta text ({meta[0]!r}): it addresses the model, not the hand"
     return None
 
 

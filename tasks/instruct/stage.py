@@ -137,7 +137,9 @@ def _keyed(rows: Iterable[tuple], rejected: list[Reject]) -> list[tuple[str, str
                 samples.append((sample_id, dataset, InstructionKey(object_class, affordance, part)))
                 seen.add(sample_id)
             except (ValueError, TypeError, AttributeError) as error:
-                field = "affordance" if "affordance" in str(error) else "object_class"
+                text = str(error)  # InstructionKey names the field first for a bad name: "part 'x' holds ..."
+                field = next((f for f in ("object_class", "part") if text.startswith(f"{f} ")),
+                             "affordance" if "affordance" in text else "object_class")
                 problem = (field, f"{field}: {error}")
         if problem:
             rejected.append(Reject(sample_id=_reject_id(sample_id, dataset), stage_version=STAGE_VERSION,

@@ -27,6 +27,7 @@ from pathlib import Path
 MANIFEST_NAME = "manifest.json"
 DATA_DIR = "data"
 _VERSION_RE = re.compile(r"^v(\d{6,})$")
+_VERSIONS_DIR_RE = re.compile(r"^\.(.+)\.versions$")
 # What collect_garbage may remove: version folders and staging leftovers this store wrote, nothing else.
 _STORE_OWNED_RE = re.compile(r"^v\d{6,}(\.staging-\d+-[0-9a-f]+)?$")
 KEEP_OLD_VERSIONS = 1
@@ -41,12 +42,32 @@ class NotATableError(ValueError):
                          f"Choose another output, or remove it yourself if it is really meant to go.")
 
 
+def table_path(path: str | Path) -> Path:
+    """The one path of the table that `path` names, so every writer locks and publishes at the same place.
+
+    An alias (a symlink to the table's symlink, or to one of its version folders) and a table reached through
+    a symlinked folder both map to the table whose symlink the store owns; otherwise two writers would take
+    two different locks, and a publish through the alias would replace the alias, not the table.
+    A link to anything else is returned as it is, for `check_target` to refuse by name."""
+    path = Path(path)
+    table = Path(os.path.realpath(path.parent)) / path.name  # one lock file however the folder is reached
+    real = Path(os.path.realpath(table))
+    owner = _VERSIONS_DIR_RE.match(real.parent.name)
+    if owner and _VERSION_RE.match(real.name):
+        return real.parent.parent / owner.group(1)  # the table itself, an alias of it, or a version folder
+    if table.is_symlink() and (real / MANIFEST_NAME).is_file():
+        return real  # an alias of a plain-folder table (copied with `cp -rL`)
+    return table
+
+
 def check_target(table: Path, adopt_plain_folder: bool = False) -> None:
     """Refuse to publish over anything that is not a table of this store.
 
     A table is absent, our symlink into its `.versions` folder, or a plain folder holding a manifest (a table
     copied with `cp -rL`), which is kept as the previous version. Any other file or folder is refused unless
-    `adopt_plain_folder` is set, in which case the folder is kept, untouched, as the previous version."""
+    `adopt_plain_folder` is set, in which case the folder is kept, untouched, as the previous version.
+    `table` is mapped through `table_path` first, so an alias of a table is checked as that table."""
+    table = table_path(table)
     if table.is_symlink():
         target = Path(os.path.realpath(table))
         if target.parent != versions_dir(table).resolve() or not _VERSION_RE.match(target.name):

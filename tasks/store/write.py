@@ -27,6 +27,7 @@ from schemas.arrow_schema import array_specs, arrow_schema, row_model_name
 from schemas.ids import hash_bytes, make_sample_id
 from schemas.manifest import ColumnInfo, Lineage, ShardInfo, TableManifest
 from schemas.rows import SAMPLE_ID_PATTERN, Reject, Row
+from schemas.text import bounded_reason
 from tasks.store import layout
 from tasks.store.errors import DuplicateKeyError, RowValidationError, SchemaMismatchError, describe_validation
 from tasks.store.keys import key_array, key_of, normalise_keys
@@ -62,7 +63,7 @@ class TableWriter:
             raise ValueError(f"mode must be 'upsert' or 'overwrite', got {mode!r}")
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
-        self.path = Path(path)
+        self.path = layout.table_path(path)  # an alias writes, and locks, the table it names
         self.model = model
         self.mode = mode
         self.rows_per_shard = rows_per_shard
@@ -188,7 +189,8 @@ class TableWriter:
         except ValidationError as exc:
             field, problems = describe_validation(exc)
             sample_id = row.get("sample_id")
-            reason = f"row {index} (sample_id={sample_id}): {problems}"
+            # The id is quoted, not trusted: a bad row may carry anything there, of any size.
+            reason = f"row {index} (sample_id={bounded_reason(str(sample_id), 80)}): {problems}"
             if self.on_invalid == "raise":
                 raise RowValidationError(self.path, reason, field=field, sample_id=sample_id) from exc
             self.rejects.append(self._reject(row, index, field, reason))

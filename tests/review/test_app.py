@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import signal
@@ -45,7 +46,7 @@ def paths(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _client(paths: tuple[Path, Path], **options) -> TestClient:
-    return TestClient(create_app(*paths, **options))
+    return TestClient(create_app(*paths, **options), base_url="http://127.0.0.1")
 
 
 def _decide(client: TestClient, sample_id: str, decision: str, label: str | None = None, reviewer: str = "ann",
@@ -155,13 +156,14 @@ def test_on_complete_once_when_requests_complete_it_concurrently(paths):
 
     app = create_app(*paths, on_complete=slow_on_complete)
     items = _items(0, 4)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         for item in items[:3]:
             _decide(client, item.sample_id, "accepted")
     start = threading.Barrier(4)
 
     def complete(sample_id: str) -> None:
-        with TestClient(app) as client:  # one client per thread: its own connection, like separate reviewers
+        # one client per thread: its own connection, like separate reviewers
+        with TestClient(app, base_url="http://127.0.0.1") as client:
             start.wait()
             assert _decide(client, sample_id, "rejected").status_code == 200
 
@@ -389,3 +391,116 @@ def test_killing_the_server_mid_review_loses_no_decision(paths):
         assert httpx.get(f"{base_url}/api/cycles/0/next").json()["item"]["sample_id"] == items[3].sample_id
     finally:
         stop_review_server(process)
+
+
+# ------------------------------------------------------------------------- hostile requests, real server
+
+
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory):
+    """A real server process over a fresh store (cycle 0: 4 items, cycle 1: 2): (base_url, store_path)."""
+    root = tmp_path_factory.mktemp("hardened")
+    store = ReviewStore(root / "review.sqlite")
+    store.create_queue(0, _items(0, 4))
+    store.create_queue(1, _items(1, 2))
+    process, base_url = start_review_server(root / "review.sqlite", root / "images")
+    yield base_url, root / "review.sqlite"
+    stop_review_server(process)
+
+
+HUGE = 2**63
+
+
+@pytest.mark.parametrize(("method", "url"), [
+    ("GET", f"/api/cycles/{HUGE}/next"), ("GET", "/api/cycles/0/next?after=" + str(HUGE)),
+    ("GET", f"/api/cycles/{HUGE}/items/0"), ("GET", f"/api/cycles/0/items/{HUGE}"),
+    ("GET", f"/api/cycles/0/items/{HUGE}/image"), ("GET", f"/api/cycles/{HUGE}/progress"),
+    ("GET", f"/api/cycles/{HUGE}/trail"), ("POST", f"/api/cycles/{HUGE}/decisions"),
+    ("POST", f"/api/cycles/{HUGE}/undo"), ("GET", f"/api/cycles/{2**31}/progress"),
+])
+def test_huge_integers_in_the_path_are_422_not_500(hardened, method, url):
+    base_url, _ = hardened
+    body = {"sample_id": _items(0, 4)[0].sample_id, "decision": "accepted", "reviewer": "ann"}
+    response = httpx.request(method, base_url + url, json=body if method == "POST" else None)
+    assert response.status_code == 422, (url, response.text)
+    assert "Traceback" not in response.text and "Internal Server Error" not in response.text
+    assert {tuple(e["loc"])[-1] for e in response.json()["detail"]} & {"cycle", "position", "after"}
+
+
+def test_a_422_names_the_field_and_never_echoes_the_input(hardened):
+    base_url, store_path = hardened
+    comment = "ECHO" * 10_000  # 40 KB: under the body limit, over the comment's 2000 characters
+    response = httpx.post(f"{base_url}/api/cycles/0/decisions", json={
+        "sample_id": _items(0, 4)[0].sample_id, "decision": "accepted", "reviewer": "ann", "comment": comment,
+        "ECHO" * 100: 1})
+    assert response.status_code == 422 and len(response.content) < 2000
+    detail = response.json()["detail"]
+    assert ["body", "comment"] in [e["loc"] for e in detail] and all("input" not in e for e in detail)
+    assert "ECHO" * 30 not in response.text  # neither the comment nor the long unexpected key comes back
+    assert ReviewStore(store_path).trail(0) == []
+
+
+def test_bodies_over_64_kib_are_413_by_length_or_by_stream(hardened):
+    base_url, store_path = hardened
+    url = f"{base_url}/api/cycles/0/decisions"
+    big = json.dumps({"sample_id": _items(0, 4)[0].sample_id, "decision": "rejected", "reviewer": "ann",
+                      "comment": "x" * 70_000}).encode()
+    response = httpx.post(url, content=big, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "65536 bytes" in response.json()["detail"]
+    chunked = httpx.post(url, content=iter([big[i:i + 8192] for i in range(0, len(big), 8192)]),
+                         headers={"Content-Type": "application/json"})  # no Content-Length: counted as it streams
+    assert "content-length" not in chunked.request.headers and chunked.status_code == 413
+    assert len(chunked.content) < 500
+    ok = httpx.post(url, json={"sample_id": _items(0, 4)[3].sample_id, "decision": "skipped", "reviewer": "ann",
+                               "comment": "y" * 2000})
+    assert ok.status_code == 200
+    assert [r.kind for r in ReviewStore(store_path).trail(0)] == ["skipped"]
+
+
+def test_only_loopback_and_bound_host_names_are_answered(hardened):
+    base_url, _ = hardened
+    port = base_url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "LOCALHOST"):
+        assert httpx.get(f"{base_url}/api/cycles", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "", "[::2]:80"):
+        response = httpx.get(f"{base_url}/api/cycles", headers={"Host": host})
+        assert response.status_code == 400, host
+        assert "is not served here" in response.json()["detail"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_more_host_names_can_be_allowed(paths):
+    app = create_app(*paths, allowed_hosts=["review.lan", "fd00::5"])
+    assert TestClient(app, base_url="http://review.lan:8765").get("/api/cycles").status_code == 200
+    assert TestClient(app, base_url="http://[fd00::5]:80").get("/api/cycles").status_code == 200
+    other = TestClient(app, base_url="http://review.lan").get("/api/cycles", headers={"Host": "other.lan"})
+    assert other.status_code == 400 and "'other.lan' is not served here" in other.json()["detail"]
+
+
+def test_relabelling_to_the_predicted_class_is_refused_by_field(hardened):
+    base_url, store_path = hardened
+    item = _items(1, 2)[0]
+    response = httpx.post(f"{base_url}/api/cycles/1/decisions", json={
+        "sample_id": item.sample_id, "decision": "relabelled", "label": item.predicted, "reviewer": "ann"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "label"] and "is the predicted class" in error["msg"] and "accepted" in error["msg"]
+    assert ReviewStore(store_path).trail(1) == []
+    other = next(name for name in AFFORDANCES if name != item.predicted)
+    assert httpx.post(f"{base_url}/api/cycles/1/decisions", json={
+        "sample_id": item.sample_id, "decision": "relabelled", "label": other, "reviewer": "ann"}).status_code == 200
+
+
+def test_the_access_log_never_holds_the_token(paths):
+    store_path, images = paths
+    log_path = store_path.parent / "access.log"
+    process, base_url = start_review_server(store_path, images, token="tok3n-s3cret", log_path=log_path)
+    try:
+        assert httpx.get(f"{base_url}/", params={"token": "tok3n-s3cret"}).status_code == 200
+        assert httpx.get(f"{base_url}/api/cycles", params={"token": "tok3n-s3cret", "x": "1"}).status_code == 200
+        assert httpx.get(f"{base_url}/api/cycles", params={"token": "wrong-guess"}).status_code == 401
+    finally:
+        stop_review_server(process)  # a clean stop flushes the log
+    log = log_path.read_text()
+    assert '"GET /api/cycles HTTP/1.1" 200' in log and '"GET / HTTP/1.1" 200' in log  # the log still works
+    assert "tok3n-s3cret" not in log and "wrong-guess" not in log, log

@@ -5,6 +5,7 @@ from pydantic import ValidationError
 from schemas.affordance import AFFORDANCES, AFFORDPOSE_LABEL_IDS, affordance_index, normalise_affordance
 from schemas.ids import hash_bytes, hash_file, make_sample_id
 from schemas.rows import Reject, Sample
+from schemas.text import bounded_reason
 from tests.factories import sample_dicts
 
 
@@ -77,3 +78,34 @@ def test_reject_has_a_composite_key_and_a_timestamp():
                     source="s1/x.npz", reason="hand_pose: NaN", field="hand_pose")
     assert Reject.TABLE_KEY == ("stage", "sample_id")
     assert reject.created_at.tzinfo is not None
+
+
+def test_a_huge_reject_reason_is_cut_to_its_head_naming_the_file():
+    reason = "dataset/0042.json: field rhand_mesh: cannot parse " + "v 1 2 3\n" * (50 * 2**20 // 8)
+    reject = Reject(sample_id=make_sample_id("affordpose", "dataset/0042.json"), stage_version="1",
+                    stage="ingest", source="dataset/0042.json", reason=reason, field="rhand_mesh")
+    assert len(reject.reason) <= 500
+    assert reject.reason.startswith("dataset/0042.json: field rhand_mesh: cannot parse v 1 2 3\\nv 1 2 3")
+    head, tail = reject.reason.rsplit("... (", 1)
+    kept = len(head.replace("\\n", "\n"))  # characters of the reason the head shows, newlines unescaped
+    assert tail == f"{len(reason) - kept} more characters)"
+
+
+def test_control_characters_in_a_reject_are_escaped():
+    reject = Reject(sample_id=make_sample_id("grab", "s1/x.npz"), stage_version="1", stage="ingest",
+                    source="s1/\x1b[2Jx.npz", reason="s1/x.npz: field hand_pose: \x1b[31mred\x07\u202e\x00 end",
+                    field="hand\npose")
+    assert reject.reason == "s1/x.npz: field hand_pose: \\x1b[31mred\\x07\\u202e\\x00 end"
+    assert reject.source == "s1/\\x1b[2Jx.npz" and reject.field == "hand\\npose"
+    assert all(ch.isprintable() for ch in reject.reason + reject.source + reject.field)
+
+
+def test_bounded_reason_keeps_short_text_and_counts_what_it_cut():
+    assert bounded_reason("a.json: field x: bad") == "a.json: field x: bad"
+    cut = bounded_reason("a.json: " + "z" * 1000, limit=100)
+    assert len(cut) <= 100 and cut.startswith("a.json: zzz")
+    assert cut.endswith(f"({1008 - cut.index('...')} more characters)")
+    cut = bounded_reason("\x01" * 600)  # escapes take four characters each: the limit counts what is shown
+    assert len(cut) <= 500 and cut.startswith("\\x01\\x01")
+    with pytest.raises(ValueError, match="limit must be >= 40"):
+        bounded_reason("x", limit=5)

@@ -249,3 +249,69 @@ def test_a_link_to_somewhere_else_is_refused(tables_dir, tmp_path):
 def test_writer_must_be_used_as_a_context_manager(tables_dir):
     with pytest.raises(RuntimeError, match="context manager"):
         TableWriter(tables_dir / "x", Sample).write(sample_dicts(1))
+
+
+def _write_concurrently(paths_and_starts, per_writer):
+    """One thread per (path, first id): each upserts `per_writer` distinct keys, one write each."""
+    errors = []
+
+    def write(path, start):
+        try:
+            for i in range(start, start + per_writer):
+                write_table(path, sample_dicts(1, start=i, num_points=4), Sample)
+        except Exception as exc:  # surfaced by the caller's assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=args) for args in paths_and_starts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_writers_through_an_alias_and_the_table_lose_nothing(tables_dir, tmp_path):
+    path = tables_dir / "samples"
+    make_table(path, n=1)
+    alias = tmp_path / "alias"
+    alias.symlink_to(path)
+    n = 100
+    errors = _write_concurrently([(path, 1), (alias, 1 + n)], per_writer=n)
+    assert not errors
+    assert alias.is_symlink() and os.readlink(alias) == str(path)  # the alias is left as the user made it
+    assert sorted(open_table(path).keys()) == sorted(r["sample_id"] for r in sample_dicts(1 + 2 * n))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".alias")] == []
+
+
+def test_an_alias_inside_the_tables_folder_and_a_version_folder_write_the_table(tables_dir):
+    path = tables_dir / "samples"
+    make_table(path, n=2)
+    (tables_dir / "also").symlink_to("samples")
+    write_table(tables_dir / "also", sample_dicts(2, start=2), Sample)
+    write_table(layout.resolve_version_dir(path), sample_dicts(2, start=4), Sample)
+    table = open_table(path, Sample)
+    assert table.num_rows == 6 and table.manifest.table == "samples"
+    assert os.readlink(tables_dir / "also") == "samples"
+    assert sorted(p.name for p in tables_dir.iterdir()) == [".samples.lock", ".samples.versions", "also", "samples"]
+
+
+def test_a_table_reached_through_a_linked_folder_takes_the_same_lock(tables_dir, tmp_path):
+    path = tables_dir / "samples"
+    make_table(path, n=1)
+    linked = tmp_path / "linked"
+    linked.symlink_to(tables_dir)
+    assert layout.lock_path(layout.table_path(linked / "samples")) == layout.lock_path(layout.table_path(path))
+    assert layout.table_path(linked / "samples") == tables_dir.resolve() / "samples"
+    errors = _write_concurrently([(path, 1), (linked / "samples", 41)], per_writer=40)
+    assert not errors and open_table(path).num_rows == 81
+
+
+def test_a_collected_reject_quoting_a_huge_bad_value_stays_bounded(tables_dir):
+    path = tables_dir / "samples"
+    rows = sample_dicts(2)
+    rows[1] = rows[1] | {"sample_id": "\x1b]0;" + "x" * (50 * 2**20), "source_path": "grab/s1/" + "y" * 10**6}
+    with TableWriter(path, Sample, on_invalid="collect") as writer:
+        writer.write(rows)
+    [reject] = writer.rejects
+    assert len(reject.reason) <= 500 and reject.reason.startswith("row 1 (sample_id=\\x1b]0;xxx")
+    assert len(reject.source) <= 500 and reject.source.startswith("grab/s1/yyy") and reject.field == "sample_id"
