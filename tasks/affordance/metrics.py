@@ -4,20 +4,27 @@ means in the layout of the AffordGrasp paper's Tables 7 (per object class) and 8
 Both maps are (N,) values in [0, 1], one per point of the object's cloud. The ground truth is binary in
 practice; where a mask is needed it is G = gt >= 0.5.
 
-- IoU at threshold t: P = pred >= t, IoU_t = |P and G| / |P or G| (point counts). An empty union (nothing
-  predicted, nothing true) is a correct empty prediction, so IoU_t = 1.0 there rather than 0 / 0.
+Empty ground truth (no point with gt >= 0.5): aIoU, IoU, AUC and SIM are undefined (None) and left out of every
+mean, as the IAGNet evaluation (yyvhang/IAGNet `evalization.py`: NaN for aIoU and AUC when the binarised target
+sums to 0, then np.nanmean) and LASO's, which follows it, leave them out; the tables count how many samples each
+mean covers. MAE is defined for every sample, as there. One difference, stated: IAGNet computes SIM with an eps
+for such samples (about 0 against any non-zero prediction); here it is left out too, since a similarity to a map
+with no mass says nothing.
+
+- IoU at threshold t: P = pred >= t, IoU_t = |P and G| / |P or G| (point counts), for a non-empty G (so the
+  union is never empty).
 - IoU: IoU_t at t = 0.5.
 - aIoU: the mean of IoU_t over the 20 THRESHOLDS = linspace(0, 1, 20), as the LASO (Li et al., CVPR 2024) and
   IAGNet (Yang et al., ICCV 2023) evaluations compute it. At t = 0 every point is predicted, so even a perfect
   binary prediction scores IoU_0 = |G| / N there and its aIoU is below 1 unless G covers every point.
 - AUC: ROC AUC of pred scoring G, by the rank (Mann-Whitney U) formula with average ranks for ties, which equals
   sklearn.metrics.roc_auc_score. Undefined (None) when G is all true or all false: one class has no samples.
-- SIM: histogram intersection sum_i min(Y_i, M_i) of Y = gt / sum(gt) and M = pred / sum(pred). Two all-zero
-  maps agree perfectly (1.0); one all-zero map against a non-zero one shares no mass (0.0).
+- SIM: histogram intersection sum_i min(Y_i, M_i) of Y = gt / sum(gt) and M = pred / sum(pred); an all-zero
+  prediction shares no mass with the ground truth (0.0).
 - MAE: mean_i |gt_i - pred_i|, per point, so in [0, 1].
 
-Group means are taken over the samples that define a metric (only AUC can be undefined), with the counts kept
-beside them so a table can say when a mean covers fewer samples than the group has.
+Group means are taken over the samples that define a metric, with the counts kept beside them so a table can
+say when a mean covers fewer samples than the group has (and why).
 """
 
 from __future__ import annotations
@@ -36,12 +43,13 @@ RANGE_TOL = 1e-6  # float round-off from upstream normalisation may push a value
 
 @dataclass(frozen=True)
 class SampleMetrics:
-    """Metrics of one predicted map against its ground truth; auc is None when undefined."""
+    """Metrics of one predicted map against its ground truth; None where undefined (empty ground truth, or AUC
+    with every point positive)."""
 
-    iou: float
-    aiou: float
+    iou: float | None
+    aiou: float | None
     auc: float | None
-    sim: float
+    sim: float | None
     mae: float
 
     def value(self, metric: str) -> float | None:
@@ -123,6 +131,8 @@ def sample_metrics(pred: np.ndarray, gt: np.ndarray) -> SampleMetrics:
     for IoU, aIoU and AUC. Raises ValueError naming the argument if either is not a finite (N,) map in [0, 1]."""
     pred, gt = _check_pair(pred, gt)
     gt_mask = gt >= GT_THRESHOLD
+    if not gt_mask.any():  # empty ground truth: only MAE is defined (see the module docstring)
+        return SampleMetrics(iou=None, aiou=None, auc=None, sim=None, mae=float(np.abs(gt - pred).mean()))
     return SampleMetrics(
         iou=float(iou_at(pred, gt_mask, np.array([GT_THRESHOLD]))[0]),
         aiou=float(iou_at(pred, gt_mask, THRESHOLDS).mean()),
@@ -176,7 +186,8 @@ def _footnote(columns: Mapping[str, MetricSummary]) -> str | None:
     if not short:
         return None
     return (
-        "AUC is undefined for samples whose ground truth is all positive or all negative; n/a or means over fewer "
+        "Samples with an empty ground-truth map are left out of aIoU, IoU, AUC and SIM (as the IAGNet / LASO "
+        "evaluations leave them out), and AUC is undefined where every point is positive; n/a or means over fewer "
         f"samples mark them (counts: {', '.join(short)})"
     )
 

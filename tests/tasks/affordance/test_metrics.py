@@ -45,6 +45,8 @@ def naive_sim(pred, gt):
 @pytest.mark.parametrize("seed", range(3))
 def test_iou_and_aiou_match_naive_loop(seed, n):
     pred, gt = random_pair(seed, n)
+    if gt.max() < 0.5:
+        gt[0] = 1.0  # an empty ground truth is left out (tested apart)
     result = sample_metrics(pred, gt)
     assert result.iou == pytest.approx(naive_iou(pred, gt, 0.5))
     expected = sum(naive_iou(pred, gt, t) for t in THRESHOLDS.tolist()) / len(THRESHOLDS)
@@ -55,11 +57,31 @@ def test_thresholds_are_twenty_from_zero_to_one():
     assert THRESHOLDS.shape == (20,) and THRESHOLDS[0] == 0.0 and THRESHOLDS[-1] == 1.0
 
 
-def test_empty_union_is_a_correct_empty_prediction():
+def iagnet_aiou_auc(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """The IAGNet evaluation's per-sample aIoU and AUC, restated (yyvhang/IAGNet `evalization.py`): binarise the
+    target at >= 0.5; an all-zero target gives NaN for both (dropped later by np.nanmean); otherwise AUC is
+    sklearn's roc_auc_score and aIoU the mean over 20 thresholds linspace(0, 1, 20) of |P & T| / |P | T| with
+    P = pred >= threshold."""
+    target = (gt >= 0.5).astype(int)
+    if target.sum() == 0:
+        return float("nan"), float("nan")
+    ious = [np.sum((pred >= t).astype(int) & target) / np.sum((pred >= t).astype(int) | target)
+            for t in np.linspace(0, 1, 20)]
+    return float(np.mean(ious)), float(roc_auc_score(target, pred))
+
+
+def test_empty_ground_truth_is_left_out_as_published():
     result = sample_metrics(np.zeros(5), np.zeros(5))
-    assert result.iou == 1.0
-    # t = 0 predicts every point against an empty gt: IoU 0 there, 1 at the 19 other thresholds.
-    assert result.aiou == pytest.approx(19 / 20)
+    assert (result.iou, result.aiou, result.auc, result.sim) == (None, None, None, None) and result.mae == 0.0
+    assert math.isnan(iagnet_aiou_auc(np.zeros(5), np.zeros(5))[0])
+    # A group mean over an empty-gt sample and a normal one equals np.nanmean over the published per-sample values.
+    rng = np.random.default_rng(5)
+    pairs = [(rng.random(30), np.zeros(30)), (rng.random(30), (rng.random(30) > 0.6).astype(float))]
+    summary = summarise([sample_metrics(p, g) for p, g in pairs])
+    published = np.array([iagnet_aiou_auc(p, g) for p, g in pairs])
+    assert summary.values["aIoU"] == pytest.approx(np.nanmean(published[:, 0]))
+    assert summary.values["AUC"] == pytest.approx(np.nanmean(published[:, 1]))
+    assert summary.counts["aIoU"] == summary.counts["SIM"] == 1 and summary.counts["MAE"] == 2
 
 
 @pytest.mark.parametrize("n", [2, 10, 200])
@@ -92,7 +114,7 @@ def test_auc_binarises_gt_at_one_half():
 def test_sim_and_mae_match_naive_loop(seed, n):
     pred, gt = random_pair(seed, n)
     result = sample_metrics(pred, gt)
-    assert result.sim == pytest.approx(naive_sim(pred, gt))
+    assert result.sim == (None if gt.max() < 0.5 else pytest.approx(naive_sim(pred, gt)))
     expected_mae = sum(abs(g - p) for p, g in zip(pred.tolist(), gt.tolist(), strict=True)) / n
     assert result.mae == pytest.approx(expected_mae)
 
@@ -104,9 +126,9 @@ def test_sim_of_a_map_with_itself_is_one():
 
 def test_sim_empty_cases():
     zeros, ones = np.zeros(4), np.ones(4)
-    assert sample_metrics(zeros, zeros).sim == 1.0
-    assert sample_metrics(ones, zeros).sim == 0.0
-    assert sample_metrics(zeros, ones).sim == 0.0
+    assert sample_metrics(zeros, zeros).sim is None  # empty ground truth: left out
+    assert sample_metrics(ones, zeros).sim is None
+    assert sample_metrics(zeros, ones).sim == 0.0  # nothing predicted shares no mass with the truth
 
 
 def test_perfect_binary_prediction():
@@ -126,7 +148,8 @@ def test_summarise_means_equal_numpy_means():
     batch = [*samples(0, 6), sample_metrics(np.full(25, 0.2), np.zeros(25))]  # the last has no AUC
     summary = summarise(batch)
     assert summary.n == 7
-    assert summary.counts == {"aIoU": 7, "IoU": 7, "AUC": 6, "SIM": 7, "MAE": 7}
+    # The last has an empty ground truth: only its MAE counts.
+    assert summary.counts == {"aIoU": 6, "IoU": 6, "AUC": 6, "SIM": 6, "MAE": 7}
     for metric, field in zip(METRICS, ["aiou", "iou", "auc", "sim", "mae"], strict=True):
         defined = [getattr(s, field) for s in batch if getattr(s, field) is not None]
         assert summary.values[metric] == pytest.approx(np.mean(defined))
@@ -159,8 +182,8 @@ def test_all_empty_gt_gives_finite_or_none_and_no_nan_in_table():
     assert all(v is None or math.isfinite(v) for v in summary.values.values())
     table = metrics_table({"cup": summary}, overall=summary)
     assert "nan" not in table.lower()
-    assert "| AUC ↑ | n/a | n/a |" in table
-    assert "counts: cup AUC 0/2, OVERALL AUC 0/2" in table
+    assert "| AUC ↑ | n/a | n/a |" in table and "| aIoU ↑ | n/a | n/a |" in table
+    assert "cup aIoU 0/2" in table and "OVERALL AUC 0/2" in table and "empty ground-truth map" in table
 
 
 def test_metrics_table_layout():
