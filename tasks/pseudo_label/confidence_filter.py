@@ -34,6 +34,11 @@ import numpy as np
 from schemas.affordance import AFFORDANCES, NUM_AFFORDANCES
 
 DEFAULT_K = 3.0  # 3 sigma: the 99.73 % two-sided band of a normal distribution
+# A class's own mu and sigma need this many correct held-out predictions; fewer use the pooled statistics.
+# Why 10: the relative standard error of a sample std is about 1 / sqrt(2 (n - 1)): 71 % at n = 2 (a lever
+# class fitted from 2 samples had sigma 0.0036 and threshold 0.979), 24 % at n = 10. A 3-sigma edge moves by
+# 3 x that error in sigma units, so below ~10 samples the per-class edge is mostly noise.
+MIN_CLASS_SAMPLES = 10
 TIE_BREAK_RULE = "class_conditional"  # preferred by choose_default when acceptance rates tie
 PROB_SUM_TOLERANCE = 1e-3  # rows of probs must sum to 1 within this: catches logits passed as probs
 
@@ -43,7 +48,7 @@ class ClassStats:
     """Confidence statistics of correct held-out predictions, per predicted class (C classes).
 
     mean, std: (C,) float64, the values the rule uses (after fallback; never NaN). count: (C,) int64 correct
-    held-out samples of each class. fallback: (C,) bool, True where count < 2 and the pooled values were used.
+    held-out samples of each class. fallback: (C,) bool, True where count < min_count and the pooled values were used.
     pooled_mean, pooled_std: the statistics over all correct samples of every class. k: the default k.
     """
 
@@ -172,7 +177,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def fit_class_stats(probs: np.ndarray, labels: np.ndarray, k: float = DEFAULT_K) -> ClassStats:
+def fit_class_stats(probs: np.ndarray, labels: np.ndarray, k: float = DEFAULT_K,
+                    min_count: int = MIN_CLASS_SAMPLES) -> ClassStats:
     """Confidence statistics of correct predictions on held-out labelled samples, per predicted class.
 
     probs: (N, C) softmax probabilities; labels: (N,) true class indices. With c_i = argmax_j p_ij,
@@ -182,10 +188,12 @@ def fit_class_stats(probs: np.ndarray, labels: np.ndarray, k: float = DEFAULT_K)
         sigma_c = sqrt( (1 / (|R_c| - 1)) sum_{i in R_c} (s_i - mu_c)^2 )        (sample std, ddof = 1)
 
     ddof = 1 because the held-out confidences are a sample of the classifier's distribution, and it is the
-    unbiased variance estimate; it also needs |R_c| >= 2, which is what the fallback covers. A class with
-    |R_c| < 2 uses the pooled statistics over R = union_c R_c, computed by the same formulas (so a class
-    that is never predicted correctly falls back too). Raises ValueError when |R| < 2: nothing to fit.
+    unbiased variance estimate. A class with |R_c| < min_count (MIN_CLASS_SAMPLES = 10 by default, at least 2)
+    uses the pooled statistics over R = union_c R_c, computed by the same formulas (so a class that is never
+    predicted correctly falls back too). Raises ValueError when |R| < 2: nothing to fit.
     """
+    if min_count < 2:
+        raise ValueError(f"min_count must be >= 2 (a sample std needs two values), got {min_count}")
     probs = _check_probs(probs)
     num_classes = probs.shape[1]
     labels = _check_labels(labels, len(probs), num_classes, "labels")
@@ -196,10 +204,10 @@ def fit_class_stats(probs: np.ndarray, labels: np.ndarray, k: float = DEFAULT_K)
     pooled_mean, pooled_std = float(confidence[right].mean()), float(confidence[right].std(ddof=1))
     count = np.bincount(predicted[right], minlength=num_classes).astype(np.int64)
     mean, std = np.full(num_classes, pooled_mean), np.full(num_classes, pooled_std)
-    for c in np.flatnonzero(count >= 2):
+    for c in np.flatnonzero(count >= min_count):
         values = confidence[right & (predicted == c)]
         mean[c], std[c] = values.mean(), values.std(ddof=1)
-    return ClassStats(mean, std, count, count < 2, pooled_mean, pooled_std, _check_k(k))
+    return ClassStats(mean, std, count, count < min_count, pooled_mean, pooled_std, _check_k(k))
 
 
 def accept_class_conditional(probs: np.ndarray, stats: ClassStats, k: float | None = None) -> np.ndarray:

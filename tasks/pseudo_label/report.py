@@ -10,8 +10,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from schemas.affordance import NUM_AFFORDANCES
-from tasks.pseudo_label.confidence_filter import RuleReport
+from schemas.affordance import AFFORDANCES, NUM_AFFORDANCES
+from tasks.pseudo_label.confidence_filter import ClassStats, RuleReport
 
 # Plots are drawn on a bare Figure with the Agg canvas, not pyplot: no global state, so tasks in a thread
 # pool can plot at once, and no display is needed. Fixed inches x dpi give a fixed pixel size.
@@ -155,6 +155,16 @@ def _percent(value: float | None) -> str:
 def summary_table(split_accuracy: dict[str, float]) -> str:
     """Markdown table "split | accuracy %" with one row per split, in the dict's order; accuracies as fractions."""
     return markdown_table(["split", "accuracy %"], [[split, _percent(acc)] for split, acc in split_accuracy.items()])
+
+
+def class_stats_table(stats: ClassStats) -> str:
+    """Markdown table of the class-conditional rule's statistics: per class, n correct held-out predictions,
+    mu, sigma, whether the pooled values stand in (too few samples) and the acceptance threshold."""
+    threshold = stats.threshold()
+    rows = [[name, str(int(stats.count[c])), f"{stats.mean[c]:.4f}", f"{stats.std[c]:.4f}",
+             "pooled" if stats.fallback[c] else "own", f"{threshold[c]:.4f}"] for c, name in enumerate(AFFORDANCES)]
+    return markdown_table(["predicted class", "n correct", "mean", "std", "statistics", f"threshold (k={stats.k:g})"],
+                          rows)
 
 
 def rule_table(reports: dict[str, RuleReport]) -> str:

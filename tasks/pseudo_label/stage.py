@@ -19,6 +19,7 @@ from tasks.pseudo_label.classifier_train import TrainConfig, TrainResult, predic
 from tasks.pseudo_label.labelling import STAGE_VERSION, RuleMeasurement, label_rows, measure_rules
 from tasks.pseudo_label.report import (
     accuracy,
+    class_stats_table,
     confusion_matrix,
     markdown_table,
     plot_confusion,
@@ -131,6 +132,8 @@ def render_markdown(report: StageReport, labels_table: Path) -> str:
     parts = ["## Classifier accuracy", summary_table(report.split_accuracy),
              "## Confidence rules on the held-out test split (treated as unlabelled)", rule_table(m.reports),
              f"Default rule: **{report.rule}**. {m.choice.reason}",
+             *(["Class-conditional statistics (fitted on the validation split):", class_stats_table(m.stats)]
+               if m.stats is not None else []),
              "## Pseudo-labels by predicted class",
              markdown_table(["class", "labelled", "accepted", "accepted %"], acceptance_by_class(labels_table)),
              f"Checkpoint `{report.checkpoint}` (sha256 {report.checkpoint_sha256[:12]}); "

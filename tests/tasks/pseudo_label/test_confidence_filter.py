@@ -6,6 +6,7 @@ import pytest
 
 from tasks.pseudo_label.confidence_filter import (
     AFFORDANCES,
+    MIN_CLASS_SAMPLES,
     RULES,
     ClassStats,
     RuleReport,
@@ -98,7 +99,7 @@ def test_fit_class_stats_equals_naive(seed):
     logits[:, 8] -= 20  # class 8 is (almost) never predicted: it must fall back
     probs = softmax(logits)
     labels = noisy_truth(seed, probs.argmax(1))
-    stats = fit_class_stats(probs, labels)
+    stats = fit_class_stats(probs, labels, min_count=2)
     mean, std, count = naive_fit(probs, labels)
     np.testing.assert_allclose(stats.mean, mean, rtol=1e-12)
     np.testing.assert_allclose(stats.std, std, rtol=1e-9)
@@ -121,7 +122,7 @@ def test_accept_class_conditional_equals_naive(seed, k):
 def test_confidence_exactly_at_threshold_is_accepted():
     # correct confidences of class 0: 0.5, 0.75, 1.0 -> mean 0.75, sample std 0.25 (all exact in binary)
     probs = np.array([[0.5, 0.25, 0.25], [0.75, 0.125, 0.125], [1.0, 0.0, 0.0]])
-    stats = fit_class_stats(probs, np.array([0, 0, 0]))
+    stats = fit_class_stats(probs, np.array([0, 0, 0]), min_count=2)
     assert stats.mean[0] == 0.75 and stats.std[0] == 0.25 and stats.std.dtype == np.float64
     # k = 1 -> threshold 0.5; k = 0.5 -> 0.625
     at, below = np.array([[0.5, 0.25, 0.25]]), np.array([[0.5 - 2**-20, 0.25 + 2**-21, 0.25 + 2**-21]])
@@ -130,10 +131,24 @@ def test_confidence_exactly_at_threshold_is_accepted():
     assert accept_class_conditional(np.array([[0.625, 0.375, 0.0]]), stats, k=0.5).tolist() == [True]
 
 
+def test_classes_with_fewer_than_ten_correct_samples_use_the_pooled_statistics():
+    # Class 0: 12 correct predictions; class 1: 3 (like the rare lever class): its own sigma would be noise.
+    rng = np.random.default_rng(0)
+    top = np.concatenate([rng.uniform(0.8, 1.0, 12), [0.99, 0.991, 0.992]])
+    probs = np.stack([np.where(np.arange(15) < 12, top, 1 - top), np.where(np.arange(15) < 12, 1 - top, top)], 1)
+    labels = (np.arange(15) >= 12).astype(int)
+    stats = fit_class_stats(probs, labels)
+    assert MIN_CLASS_SAMPLES == 10 and stats.count.tolist() == [12, 3] and stats.fallback.tolist() == [False, True]
+    assert stats.mean[1] == stats.pooled_mean and stats.std[1] == stats.pooled_std
+    assert stats.mean[0] == pytest.approx(top[:12].mean())
+    with pytest.raises(ValueError, match="min_count must be >= 2"):
+        fit_class_stats(probs, labels, min_count=1)
+
+
 def test_class_with_one_correct_sample_uses_pooled_fallback():
     probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.6, 0.4]])
     labels = np.array([0, 0, 1, 1])  # class 0: two correct (0.9, 0.7); class 1: one correct (0.8); row 3 wrong
-    stats = fit_class_stats(probs, labels, k=2.0)
+    stats = fit_class_stats(probs, labels, k=2.0, min_count=2)
     assert stats.count.tolist() == [2, 1] and stats.fallback.tolist() == [False, True]
     assert stats.pooled_mean == pytest.approx(0.8) and stats.pooled_std == pytest.approx(0.1)
     assert stats.mean[1] == stats.pooled_mean and stats.std[1] == stats.pooled_std

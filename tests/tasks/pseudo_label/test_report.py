@@ -122,3 +122,17 @@ def test_epoch_line_shows_progress_and_time_left():
     assert line.endswith("3.0 s/epoch, 1m30s left")
     with pytest.raises(ValueError, match=r"epoch 41 is outside 1\.\.40"):
         epoch_line(record | {"epoch": 41}, epochs=40, elapsed_s=1.0)
+
+
+def test_class_stats_table_shows_n_per_class_and_which_statistics():
+    from tasks.pseudo_label.confidence_filter import fit_class_stats
+    from tasks.pseudo_label.report import class_stats_table
+
+    probs = np.full((12, 9), 0.01)
+    probs[:, 0] = 0.92 + np.linspace(0, 1e-3, 12)
+    probs[:, 1] -= np.linspace(0, 1e-3, 12)  # rows still sum to 1
+    stats = fit_class_stats(probs, np.zeros(12, int))
+    lines = class_stats_table(stats).splitlines()
+    assert "n correct" in lines[0] and "statistics" in lines[0]
+    assert lines[2].split("|")[2].strip() == "12" and lines[2].split("|")[5].strip() == "own"
+    assert lines[3].split("|")[2].strip() == "0" and lines[3].split("|")[5].strip() == "pooled"
