@@ -1,7 +1,9 @@
 """Hand-object contact: per-vertex inside flags and surface distances, and the contact ratio over grasps.
 
-Convention (GraspTTA / FastGrasp): a grasp is in contact when any hand vertex is inside the object or within
-5 mm of its surface; the contact ratio is the share of grasps in contact, in percent.
+Convention (GraspTTA): a grasp is in contact when any hand vertex is inside the object or within 5 mm of its
+surface; the contact ratio is the share of grasps in contact, in percent. FastGrasp's OakInk evaluation
+(`eval_adapt.py`, `eval_ae.py`) counts instead the grasps with a non-zero penetration volume; evaluate.py reports
+that convention in its own column.
 """
 
 from __future__ import annotations
