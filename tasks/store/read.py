@@ -120,6 +120,9 @@ class Table:
             parquet = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise ShardReadError(path, f"not readable as Parquet: {exc}") from None
+        if parquet.metadata.num_rows != shard.rows:  # a manifest edited to say otherwise is caught here
+            raise ManifestError(path, f"holds {parquet.metadata.num_rows} rows, {self.manifest_path} says "
+                                      f"{shard.rows}")
         if self.model is not None:
             self._check_schema(path, parquet.schema_arrow)
         return parquet
@@ -201,4 +204,17 @@ def open_table(path: str | Path, model: type[Row] | None = None, *, verify: bool
             raise SchemaVersionError(manifest_path, f"schema_version is {manifest.schema_version}, this code "
                                                     f"reads {model.__name__} version {model.SCHEMA_VERSION}; "
                                                     f"re-run the stage that writes it")
+    _check_no_unlisted_shards(version_dir, manifest)
     return Table(table, version_dir, manifest, model, verify)
+
+
+def _check_no_unlisted_shards(version_dir: Path, manifest: TableManifest) -> None:
+    """A published version holds exactly the shards its manifest lists; a Parquet file it does not list means the
+    manifest lost an entry (edited by hand), and reading on would silently drop those rows."""
+    data = version_dir / layout.DATA_DIR
+    listed = {shard.name for shard in manifest.shards}
+    unlisted = sorted(p.name for p in data.glob("*.parquet")) if data.is_dir() else []
+    unlisted = [name for name in unlisted if name not in listed]
+    if unlisted:
+        raise ManifestError(version_dir / layout.MANIFEST_NAME,
+                            f"does not list {len(unlisted)} shard(s) present in {data}: {', '.join(unlisted[:5])}")

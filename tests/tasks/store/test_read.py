@@ -133,3 +133,34 @@ def test_reader_pins_the_version_it_opened(table_path):
     table = open_table(table_path, Sample)
     make_table(table_path, n=2, seed=5, mode="overwrite")
     assert table.read().num_rows == 8 and open_table(table_path).num_rows == 2
+
+
+def _edit_manifest(table_path, change):
+    manifest_path = table_path / layout.MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    change(manifest)
+    manifest_path.unlink()  # the manifest is a hard link only within its own version: no other version changes
+    manifest_path.write_text(json.dumps(manifest))
+    return manifest_path
+
+
+def test_a_manifest_edited_to_drop_a_shard_is_caught(table_path):
+    def drop_last(manifest):
+        gone = manifest["shards"].pop()
+        manifest["num_rows"] -= gone["rows"]
+
+    manifest_path = _edit_manifest(table_path, drop_last)
+    with pytest.raises(ManifestError, match=r"does not list 1 shard\(s\) present") as info:
+        open_table(table_path)
+    assert info.value.path == manifest_path.resolve()
+
+
+def test_a_manifest_edited_to_move_rows_between_shards_is_caught(table_path):
+    def move_a_row(manifest):
+        manifest["shards"][0]["rows"] += 1
+        manifest["shards"][1]["rows"] -= 1  # num_rows still adds up
+
+    _edit_manifest(table_path, move_a_row)
+    table = open_table(table_path)
+    with pytest.raises(ManifestError, match="holds 4 rows, .*manifest.json says 5"):
+        _drain(table)
