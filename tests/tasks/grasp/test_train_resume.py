@@ -14,7 +14,7 @@ from tasks.grasp.sample import load_grasp_generator
 from tasks.grasp.train import read_checkpoint, read_log
 from tests.grasp_factories import write_annotated
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STEPS = 60  # per stage: 180 in all
 
 

@@ -281,7 +281,7 @@ def test_cli_loop_reports_a_new_dataset_and_stops_on_sigterm(root, tmp_path):
     with open(out, "w") as handle:
         proc = subprocess.Popen([sys.executable, "-m", "cli.main", "watch", str(root), "--state",
                                  str(tmp_path / "state"), "--interval", "1"], stdout=handle, stderr=subprocess.STDOUT,
-                                cwd=Path(__file__).resolve().parents[2])
+                                cwd=Path(__file__).resolve().parents[3])
     try:
         wait_for("grab: baseline recorded (3 files)")
         (tmp_path / "oakink").rename(root / "oakink")  # a dataset folder that appears later is picked up

@@ -22,7 +22,7 @@ from tasks.instruct.endpoint import (
     stop_endpoint,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROMPTS = [
     "Give one short imperative instruction to grasp the handle of a mug.",
     "In one sentence, how should a hand hold a knife to cut bread?",

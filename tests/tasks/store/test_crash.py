@@ -17,7 +17,7 @@ from tasks.store import layout
 from tasks.store.read import open_table
 from tests.factories import make_table, sample_dicts
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OLD = 40  # version 1: ids 0..39; the killed write upserts ids 30..69
 NEW_START, NEW_COUNT, ROWS_PER_SHARD = 30, 40, 4
 
