@@ -162,5 +162,5 @@ def test_a_manifest_edited_to_move_rows_between_shards_is_caught(table_path):
 
     _edit_manifest(table_path, move_a_row)
     table = open_table(table_path)
-    with pytest.raises(ManifestError, match="holds 4 rows, .*manifest.json says 5"):
+    with pytest.raises(ManifestError, match=r"holds 4 rows, .*manifest\.json says 5"):
         _drain(table)
