@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where prefect.yaml and the flows live
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # where prefect.yaml and the flows live
 DEFAULT_POOL = "afford-process"
 DEFAULT_PORT = 4200
 

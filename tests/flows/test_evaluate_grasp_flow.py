@@ -77,7 +77,7 @@ def test_evaluate_grasp_flow_writes_the_full_report(prefect_harness, tmp_path, m
 
     lines = [line for line in report.splitlines() if line.startswith("| ")]
     header = lines[0]
-    for column, _, _ in TABLE9_COLUMNS:
+    for column, *_ in TABLE9_COLUMNS:
         assert column in header
     table9 = [line for line in lines if line.count("|") == header.count("|") and line != header]
     assert len(table9) >= 6  # (affordpose, oakink) x heads (1, 2, 4)
