@@ -31,8 +31,9 @@ def main() -> None:
     import torch
 
     import flows.evaluate_grasp
+    from tasks.grasp.config import preset_config
     from tasks.grasp.data import items_from_rows, mano_layer
-    from tasks.grasp.train import preset_config, train_grasp_model
+    from tasks.grasp.train import train_grasp_model
     from tests.grasp_factories import fake_embed, write_annotated
     from tests.tasks.grasp.evaluation.test_inputs import write_samples
 

@@ -37,9 +37,10 @@ def _stage_seconds(history: list[dict], stages: tuple[str, ...]) -> dict[str, tu
 
 def run(preset: str, device_name: str, steps: int, batch_size: int | None, grasps: int, threads: int | None) -> str:
     from models.device import resolve_device
+    from tasks.grasp.config import STAGES, preset_config
     from tasks.grasp.data import items_from_rows, mano_layer
     from tasks.grasp.sample import GraspGenerator, sample_grasps
-    from tasks.grasp.train import STAGES, preset_config, train_grasp_model
+    from tasks.grasp.train import train_grasp_model
     from tests.grasp_factories import annotated_rows, fake_embed
 
     if threads:

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
-PRESETS = ("cpu", "paper", "tiny")
+from models.affordance_net import PRESETS
 
 
 def affordance(
@@ -20,8 +20,8 @@ def affordance(
     maps_table: Path | None = typer.Option(None, "--maps-table", help="Table to write (default: affordance_maps "
                                                                       "next to the labelled table)."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Load this model instead of training."),
-    preset: str = typer.Option("cpu", help="Model size: cpu (minutes on 2 cores), paper (for a GPU), tiny "
-                                           "(smoke tests)."),
+    preset: str = typer.Option(PRESETS.default, help=PRESETS.help() + "; cpu: minutes on 2 cores, paper: for a "
+                                                     "GPU, tiny: smoke tests."),
     steps: int = typer.Option(1500, min=1, max=1_000_000, help="Training steps (batches)."),
     batch_size: int = typer.Option(16, min=1, max=4096, help="Items per training batch."),
     lr: float = typer.Option(1e-3, min=1e-6, max=0.5, help="Peak learning rate (AdamW, warm-up then cosine)."),
@@ -33,7 +33,7 @@ def affordance(
     """Train the per-point affordance model on part labels, report IoU/aIoU/AUC/SIM/MAE on held-out objects
     (overall, per class, per action), and write a map for every target sample that has an instruction."""
     if preset not in PRESETS:
-        typer.echo(f"error: --preset {preset!r} is not one of {', '.join(PRESETS)}", err=True)
+        typer.echo(f"error: --preset {preset!r} is not one of {', '.join(PRESETS.names)}", err=True)
         raise typer.Exit(2)
     for table in (labelled, *targets, *([instructions] if instructions else [])):
         if not (table / "manifest.json").is_file():

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
+from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS
 from schemas.settings import AffordSettings
 
 
@@ -26,7 +27,8 @@ def demo(
                                                   "else the embedded SmolLM2 server, started and stopped by the "
                                                   "demo), openai (the configured endpoint), or template (no model)."),
     affordance_steps: int = typer.Option(1500, min=1, max=1_000_000, help="Affordance-map model training steps."),
-    affordance_preset: str = typer.Option("cpu", help="Affordance-map model size: cpu, paper (GPU) or tiny."),
+    affordance_preset: str = typer.Option(AFFORDANCE_PRESETS.default, help=AFFORDANCE_PRESETS.help()),
+    classifier_preset: str = typer.Option(CLASSIFIER_PRESETS.default, help=CLASSIFIER_PRESETS.help()),
     seed: int = typer.Option(0, min=0, help="Random seed."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
 ) -> None:
@@ -36,9 +38,11 @@ def demo(
     if instructions not in ("auto", "openai", "template"):
         typer.echo(f"error: --instructions {instructions!r} is not one of auto, openai, template", err=True)
         raise typer.Exit(2)
-    if affordance_preset not in ("cpu", "paper", "tiny"):
-        typer.echo(f"error: --affordance-preset {affordance_preset!r} is not one of cpu, paper, tiny", err=True)
-        raise typer.Exit(2)
+    for option, value, registry in (("--affordance-preset", affordance_preset, AFFORDANCE_PRESETS),
+                                    ("--classifier-preset", classifier_preset, CLASSIFIER_PRESETS)):
+        if value not in registry:
+            typer.echo(f"error: {option} {value!r} is not one of {', '.join(registry.names)}", err=True)
+            raise typer.Exit(2)
     from flows.demo import demo as demo_flow
 
     root = (data_root or AffordSettings().data_root).resolve()
@@ -46,7 +50,8 @@ def demo(
                        labelled_objects_per_category=labelled_objects_per_category,
                        labelled_grasps_per_part=labelled_grasps_per_part, seed=seed, num_points=num_points,
                        epochs=epochs, max_cycles=max_cycles, queue_size=queue_size, instructions=instructions,
-                       affordance_steps=affordance_steps, affordance_preset=affordance_preset)
+                       affordance_steps=affordance_steps, affordance_preset=affordance_preset,
+                       classifier_preset=classifier_preset)
     # Wide enough for the affordance stage's per-class table (13 classes as columns, as in the reference).
     console = Console(width=max(Console().width, 170))
     console.print(Markdown(report))

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from tasks.ingest.pipeline import FORMATS
+from tasks.ingest.formats import FORMATS
 
 
 def resolve_mano_root(option: Path | None, dataset_root: Path) -> tuple[Path, str]:

@@ -8,12 +8,14 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
+from models.point_bert import PRESETS
+
 
 def pseudo_label(
     labelled: Path = typer.Option(..., "--labelled", help="Labelled samples table (AffordPose)."),
     targets: list[Path] = typer.Option(..., "--target", help="Unlabelled samples table; repeat for each."),
     out: Path = typer.Option(..., "--out", help="Folder for checkpoints, plots and the report."),
-    preset: str = typer.Option("cpu", help="Model preset: cpu (small, 1024 points) or paper (4096 points)."),
+    preset: str = typer.Option(PRESETS.default, help=PRESETS.help() + "; cpu: 1024 points, paper: 4096."),
     epochs: int = typer.Option(50, min=1, max=10_000, help="Training epochs."),
     lr: float = typer.Option(2e-3, min=1e-6, max=0.5, help="Peak learning rate (AdamW, cosine decay)."),
     k: float = typer.Option(3.0, min=0.0, max=20.0, help="k of the 3-sigma confidence rules."),
@@ -22,10 +24,8 @@ def pseudo_label(
 ) -> None:
     """Train Point-BERT on the labelled table, measure the 3-sigma rules, and write the labels table."""
     from flows.pseudo_label import pseudo_label as flow
-    from models.point_bert import PRESETS
-
     if preset not in PRESETS:
-        typer.echo(f"error: --preset {preset!r} is not one of {', '.join(PRESETS)}", err=True)
+        typer.echo(f"error: --preset {preset!r} is not one of {', '.join(PRESETS.names)}", err=True)
         raise typer.Exit(2)
     if checkpoint is not None and not checkpoint.is_file():
         typer.echo(f"error: --checkpoint {checkpoint}: no such file", err=True)

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
-PRESETS = ("tiny", "paper")
+from tasks.grasp.config import PRESETS
+
 HEADS = (1, 2, 4)
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -17,7 +18,7 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 def check_train_options(annotated: Path, preset: str, dam_heads: int | None, device: str) -> str | None:
     """The first bad option, as an error message naming it; None when all are fine."""
     if preset not in PRESETS:
-        return f"--preset {preset!r} is not one of {', '.join(PRESETS)}"
+        return f"--preset {preset!r} is not one of {', '.join(PRESETS.names)}"
     if not (annotated / "manifest.json").is_file():
         return f"--annotated {annotated}: not a table (no manifest.json)"
     if dam_heads is not None and dam_heads not in HEADS:
@@ -31,8 +32,8 @@ def train(
     annotated: Path = typer.Option(..., "--annotated", help="The annotated table (the final join's output)."),
     out: Path = typer.Option(..., "--out", help="Folder for the model, checkpoints, log and loss curves; a run "
                                                 "already there is resumed from its last checkpoint."),
-    preset: str = typer.Option("tiny", help="tiny (seconds on a CPU: proves the path) or paper (FastGrasp sizes, "
-                                            "for a GPU)."),
+    preset: str = typer.Option(PRESETS.default, help=PRESETS.help() + "; tiny: seconds on a CPU, proves the "
+                                                     "path; paper: FastGrasp sizes, for a GPU."),
     steps: int | None = typer.Option(None, min=1, max=10_000_000, help="Steps of each of the three stages "
                                                                        "(default: the preset's)."),
     batch_size: int | None = typer.Option(None, min=1, max=65536, help="Grasps per batch (default: the preset's)."),

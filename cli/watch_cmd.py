@@ -67,10 +67,11 @@ def _default_state_dir() -> Path:
 
 def _check_datasets(root: Path, datasets: Sequence[str] | None) -> None:
     """Bad --dataset names fail before the first scan, as usage errors (exit 2)."""
-    from tasks.ingest.watch import DATASETS, dataset_names
+    from tasks.ingest.formats import FORMATS
+    from tasks.ingest.watch import dataset_names
 
     if not dataset_names(root, datasets):
-        typer.echo(f"warning: no dataset folder ({', '.join(DATASETS)}) under {root} yet", err=True)
+        typer.echo(f"warning: no dataset folder ({', '.join(FORMATS)}) under {root} yet", err=True)
 
 
 def _tick(root: Path, state_dir: Path, datasets: Sequence[str] | None, baseline_emits: bool, quiet: bool) -> None:

@@ -10,7 +10,6 @@ figures/; the table `maps_table` (default: <tables>/affordance_maps next to the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from prefect import flow, task
 from prefect.artifacts import (
@@ -21,6 +20,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NONE
 
+from models.preset_choices import AFFORDANCE_PRESETS, AffordancePreset
 from models.text_encoder import TextEncoder
 from schemas.affordance_map import AffordanceMapRow
 from schemas.manifest import Lineage
@@ -74,7 +74,7 @@ def infer_task(model: MapModel, inputs: list[InferInput], bank: TextBank, out_ta
 @flow(name="affordance", log_prints=True)
 def affordance(labelled_table: str, target_tables: list[str], out_dir: str, instructions_table: str | None = None,
                maps_table: str | None = None, checkpoint: str | None = None,
-               preset: Literal["cpu", "paper", "tiny"] = "cpu", steps: int = MapTrainConfig.steps,
+               preset: AffordancePreset = AFFORDANCE_PRESETS.default, steps: int = MapTrainConfig.steps,
                batch_size: int = MapTrainConfig.batch_size, lr: float = MapTrainConfig.lr,
                focal_alpha: float = MapTrainConfig.focal_alpha, focal_gamma: float = MapTrainConfig.focal_gamma,
                test_fraction: float = 0.25, seed: int = 0, device: str = "auto") -> str:

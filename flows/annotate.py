@@ -19,6 +19,7 @@ from prefect.cache_policies import NONE
 from flows.affordance import affordance
 from flows.instruct import instruct
 from flows.self_training import self_training
+from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS, AffordancePreset, ClassifierPreset
 from schemas.annotated import AnnotatedRow
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
@@ -26,7 +27,8 @@ from schemas.settings import AffordSettings
 from tasks.affordance.data import NoMapItems
 from tasks.affordance.train import MapTrainConfig
 from tasks.ingest.delta import ingest_delta
-from tasks.ingest.pipeline import FORMATS, IngestCounts
+from tasks.ingest.formats import FORMATS, get_format, labelled_format
+from tasks.ingest.pipeline import IngestCounts
 from tasks.pseudo_label.classifier_train import TrainConfig
 from tasks.pseudo_label.stage import NoLabelledSamples
 from tasks.runtime.task_runners import make_task_runner
@@ -95,7 +97,8 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
              max_cycles: int = 5, queue_size: int = 100,
              instructions: Literal["auto", "openai", "template"] = "auto",
              affordance_steps: int = MapTrainConfig.steps,
-             affordance_preset: Literal["cpu", "paper", "tiny"] = "cpu") -> str:
+             affordance_preset: AffordancePreset = AFFORDANCE_PRESETS.default,
+             classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default) -> str:
     """Annotate every dataset folder under `datasets_root` end to end and write `<data_root>/tables/annotated`.
     `reviewer`: "web" pauses each self-training cycle for people (`afford review serve`); "simulated" answers
     from the synthetic ground truth under `truth_root` (demo, tests)."""
@@ -107,14 +110,15 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     runner = make_task_runner(AffordSettings())
     counts = ingest_all.with_options(task_runner=runner)(formats, str(datasets), str(tables), mano_root, num_points,
                                                         seed)
-    targets = [str(tables / fmt) for fmt in formats if fmt != "affordpose"]
+    labelled = labelled_format()
+    targets = [str(tables / fmt) for fmt in formats if not get_format(fmt).labelled]
     parts = ["## Ingest", ingest_report(counts)]
     try:
-        parts.append(self_training(data_root=str(root), labelled_table=str(tables / "affordpose"),
+        parts.append(self_training(data_root=str(root), labelled_table=str(tables / labelled),
                                    target_tables=targets, mano_root=mano_root, epochs=epochs, seed=seed,
                                    reviewer=reviewer, review_url=review_url, truth_root=truth_root,
                                    simulated_error_rate=simulated_error_rate, max_cycles=max_cycles,
-                                   queue_size=queue_size))
+                                   queue_size=queue_size, classifier_preset=classifier_preset))
     except NoLabelledSamples as exc:  # e.g. every AffordPose input was rejected: nothing to learn from
         parts.append(f"## Self-training skipped\n\n{exc}")
     labels_table = tables / "affordance_labels"
@@ -122,7 +126,7 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
                           labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
                           generator=instructions, data_root=str(root)))
     try:
-        parts.append(affordance(labelled_table=str(tables / "affordpose"), target_tables=targets,
+        parts.append(affordance(labelled_table=str(tables / labelled), target_tables=targets,
                                 out_dir=str(root / "affordance"), instructions_table=str(tables / "instructions"),
                                 preset=affordance_preset, steps=affordance_steps, seed=seed))
     except NoMapItems as exc:  # as above: no AffordPose row with part labels to learn from

@@ -11,10 +11,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.annotate import annotate
 from models.mano_pickle import load_mano_pickle, mano_file
+from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS, AffordancePreset, ClassifierPreset
 from ops.render import render_pair
 from schemas.rows import Sample
 from tasks.affordance.train import MapTrainConfig
-from tasks.ingest.pipeline import FORMATS
+from tasks.ingest.formats import labelled_format
 from tasks.pseudo_label.classifier_train import TrainConfig
 from tasks.store.read import open_table
 from tasks.synth.datasets import DATASETS, SynthSummary, synthesize_datasets
@@ -48,7 +49,7 @@ def break_task(datasets_root: Path) -> list[str]:
 def render_task(tables: Path, mano_root: Path, out: Path) -> list[Path]:
     faces = load_mano_pickle(mano_file(mano_root, "right")).f
     paths = []
-    for fmt in FORMATS:
+    for fmt in DATASETS:
         row = next(open_table(tables / fmt, Sample).iter_rows(), None)
         if row is None:  # every input of this dataset was rejected: nothing to draw
             continue
@@ -65,7 +66,8 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
          simulated_error_rate: float = 0.02, max_cycles: int = 5, queue_size: int = 100,
          instructions: Literal["auto", "openai", "template"] = "auto",
          affordance_steps: int = MapTrainConfig.steps,
-         affordance_preset: Literal["cpu", "paper", "tiny"] = "cpu") -> str:
+         affordance_preset: AffordancePreset = AFFORDANCE_PRESETS.default,
+         classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default) -> str:
     """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose), then
     run the whole `annotate` flow on them and draw one grasp of each: ingest all four into sample tables,
     self-train the affordance classifier:
@@ -81,8 +83,9 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     labels, evaluated on held-out objects, and run on every labelled target sample with its instruction."""
     root = Path(data_root)
     clear_synthetic_datasets(root / "datasets")
-    objects = {d: objects_per_category for d in DATASETS} | {"affordpose": labelled_objects_per_category}
-    synth = synth_task(root / "datasets", objects, {"affordpose": labelled_grasps_per_part}, seed, categories)
+    labelled = labelled_format()
+    objects = {d: objects_per_category for d in DATASETS} | {labelled: labelled_objects_per_category}
+    synth = synth_task(root / "datasets", objects, {labelled: labelled_grasps_per_part}, seed, categories)
     broken = break_task(synth.root)
     # The demo's reviewer is simulated: its review store starts afresh with each demo run (a kept store would hold
     # the last run's queues, which a run with other sizes or seed would contradict).
@@ -91,7 +94,7 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
                       num_points=num_points, seed=seed, reviewer="simulated", truth_root=str(synth.root),
                       simulated_error_rate=simulated_error_rate, epochs=epochs, max_cycles=max_cycles,
                       queue_size=queue_size, instructions=instructions, affordance_steps=affordance_steps,
-                      affordance_preset=affordance_preset)
+                      affordance_preset=affordance_preset, classifier_preset=classifier_preset)
     renders = render_task(root / "tables", synth.mano_root, root / "renders")
     where = "\n".join([f"Inputs broken on purpose: {', '.join(f'`{b}`' for b in broken)}.",
                        f"Datasets: `{synth.root.absolute()}` (MANO model: `{synth.mano_root.absolute()}`)",

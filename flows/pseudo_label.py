@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from models.point_bert import PRESETS
+from models.preset_choices import CLASSIFIER_PRESETS, ClassifierPreset
 from schemas.rows import Reject
 from tasks.pseudo_label.classifier_train import TrainConfig, TrainResult, load_trained
 from tasks.pseudo_label.report import epoch_line
@@ -68,7 +69,8 @@ def publish_task(report: StageReport, labels_table: Path, out_dir: Path) -> str:
 
 
 @flow(name="pseudo_label", log_prints=True)
-def pseudo_label(labelled_table: str, target_tables: list[str], out_dir: str, preset: str = "cpu",
+def pseudo_label(labelled_table: str, target_tables: list[str], out_dir: str,
+                 preset: ClassifierPreset = CLASSIFIER_PRESETS.default,
                  epochs: int = TrainConfig.epochs, lr: float = TrainConfig.lr, k: float = 3.0, cycle: int = 0,
                  seed: int = 0, checkpoint: str | None = None) -> str:
     """Train on the labelled table (AffordPose), or load `checkpoint` (a file saved by an earlier run), pseudo-label

@@ -23,7 +23,6 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from models.point_bert import PRESETS
 from models.text_encoder import TextEncoder
 from schemas.affordance_map import AffordanceMapRow
 from schemas.annotated import AnnotatedRow
@@ -43,7 +42,7 @@ from tasks.ingest.delta import (
     unreviewed_labels,
     upsert,
 )
-from tasks.ingest.pipeline import FORMATS
+from tasks.ingest.formats import get_format
 from tasks.instruct.cache import InstructionCache
 from tasks.instruct.stage import instruct_samples
 from tasks.pseudo_label.classifier_data import clouds_from_rows
@@ -51,8 +50,6 @@ from tasks.pseudo_label.classifier_train import load_trained, predict_logits
 from tasks.pseudo_label.labelling import label_rows
 from tasks.store.annotated_join import join_rows, load_join_inputs
 from tasks.store.read import open_table, table_exists
-
-LABELLED = "affordpose"  # carries its own labels and part maps: no classifier or map model needed
 
 
 @contextmanager
@@ -102,7 +99,7 @@ def label_task(samples: list[Sample], removed: list[str], data_root: Path, linea
             raise ValueError(f"{state.checkpoint}: sha256 {result.checkpoint_sha256[:12]} is not the "
                              f"{state.checkpoint_sha256[:12]} recorded in {CLASSIFIER_STATE}")
         rejects: list[Reject] = []
-        clouds = clouds_from_rows(samples, PRESETS["cpu"].num_points, on_error=lambda row, exc: rejects.append(
+        clouds = clouds_from_rows(samples, result.model_config.num_points, on_error=lambda row, exc: rejects.append(
             Reject(sample_id=row.sample_id, stage_version=STAGE_VERSION, stage="pseudo_label", source=str(tables),
                    reason=str(exc), dataset=row.dataset)))
         if len(clouds):
@@ -183,8 +180,7 @@ def reannotate(dataset: str, datasets_root: str, data_root: str = "afford-data",
     `instructions`, `k`: the instruction generator and variants per key; default: what wrote the instructions
     table (so cached keys match and cost no call).
     `event_id`: the `dataset.changed` event that started the run (recorded in the report)."""
-    if dataset not in FORMATS:
-        raise ValueError(f"dataset {dataset!r} is not one of {', '.join(FORMATS)}")
+    carries_labels = get_format(dataset, "dataset").labelled  # own labels and part maps: no classifier, no map model
     root, folder = Path(data_root or "afford-data"), Path(datasets_root) / dataset
     if not folder.is_dir():
         raise ValueError(f"datasets_root: no folder {folder}")
@@ -197,12 +193,12 @@ def reannotate(dataset: str, datasets_root: str, data_root: str = "afford-data",
         delta = ingest_task(dataset, folder, tables / dataset, mano, num_points, seed)
         print(delta.summary())
         samples = changed_samples(tables / dataset, set(delta.changed))
-        targets = [] if dataset == LABELLED else samples
-        labelled = label_task(targets, delta.removed, root, lineage) if dataset != LABELLED else 0
+        targets = [] if carries_labels else samples
+        labelled = label_task(targets, delta.removed, root, lineage) if not carries_labels else 0
         instructions, k = instructed_with(tables / "instructions", instructions, k)
         instruct_lineage = lineage.model_copy(update={"params": lineage.params | {"generator": instructions, "k": k}})
         instructed = instruct_task(samples, delta.removed, root, instructions, k, instruct_lineage)
-        mapped = map_task(targets, delta.removed, root, lineage) if dataset != LABELLED else 0
+        mapped = map_task(targets, delta.removed, root, lineage) if not carries_labels else 0
         joined = join_task(samples, delta.removed, root, lineage)
     report = {"dataset": dataset, "event_id": event_id, "finished_at": datetime.now(UTC).isoformat(),
               "inputs": delta.inputs, "unchanged": delta.unchanged, "changed": delta.changed,

@@ -25,7 +25,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from models.mano_pickle import load_mano_pickle, mano_file
-from models.point_bert import PRESETS
+from models.preset_choices import CLASSIFIER_PRESETS, ClassifierPreset
 from review.images import cycle_images_dir, render_queue_images
 from review.queue import sample_queue
 from review.resume import prefect_api_url, review_pause_key
@@ -115,7 +115,8 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
                   max_cycles: int = 5, queue_size: int = 100, k: float = 3.0, epochs: int = TrainConfig.epochs,
                   epochs_per_cycle: int = 15, seed: int = 0, min_lower: float = 0.90, review_timeout_s: int = 3600,
                   reviewer: Literal["web", "simulated"] = "web", review_url: str = "http://127.0.0.1:8765",
-                  simulated_error_rate: float = 0.02, truth_root: str | None = None) -> str:
+                  simulated_error_rate: float = 0.02, truth_root: str | None = None,
+                  classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default) -> str:
     """Label every target sample: train on AffordPose (+ validated pseudo-labels), pseudo-label, review, merge.
 
     reviewer="web": people review at `review_url` (`afford review serve`). reviewer="simulated" (demo, tests):
@@ -127,7 +128,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
     targets = [Path(t) for t in target_tables]
     if not targets:
         raise ValueError("target_tables: give at least one unlabelled samples table to label")
-    num_points = PRESETS["cpu"].num_points
+    num_points = CLASSIFIER_PRESETS.from_name(classifier_preset).num_points
     labelled = clouds_task([Path(labelled_table)], num_points)
     if not (labelled.labels >= 0).any():
         raise NoLabelledSamples(f"{labelled_table}: no labelled samples to train the classifier on")
@@ -156,7 +157,8 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
             extra = pool.subset(np.flatnonzero([sid in merged for sid in pool.sample_ids]))
             extra = extra.with_labels(np.array([affordance_index(merged[s].affordance) for s in extra.sample_ids],
                                                np.int64))
-            config = TrainConfig(epochs=epochs if cycle == 0 else epochs_per_cycle, seed=seed + cycle)
+            config = TrainConfig(preset=classifier_preset, epochs=epochs if cycle == 0 else epochs_per_cycle,
+                                 seed=seed + cycle)
             result, report = train_cycle_task(labelled, extra, config, out / f"cycle-{cycle}", k, previous)
             previous = result
             reports.append(report)

@@ -10,7 +10,6 @@ summary.md. Multi-GPU training runs outside Prefect, under torchrun (docs/traini
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from prefect import flow, task
@@ -18,9 +17,10 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NONE
 
 from models.mano import ManoLayer
+from tasks.grasp.config import PRESETS, GraspPresetName, GraspTrainConfig, preset_config
 from tasks.grasp.data import GraspItems, load_grasp_items, mano_layer
 from tasks.grasp.sample import GraspGenerator, load_grasp_generator, render_grasps, sample_grasps
-from tasks.grasp.train import GraspTrainConfig, GraspTrainResult, preset_config, train_grasp_model
+from tasks.grasp.train import GraspTrainResult, train_grasp_model
 
 
 @task(name="load-grasp-items", cache_policy=NONE)
@@ -59,7 +59,7 @@ def _hull(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @flow(name="train_grasp", log_prints=True)
-def train_grasp(annotated_table: str, out_dir: str, preset: Literal["tiny", "paper"] = "tiny",
+def train_grasp(annotated_table: str, out_dir: str, preset: GraspPresetName = PRESETS.default,
                 steps: int | None = None, batch_size: int | None = None, dam_heads: int | None = None,
                 device: str = "auto", seed: int = 0, mano_root: str | None = None, compile: bool = False,
                 preview_grasps: int = 4) -> str:

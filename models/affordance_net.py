@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from models.point_bert import Group, TransformerEncoder
+from models.presets import Presets
 from models.text_encoder import TEXT_DIM
 
 
@@ -55,7 +56,8 @@ PAPER = AffordanceNetConfig(num_group=128, group_size=32, trans_dim=384, depth=6
 # Seconds to train: tests and CI smoke runs.
 TINY = AffordanceNetConfig(num_points=256, num_group=16, group_size=16, trans_dim=32, depth=1, fusion_depth=1,
                            num_heads=2, point_dim=16)
-PRESETS: dict[str, AffordanceNetConfig] = {"cpu": CPU, "paper": PAPER, "tiny": TINY}
+PRESETS: Presets[AffordanceNetConfig] = Presets("affordance-map net", {"cpu": CPU, "paper": PAPER, "tiny": TINY},
+                                                 default="cpu")
 
 
 def normalise_cloud(points: Tensor) -> Tensor:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.presets import Presets
 from ops.fps import fps_torch
 
 # Top-level modules of the backbone: a checkpoint key under one of these that the model lacks, or whose shape
@@ -73,7 +74,8 @@ PAPER = PointBertConfig(trans_dim=384, depth=12, drop_path_rate=0.1, num_heads=6
 # ~1.3 M parameters instead of ~22.1 M: trains for a demo or CI on two CPU cores.
 CPU_SMALL = PointBertConfig(trans_dim=128, depth=4, drop_path_rate=0.1, num_heads=4, group_size=16, num_group=32,
                             encoder_dims=128, num_points=1024)
-PRESETS: dict[str, PointBertConfig] = {"paper": PAPER, "cpu": CPU_SMALL}
+PRESETS: Presets[PointBertConfig] = Presets("classifier (Point-BERT)", {"paper": PAPER, "cpu": CPU_SMALL},
+                                            default="cpu")
 
 
 class Groups(NamedTuple):

@@ -46,6 +46,10 @@ class Presets(Generic[C]):
         """The config registered under `name` (refused with the registered names when unknown)."""
         return self._presets[self.check(name)]
 
+    @property
+    def default_config(self) -> C:
+        return self._presets[self.default]
+
     def items(self) -> Iterator[tuple[str, C]]:
         return iter(sorted(self._presets.items()))
 
@@ -55,7 +59,7 @@ class Presets(Generic[C]):
 
     @property
     def literal(self) -> Any:
-        """`Literal[...]` of the registered names, for a flow parameter's annotation (Prefect builds its form from it)."""
+        """`Literal[...]` of the registered names: a flow parameter's annotation (Prefect builds its form from it)."""
         return Literal[self.names]  # type: ignore[valid-type]
 
     def __contains__(self, name: object) -> bool:

@@ -34,7 +34,7 @@ CHECKPOINT_FORMAT = "affordance-net-v1"
 class MapTrainConfig:
     """Affordance-map training settings; every field bounded in __post_init__."""
 
-    preset: str = "cpu"
+    preset: str = PRESETS.default
     steps: int = 1500
     batch_size: int = 16
     lr: float = 1e-3
@@ -49,8 +49,7 @@ class MapTrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset {self.preset!r} not in {sorted(PRESETS)}")
+        PRESETS.check(self.preset)
         for name, low in (("steps", 1), ("batch_size", 1), ("train_points", 32), ("warmup_steps", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")

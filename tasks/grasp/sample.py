@@ -16,8 +16,9 @@ import torch
 
 from models.device import resolve_device
 from models.hand_autoencoder import mano_vertices
+from tasks.grasp.config import GraspModelConfig, GraspTrainConfig
 from tasks.grasp.data import Embedder, mano_layer, sentence_embedder
-from tasks.grasp.train import GraspModelConfig, GraspModels, GraspTrainConfig, read_checkpoint
+from tasks.grasp.model import GraspModels, read_checkpoint
 
 
 @dataclass

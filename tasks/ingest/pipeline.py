@@ -1,6 +1,7 @@
 """Ingestion: a dataset's loader records -> complete `Sample` rows in a table, bad inputs -> the rejects table.
 
-Loaders (tasks/ingest_<format>.py) stream `RawSample`s in the canonical frame. This module adds what they
+Loaders (one codec module per format, registered in tasks/ingest/formats.py) stream `RawSample`s in the
+canonical frame. This module adds what they
 leave out — object surface points with labels, and hand vertices from the MANO layer in batches — then the
 table writer validates every row against `Sample`; anything that fails becomes a `Reject`. Nothing is
 dropped: inputs = rows + rejects.
@@ -23,15 +24,11 @@ from models.mano_pickle import ManoParams, load_mano_pickle, mano_file
 from ops.surface_sampling import sample_surface
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
-from tasks.ingest.affordpose import iter_affordpose
 from tasks.ingest.common import STAGE_VERSION, HandTemplate, RawSample
-from tasks.ingest.grab import iter_grab
-from tasks.ingest.ho3d import iter_ho3d
-from tasks.ingest.oakink import iter_oakink
+from tasks.ingest.formats import get_format
 from tasks.store.layout import check_target
 from tasks.store.write import TableWriter, write_table
 
-FORMATS = ("affordpose", "oakink", "grab", "ho3d")
 MANO_BATCH = 64
 
 
@@ -49,17 +46,9 @@ class IngestCounts:
 
 
 def iter_raw(fmt: str, root: str | Path, template: HandTemplate, frame_step: int = 1
-             ) -> Iterator[RawSample | Reject]:
-    """The loader of one format; ValueError naming the format when it is unknown."""
-    if fmt == "affordpose":
-        return iter_affordpose(root)
-    if fmt == "oakink":
-        return iter_oakink(root, template)
-    if fmt == "grab":
-        return iter_grab(root, template, frame_step=frame_step)
-    if fmt == "ho3d":
-        return iter_ho3d(root, template, frame_step=frame_step)
-    raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+             ) -> Iterable[RawSample | Reject]:
+    """The registered loader of one format; ValueError naming the format and the registered ones when unknown."""
+    return get_format(fmt).read(Path(root), template, frame_step)
 
 
 def load_hand(mano_root: str | Path) -> tuple[ManoParams, ManoLayer]:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tasks.synth.datasets import DATASETS
+from tasks.ingest.formats import FORMATS
 
 EVENT = "dataset.changed"
 RESOURCE_PREFIX = "afford.dataset."
@@ -181,9 +181,9 @@ class Scanned:
 
 def dataset_names(root: Path, datasets: Sequence[str] | None = None) -> list[str]:
     """The dataset folders to watch under root: the given names (ValueError naming any folder missing), or
-    each of DATASETS that exists as a folder."""
+    each registered format that exists as a folder."""
     if datasets is None:
-        return [d for d in DATASETS if (root / d).is_dir()]
+        return [d for d in FORMATS if (root / d).is_dir()]
     missing = [d for d in datasets if not (root / _check_name(d)).is_dir()]
     if missing:
         raise ValueError(f"datasets: no folder {', '.join(str(root / d) for d in missing)}")
@@ -223,7 +223,7 @@ def commit(state_dir: Path, scanned: Sequence[Scanned]) -> None:
 
 def check(root: Path, state_dir: Path, datasets: Sequence[str] | None = None,
           baseline_emits: bool = False) -> list[DatasetChange]:
-    """Scan every dataset folder under root (datasets=None: each of DATASETS that exists), diff against the
+    """Scan every dataset folder under root (datasets=None: each registered format that exists), diff against the
     saved manifests, save the new ones, and return the non-empty changes."""
     scanned = detect(root, state_dir, datasets, baseline_emits)
     commit(state_dir, scanned)

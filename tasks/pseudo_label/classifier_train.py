@@ -43,7 +43,7 @@ from tasks.pseudo_label.classifier_data import Clouds
 class TrainConfig:
     """Classifier training settings; every field bounded in __post_init__."""
 
-    preset: str = "cpu"
+    preset: str = PRESETS.default
     epochs: int = 50
     batch_size: int = 32
     lr: float = 2e-3
@@ -56,8 +56,7 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset {self.preset!r} not in {sorted(PRESETS)}")
+        PRESETS.check(self.preset)
         for name, low in (("epochs", 1), ("batch_size", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")

@@ -17,16 +17,13 @@ import numpy as np
 from models.mano import ManoLayer
 from models.mano_pickle import load_mano_pickle
 from models.synthetic_hand import write_synthetic_mano
-from tasks.ingest.affordpose import write_affordpose
 from tasks.ingest.common import GraspRecord, HandTemplate
-from tasks.ingest.grab import write_grab
-from tasks.ingest.ho3d import write_ho3d
-from tasks.ingest.oakink import write_oakink
+from tasks.ingest.formats import get_format, writable_formats
 from tasks.synth.grasps import SynthGrasp, synthesize_grasps
 from tasks.synth.objects import CATEGORIES, SynthObject, make_object
 from tasks.synth.truth import write_truth
 
-DATASETS = ("affordpose", "oakink", "grab", "ho3d")
+DATASETS = writable_formats()  # every registered format the project can write
 OAKINK_INTENTS = ("use", "hold", "liftup", "handover")
 GRAB_ACTIONS = ("lift", "pass", "use", "inspect")
 
@@ -84,7 +81,7 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
             if progress:
                 progress(dataset, done, len(made))
         files = _write(dataset, dataset_dir(root, dataset), records, rng, template)
-        if dataset != "affordpose":  # the unlabelled ones: truth kept aside for the simulated reviewer
+        if not get_format(dataset).labelled:  # the unlabelled ones: truth kept aside for the simulated reviewer
             write_truth(root, dataset, records, affordances)
         summary.grasps[dataset], summary.files[dataset] = len(records), len(files)
     return summary
@@ -105,7 +102,7 @@ def _per_dataset(name: str, value: int | Mapping[str, int]) -> dict[str, int]:
 def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: np.random.Generator,
             hand_faces: np.ndarray) -> GraspRecord:
     """A writer record; only AffordPose keeps the affordance (the others are the unlabelled targets)."""
-    labelled = dataset == "affordpose"
+    labelled = get_format(dataset).labelled
     intent = {"oakink": OAKINK_INTENTS[index % 4], "grab": GRAB_ACTIONS[index % 4]}.get(dataset)
     return GraspRecord(
         category=obj.category, object_id=obj.object_id, object_vertices=obj.vertices, object_faces=obj.faces,
@@ -119,13 +116,9 @@ def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: 
 
 def _write(dataset: str, root: Path, records: list[GraspRecord], rng: np.random.Generator,
            template: HandTemplate) -> list[Path]:
-    if dataset == "affordpose":
-        return write_affordpose(root, records, rng)
-    if dataset == "oakink":
-        return write_oakink(root, records, rng, template)
-    if dataset == "grab":
-        return write_grab(root, _one_subject_per_sequence(records), rng, template)
-    return write_ho3d(root, records, rng, template)
+    if dataset == "grab":  # a GRAB sequence holds one subject's frames
+        records = _one_subject_per_sequence(records)
+    return get_format(dataset).write(root, records, rng, template)
 
 
 def _one_subject_per_sequence(records: list[GraspRecord]) -> list[GraspRecord]:

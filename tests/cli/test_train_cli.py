@@ -15,17 +15,11 @@ from typer.testing import CliRunner
 
 import tasks.grasp.data
 from cli.main import app
+from tasks.grasp.config import GraspTrainConfig, preset_config
 from tasks.grasp.data import items_from_rows, mano_layer
-from tasks.grasp.train import (
-    DistContext,
-    GraspTrainConfig,
-    distributed_context,
-    main,
-    preset_config,
-    rank_device,
-    read_checkpoint,
-    train_grasp_model,
-)
+from tasks.grasp.distributed import DistContext, distributed_context, rank_device
+from tasks.grasp.model import read_checkpoint
+from tasks.grasp.train import main, train_grasp_model
 from tests.grasp_factories import annotated_rows, fake_embed, single_thread, write_annotated
 
 ROOT = Path(__file__).resolve().parents[2]

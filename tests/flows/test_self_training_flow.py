@@ -11,7 +11,8 @@ from flows.self_training import self_training
 from review.store import ReviewStore
 from schemas.review import DecisionIn
 from schemas.rows import AffordanceLabel, PseudoLabel, ReviewDecision, Sample
-from tasks.ingest.pipeline import FORMATS, ingest
+from tasks.ingest.formats import FORMATS
+from tasks.ingest.pipeline import ingest
 from tasks.store.read import open_table
 from tasks.synth.datasets import synthesize_datasets
 from tasks.synth.truth import truth_for

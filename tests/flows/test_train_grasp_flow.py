@@ -5,7 +5,8 @@ grasps and summary; run again on the same folder, it resumes as finished."""
 import pytest
 
 from flows.train_grasp import train_grasp
-from tasks.grasp.train import read_checkpoint, read_log
+from tasks.grasp.model import read_checkpoint
+from tasks.grasp.train_log import read_log
 from tests.grasp_factories import single_thread, write_annotated
 
 pytestmark = pytest.mark.server

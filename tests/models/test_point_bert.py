@@ -64,7 +64,7 @@ def official_keys(depth: int) -> set[str]:
 
 
 def test_presets_are_valid_and_named() -> None:
-    assert PRESETS == {"paper": PAPER, "cpu": CPU_SMALL}
+    assert dict(PRESETS.items()) == {"paper": PAPER, "cpu": CPU_SMALL}
     assert (PAPER.trans_dim, PAPER.depth, PAPER.num_heads, PAPER.encoder_dims, PAPER.group_size) == (384, 12, 6,
                                                                                                        256, 32)
     assert PAPER.num_points == 4096 and PAPER.cls_dim == CPU_SMALL.cls_dim == 9

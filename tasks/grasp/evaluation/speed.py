@@ -18,9 +18,9 @@ import torch
 
 from models.grasp_losses import affordance_contact_loss, estimate_normals, penetration_loss
 from models.hand_autoencoder import mano_vertices
+from tasks.grasp.config import CM
 from tasks.grasp.evaluation.report import SpeedRow
 from tasks.grasp.sample import GraspGenerator, sample_grasps
-from tasks.grasp.train import CM
 
 TTO_STEPS = 100
 TTO_LR = 1e-3  # Adam on raw MANO values: 1e-3 rad / metre-scale steps keep the hand's shape plausible

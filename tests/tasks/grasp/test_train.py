@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from tasks.grasp.config import PRESETS, STAGES, GraspTrainConfig, preset_config
 from tasks.grasp.data import GraspDataset, items_from_rows, mano_layer
+from tasks.grasp.losses import dam_loss
+from tasks.grasp.model import GraspModels, read_checkpoint
 from tasks.grasp.sample import GraspGenerator, load_grasp_generator, sample_grasps
-from tasks.grasp.train import (
-    MODEL_PRESETS,
-    STAGES,
-    GraspModels,
-    GraspTrainConfig,
-    _optimiser,
-    dam_loss,
-    preset_config,
-    read_checkpoint,
-    read_log,
-    train_grasp_model,
-)
+from tasks.grasp.train import _optimiser, train_grasp_model
+from tasks.grasp.train_log import read_log
 from tests.grasp_factories import annotated_rows, fake_embed, single_thread
 
 
@@ -65,7 +58,7 @@ def test_logs_curves_and_checkpoints_are_written(trained):
     assert log[-1]["stage"] == "dam" and log[0]["stage"] == "autoencoder"
     assert result.loss_curve.read_bytes()[:4] == b"\x89PNG"
     raw = read_checkpoint(result.checkpoint)
-    assert raw["step"] == config.total_steps and raw["model_config"] == MODEL_PRESETS["tiny"].to_dict()
+    assert raw["step"] == config.total_steps and raw["model_config"] == PRESETS.from_name("tiny").model.to_dict()
     assert not list(result.checkpoint.parent.glob(".*tmp"))  # no temporary file left behind
 
 

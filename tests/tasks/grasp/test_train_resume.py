@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tasks.grasp.model import read_checkpoint
 from tasks.grasp.sample import load_grasp_generator
-from tasks.grasp.train import read_checkpoint, read_log
+from tasks.grasp.train_log import read_log
 from tests.grasp_factories import write_annotated
 
 ROOT = Path(__file__).resolve().parents[3]

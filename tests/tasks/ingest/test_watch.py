@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from tasks.ingest import watch as dataset_watch
+from tasks.ingest.formats import FORMATS
 from tasks.ingest.watch import (
-    DATASETS,
     EVENT,
     DatasetChange,
     WatchManifest,
@@ -46,7 +46,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_constants_and_resource_id():
-    assert DATASETS == ("affordpose", "oakink", "grab", "ho3d")
+    assert tuple(FORMATS) == ("affordpose", "oakink", "grab", "ho3d")
     assert EVENT == "dataset.changed"
     assert resource_id("grab") == "afford.dataset.grab"
 

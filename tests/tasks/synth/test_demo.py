@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from schemas.rows import Reject, Sample
-from tasks.ingest.pipeline import FORMATS, ingest
+from tasks.ingest.formats import FORMATS
+from tasks.ingest.pipeline import ingest
 from tasks.store.read import open_table
 from tasks.synth.datasets import synthesize_datasets
 from tasks.synth.demo import break_two_inputs, check_counts

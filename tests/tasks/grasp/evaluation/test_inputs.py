@@ -11,6 +11,7 @@ import trimesh
 
 from schemas.annotated import AnnotatedRow
 from schemas.rows import Sample
+from tasks.grasp.config import preset_config
 from tasks.grasp.data import items_from_rows, mano_layer
 from tasks.grasp.evaluation.evaluate import check_grasp
 from tasks.grasp.evaluation.inputs import (
@@ -20,7 +21,7 @@ from tasks.grasp.evaluation.inputs import (
     select_objects,
 )
 from tasks.grasp.sample import load_grasp_generator
-from tasks.grasp.train import preset_config, train_grasp_model
+from tasks.grasp.train import train_grasp_model
 from tasks.store.write import write_table
 from tests.grasp_factories import annotated_rows, fake_embed, single_thread, write_annotated
 

@@ -1,0 +1,120 @@
+"""The dataset-format registry: one entry per format, read by ingest, watch, annotate, re-annotation and synth.
+
+A format is a codec module (how its files are read, and written where the project can write them) plus one
+`DatasetFormat` entry. The built-in four are registered below; a format of your own is registered from your
+module with `register_format(...)`, and listed in AFFORD_FORMAT_PLUGINS (comma-separated importable modules) so
+that every command (`afford ingest --format NAME`, `afford watch`, `afford annotate`) knows it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from schemas.rows import Reject
+from tasks.ingest.affordpose import iter_affordpose, write_affordpose
+from tasks.ingest.common import GraspRecord, HandTemplate, RawSample
+from tasks.ingest.grab import iter_grab, write_grab
+from tasks.ingest.ho3d import iter_ho3d, write_ho3d
+from tasks.ingest.oakink import iter_oakink, write_oakink
+
+PLUGINS_ENV = "AFFORD_FORMAT_PLUGINS"
+
+# read(root, template, frame_step) -> the dataset's samples (canonical frame) and per-file rejects
+Reader = Callable[[Path, HandTemplate, int], Iterable[RawSample | Reject]]
+# write(root, records, rng, template) -> files written (synthetic datasets and tests)
+Writer = Callable[[Path, Sequence[GraspRecord], np.random.Generator, HandTemplate], list[Path]]
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """One dataset format. `labelled`: its files carry affordance labels and part maps (the classifier and the
+    map model learn from it); the others are the targets that self-training labels."""
+
+    name: str
+    read: Reader
+    labelled: bool = False
+    write: Writer | None = None
+    description: str = ""
+
+
+FORMATS: dict[str, DatasetFormat] = {}  # name -> format, in registration order
+
+
+def register_format(fmt: DatasetFormat) -> DatasetFormat:
+    """Add `fmt` to the registry (ValueError when its name is taken or not a plain folder name)."""
+    if not fmt.name or not fmt.name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"format name {fmt.name!r}: use letters, digits, '-' and '_' (it names a folder)")
+    if fmt.name in FORMATS and FORMATS[fmt.name] != fmt:
+        raise ValueError(f"format {fmt.name!r} is already registered")
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def get_format(name: str, field: str = "format") -> DatasetFormat:
+    """The registered format `name`; ValueError naming `field` and every registered name otherwise."""
+    if name not in FORMATS:
+        raise ValueError(f"{field} {name!r} is not a registered dataset format; registered: {', '.join(FORMATS)}")
+    return FORMATS[name]
+
+
+def labelled_format() -> str:
+    """The labelled format the classifier learns from (the first registered)."""
+    return next(name for name, fmt in FORMATS.items() if fmt.labelled)
+
+
+def writable_formats() -> tuple[str, ...]:
+    """Formats the project can write (the synthetic datasets)."""
+    return tuple(name for name, fmt in FORMATS.items() if fmt.write is not None)
+
+
+def _read_affordpose(root: Path, template: HandTemplate, frame_step: int) -> Iterable[RawSample | Reject]:
+    return iter_affordpose(root)  # each file is one grasp with its own hand vertices: no template, no frames
+
+
+def _read_oakink(root: Path, template: HandTemplate, frame_step: int) -> Iterable[RawSample | Reject]:
+    return iter_oakink(root, template)  # one grasp per file: no frames to step over
+
+
+def _read_grab(root: Path, template: HandTemplate, frame_step: int) -> Iterable[RawSample | Reject]:
+    return iter_grab(root, template, frame_step=frame_step)
+
+
+def _read_ho3d(root: Path, template: HandTemplate, frame_step: int) -> Iterable[RawSample | Reject]:
+    return iter_ho3d(root, template, frame_step=frame_step)
+
+
+def _write_affordpose(root: Path, records: Sequence[GraspRecord], rng: np.random.Generator,
+                      template: HandTemplate) -> list[Path]:
+    return write_affordpose(root, records, rng)  # stores hand vertices, not MANO parameters
+
+
+for _fmt in (
+    DatasetFormat("affordpose", _read_affordpose, labelled=True, write=_write_affordpose,
+                  description="AffordPose JSON grasps with part-labelled object meshes"),
+    DatasetFormat("oakink", _read_oakink, write=write_oakink, description="OakInk-Shape pickles + metaV2"),
+    DatasetFormat("grab", _read_grab, write=write_grab, description="GRAB sequence npz files"),
+    DatasetFormat("ho3d", _read_ho3d, write=write_ho3d, description="HO-3D meta pickles + YCB models"),
+):
+    register_format(_fmt)
+
+
+def load_plugins(modules: str | None = None) -> list[str]:
+    """Import each module named in `modules` (default: $AFFORD_FORMAT_PLUGINS) so it registers its formats."""
+    names = [m.strip() for m in (modules if modules is not None else os.environ.get(PLUGINS_ENV, "")).split(",")]
+    loaded = []
+    for name in filter(None, names):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"{PLUGINS_ENV}: cannot import format plugin {name!r} ({exc})") from None
+        loaded.append(name)
+    return loaded
+
+
+load_plugins()
