@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markdown import Markdown
 
+from cli.flow_report import print_flow_report
 from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS
 from schemas.settings import AffordSettings
 
@@ -52,7 +51,4 @@ def demo(
                        epochs=epochs, max_cycles=max_cycles, queue_size=queue_size, instructions=instructions,
                        affordance_steps=affordance_steps, affordance_preset=affordance_preset,
                        classifier_preset=classifier_preset)
-    # Wide enough for the affordance stage's per-class table (13 classes as columns, as in the reference).
-    console = Console(width=max(Console().width, 170))
-    console.print(Markdown(report))
-    console.print(f"\nData root: {root}\nLook inside a table with: afford inspect {root / 'tables' / 'oakink'}")
+    print_flow_report(report, root)

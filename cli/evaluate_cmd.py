@@ -44,7 +44,7 @@ def evaluate(
                                             help="Distinct objects per dataset."),
     grasps_per_object: int = typer.Option(4, "--grasps-per-object", min=1, max=1024, help="Grasps per object."),
     classifier: Path | None = typer.Option(None, "--classifier", help="Affordance classifier for ACC (default: "
-                                           "<data_root>/self_training/classifier.json's; none: ACC is n/a)."),
+                                           "<data_root>/current/classifier.json's; none: ACC is n/a)."),
     workers: int = typer.Option(0, "--workers", min=0, max=512, help="Simulation processes (0: one per CPU)."),
     tto_steps: int = typer.Option(100, "--tto-steps", min=1, max=100_000, help="Adam steps of the test-time-"
                                                                                "optimisation baseline."),

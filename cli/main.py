@@ -10,6 +10,7 @@ import typer  # noqa: E402
 
 from cli import (  # noqa: E402
     affordance_cmd,
+    annotate_cmd,
     demo_cmd,
     evaluate_cmd,
     ingest_cmd,
@@ -39,6 +40,8 @@ app.command("inspect")(inspect_cmd.inspect)
 app.command("settings")(settings_cmd.settings)
 app.command("synth")(synth_cmd.synth)
 app.command("ingest")(ingest_cmd.ingest)
+app.command("annotate")(annotate_cmd.annotate)
+app.command("reannotate")(annotate_cmd.reannotate)
 app.command("render")(render_cmd.render)
 app.command("pseudo-label")(pseudo_label_cmd.pseudo_label)
 app.add_typer(review_cmd.app, name="review")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from schemas.data_root import DataRoot
 from schemas.review import ReviewResult
 
 app = typer.Typer(name="review", help="The human review queue: serve the web app people review pseudo-labels in.",
@@ -24,8 +25,8 @@ def review_paths(data_root: Path | None, store: Path | None = None, images: Path
         from schemas.settings import AffordSettings
 
         data_root = AffordSettings().data_root
-    base = (data_root or Path(".")) / "review"
-    return store or base / "review.sqlite", images or base / "images"
+    layout = DataRoot(data_root or Path("."))
+    return store or layout.review_store, images or layout.review_images
 
 
 def is_loopback(host: str) -> bool:

@@ -62,7 +62,9 @@ def _data_root() -> Path:
 
 
 def _default_state_dir() -> Path:
-    return _data_root() / "watch"
+    from schemas.data_root import DataRoot
+
+    return DataRoot(_data_root()).watch
 
 
 def _check_datasets(root: Path, datasets: Sequence[str] | None) -> None:

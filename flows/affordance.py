@@ -23,6 +23,7 @@ from prefect.cache_policies import NONE
 from models.preset_choices import AFFORDANCE_PRESETS, AffordancePreset
 from models.text_encoder import TextEncoder
 from schemas.affordance_map import AffordanceMapRow
+from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
 from tasks.affordance.data import MapItems, NoMapItems, instruction_texts, load_items, object_split
@@ -77,18 +78,20 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
                preset: AffordancePreset = AFFORDANCE_PRESETS.default, steps: int = MapTrainConfig.steps,
                batch_size: int = MapTrainConfig.batch_size, lr: float = MapTrainConfig.lr,
                focal_alpha: float = MapTrainConfig.focal_alpha, focal_gamma: float = MapTrainConfig.focal_gamma,
-               test_fraction: float = 0.25, seed: int = 0, device: str = "auto") -> str:
+               test_fraction: float = 0.25, seed: int = 0, device: str = "auto",
+               current_record: str | None = None) -> str:
     """Train (or load `checkpoint`), evaluate on held-out objects, infer maps for the targets, write the table.
     `instructions_table`: the instruct stage's output, whose texts train the model alongside the templates and
-    are what each target sample's map is predicted for (without it, no inference)."""
+    are what each target sample's map is predicted for (without it, no inference). `current_record`: a JSON file
+    (a data root's current/affordance.json) to record the model in, for re-annotation to load."""
     config = MapTrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, focal_alpha=focal_alpha,
                             focal_gamma=focal_gamma, seed=seed, device=device)
     out, labelled = Path(out_dir), Path(labelled_table)
-    table = Path(maps_table) if maps_table else labelled.parent / "affordance_maps"
+    table = Path(maps_table) if maps_table else DataRoot.beside(labelled, "affordance_maps")
     rejects: list[Reject] = []
     items = items_task(labelled, rejects)
     if len(items) == 0 and checkpoint is None:
-        write_table(labelled.parent / "rejects", rejects, Reject)
+        write_table(DataRoot.beside(labelled, "rejects"), rejects, Reject)
         raise NoMapItems(f"no training items: {labelled} has no sample with per-point part labels")
     split = object_split(items, test_fraction, seed)
     texts = instruction_texts(set(items.item_keys()), instructions_table)
@@ -104,13 +107,16 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
     tables, numbers = evaluation_report(evaluation)
     write_json(out / "metrics.json", numbers | {"checkpoint": str(model.checkpoint),
                                                 "checkpoint_sha256": model.checkpoint_sha256})
+    if current_record:
+        write_json(Path(current_record), {"checkpoint": str(model.checkpoint),
+                                          "checkpoint_sha256": model.checkpoint_sha256, "preset": config.preset})
     if model.history:  # trained here (a loaded checkpoint keeps the training.json of the run that made it)
         write_json(out / "training.json", {"config": config.__dict__, "history": model.history,
                                            "train_seconds": model.train_seconds})
     lineage = Lineage(stage="affordance", stage_version=STAGE_VERSION,
                       params={"checkpoint_sha256": model.checkpoint_sha256, "text_encoder": bank.encoder_identity})
     mapped, seconds = infer_task(model, inputs, bank, table, lineage) if inputs else (0, 0.0)
-    write_table(labelled.parent / "rejects", rejects, Reject, lineage=lineage)
+    write_table(DataRoot.beside(labelled, "rejects"), rejects, Reject, lineage=lineage)
     figure = figure_for_object(model.model, test if len(test) else train, texts,
                                lambda extra: TextBank(extra, encoder), out / "figures" / "maps_three_instructions.png",
                                held_out=len(test) > 0)

@@ -21,6 +21,7 @@ from flows.instruct import instruct
 from flows.self_training import self_training
 from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS, AffordancePreset, ClassifierPreset
 from schemas.annotated import AnnotatedRow
+from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
 from schemas.settings import AffordSettings
@@ -46,29 +47,29 @@ def ingest_task(fmt: str, root: Path, table: Path, mano_root: Path, num_points: 
     print(delta.summary())
     rows = open_table(table, Sample).manifest.num_rows if table_exists(table) else 0
     return IngestCounts(dataset=fmt, inputs=delta.inputs, rows=rows, rejects=delta.rejects, seconds=delta.seconds,
-                        table=table, rejects_table=table.parent / "rejects")
+                        table=table, rejects_table=DataRoot.beside(table, "rejects"))
 
 
 @flow(name="ingest-all")
-def ingest_all(formats: list[str], datasets_root: str, tables_root: str, mano_root: str, num_points: int,
+def ingest_all(formats: list[str], datasets_root: str, data_root: str, mano_root: str, num_points: int,
                seed: int) -> list[IngestCounts]:
     """One ingest task per dataset folder, fanned out on the flow's task runner (threads, or Dask)."""
-    datasets, tables = Path(datasets_root), Path(tables_root)
-    futures = [ingest_task.submit(fmt, datasets / fmt, tables / fmt, Path(mano_root), num_points, seed)
+    datasets, layout = Path(datasets_root), DataRoot(data_root)
+    futures = [ingest_task.submit(fmt, datasets / fmt, layout.table(fmt), Path(mano_root), num_points, seed)
                for fmt in formats]
     return [future.result() for future in futures]
 
 
 @task(name="join-annotated")
-def join_task(tables_root: Path, formats: list[str]) -> JoinCounts:
-    labels, instructions, maps = load_join_inputs(tables_root / "affordance_labels", tables_root / "instructions",
-                                                  tables_root / "affordance_maps")
-    samples = (row for fmt in formats for row in open_table(tables_root / fmt, Sample).iter_rows())
+def join_task(layout: DataRoot, formats: list[str]) -> JoinCounts:
+    labels, instructions, maps = load_join_inputs(layout.affordance_labels, layout.instructions,
+                                                  layout.affordance_maps)
+    samples = (row for fmt in formats for row in open_table(layout.table(fmt), Sample).iter_rows())
     rejects: list[Reject] = []
     rows, counts = join_rows(samples, labels, instructions, maps, rejects)
     lineage = Lineage(stage="annotate", stage_version=STAGE_VERSION, params={"tables": formats})
-    write_table(tables_root / "annotated", rows, AnnotatedRow, lineage=lineage, mode="overwrite")
-    write_table(tables_root / "rejects", rejects, Reject, lineage=lineage)
+    write_table(layout.annotated, rows, AnnotatedRow, lineage=lineage, mode="overwrite")
+    write_table(layout.rejects, rejects, Reject, lineage=lineage)
     return counts
 
 
@@ -102,37 +103,38 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     """Annotate every dataset folder under `datasets_root` end to end and write `<data_root>/tables/annotated`.
     `reviewer`: "web" pauses each self-training cycle for people (`afford review serve`); "simulated" answers
     from the synthetic ground truth under `truth_root` (demo, tests)."""
-    root, datasets = Path(data_root), Path(datasets_root)
-    tables = root / "tables"
+    layout, datasets = DataRoot(data_root), Path(datasets_root)
+    root = layout.path
     formats = [fmt for fmt in FORMATS if (datasets / fmt).is_dir()]
     if not formats:
         raise ValueError(f"datasets_root {datasets}: no dataset folder ({', '.join(FORMATS)}) inside")
     runner = make_task_runner(AffordSettings())
-    counts = ingest_all.with_options(task_runner=runner)(formats, str(datasets), str(tables), mano_root, num_points,
+    counts = ingest_all.with_options(task_runner=runner)(formats, str(datasets), str(root), mano_root, num_points,
                                                         seed)
     labelled = labelled_format()
-    targets = [str(tables / fmt) for fmt in formats if not get_format(fmt).labelled]
+    targets = [str(layout.table(fmt)) for fmt in formats if not get_format(fmt).labelled]
     parts = ["## Ingest", ingest_report(counts)]
     try:
-        parts.append(self_training(data_root=str(root), labelled_table=str(tables / labelled),
+        parts.append(self_training(data_root=str(root), labelled_table=str(layout.table(labelled)),
                                    target_tables=targets, mano_root=mano_root, epochs=epochs, seed=seed,
                                    reviewer=reviewer, review_url=review_url, truth_root=truth_root,
                                    simulated_error_rate=simulated_error_rate, max_cycles=max_cycles,
                                    queue_size=queue_size, classifier_preset=classifier_preset))
     except NoLabelledSamples as exc:  # e.g. every AffordPose input was rejected: nothing to learn from
         parts.append(f"## Self-training skipped\n\n{exc}")
-    labels_table = tables / "affordance_labels"
-    parts.append(instruct(tables=[str(tables / fmt) for fmt in formats], out_table=str(tables / "instructions"),
+    labels_table = layout.affordance_labels
+    parts.append(instruct(tables=[str(layout.table(fmt)) for fmt in formats], out_table=str(layout.instructions),
                           labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
                           generator=instructions, data_root=str(root)))
     try:
-        parts.append(affordance(labelled_table=str(tables / labelled), target_tables=targets,
-                                out_dir=str(root / "affordance"), instructions_table=str(tables / "instructions"),
-                                preset=affordance_preset, steps=affordance_steps, seed=seed))
+        parts.append(affordance(labelled_table=str(layout.table(labelled)), target_tables=targets,
+                                out_dir=str(layout.affordance), instructions_table=str(layout.instructions),
+                                preset=affordance_preset, steps=affordance_steps, seed=seed,
+                                current_record=str(layout.current("affordance"))))
     except NoMapItems as exc:  # as above: no AffordPose row with part labels to learn from
         parts.append(f"## Affordance maps skipped\n\n{exc}")
-    joined = join_task(tables, formats)
-    parts.append(f"## Annotated\n\n{joined.summary()}. Table `{(tables / 'annotated').absolute()}`.")
+    joined = join_task(layout, formats)
+    parts.append(f"## Annotated\n\n{joined.summary()}. Table `{layout.annotated.absolute()}`.")
     markdown = "\n\n".join(parts)
     create_markdown_artifact(markdown=markdown, key="annotate-summary", description="Every stage of the run")
     return markdown

@@ -13,6 +13,7 @@ from flows.annotate import annotate
 from models.mano_pickle import load_mano_pickle, mano_file
 from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS, AffordancePreset, ClassifierPreset
 from ops.render import render_pair
+from schemas.data_root import DataRoot
 from schemas.rows import Sample
 from tasks.affordance.train import MapTrainConfig
 from tasks.ingest.formats import labelled_format
@@ -46,11 +47,11 @@ def break_task(datasets_root: Path) -> list[str]:
 
 
 @task(name="render-first-grasps")
-def render_task(tables: Path, mano_root: Path, out: Path) -> list[Path]:
+def render_task(layout: DataRoot, mano_root: Path, out: Path) -> list[Path]:
     faces = load_mano_pickle(mano_file(mano_root, "right")).f
     paths = []
     for fmt in DATASETS:
-        row = next(open_table(tables / fmt, Sample).iter_rows(), None)
+        row = next(open_table(layout.table(fmt), Sample).iter_rows(), None)
         if row is None:  # every input of this dataset was rejected: nothing to draw
             continue
         paths.append(render_pair(out / f"{fmt}.png", row.object_vertices, row.object_faces, row.hand_verts, faces,
@@ -81,21 +82,22 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     default sizes, each generated once and cached), "openai" (the configured endpoint), or "template" (no model).
     Then the affordance-map model (`affordance_preset`): trained `affordance_steps` steps on AffordPose's part
     labels, evaluated on held-out objects, and run on every labelled target sample with its instruction."""
-    root = Path(data_root)
-    clear_synthetic_datasets(root / "datasets")
+    layout = DataRoot(data_root)
+    root = layout.path
+    clear_synthetic_datasets(layout.datasets)
     labelled = labelled_format()
     objects = {d: objects_per_category for d in DATASETS} | {labelled: labelled_objects_per_category}
-    synth = synth_task(root / "datasets", objects, {labelled: labelled_grasps_per_part}, seed, categories)
+    synth = synth_task(layout.datasets, objects, {labelled: labelled_grasps_per_part}, seed, categories)
     broken = break_task(synth.root)
     # The demo's reviewer is simulated: its review store starts afresh with each demo run (a kept store would hold
     # the last run's queues, which a run with other sizes or seed would contradict).
-    shutil.rmtree(root / "review", ignore_errors=True)
+    shutil.rmtree(layout.review, ignore_errors=True)
     report = annotate(datasets_root=str(synth.root), mano_root=str(synth.mano_root), data_root=str(root),
                       num_points=num_points, seed=seed, reviewer="simulated", truth_root=str(synth.root),
                       simulated_error_rate=simulated_error_rate, epochs=epochs, max_cycles=max_cycles,
                       queue_size=queue_size, instructions=instructions, affordance_steps=affordance_steps,
                       affordance_preset=affordance_preset, classifier_preset=classifier_preset)
-    renders = render_task(root / "tables", synth.mano_root, root / "renders")
+    renders = render_task(layout, synth.mano_root, layout.renders)
     where = "\n".join([f"Inputs broken on purpose: {', '.join(f'`{b}`' for b in broken)}.",
                        f"Datasets: `{synth.root.absolute()}` (MANO model: `{synth.mano_root.absolute()}`)",
                        "Pictures: " + ", ".join(f"`{p.absolute()}`" for p in renders)])

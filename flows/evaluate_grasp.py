@@ -21,6 +21,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from models.point_bert import checkpoint_sha256
+from schemas.data_root import DataRoot
 from tasks.grasp.data import sentence_embedder
 from tasks.grasp.evaluation.evaluate import EvalReport, GeneratedGrasp, evaluate_grasps, grid_items
 from tasks.grasp.evaluation.inputs import (
@@ -33,16 +34,15 @@ from tasks.grasp.evaluation.inputs import (
 from tasks.grasp.evaluation.report import SpeedRow, render_grasp_grid, render_table5
 from tasks.grasp.evaluation.speed import speed_rows
 from tasks.grasp.sample import load_grasp_generator
-from tasks.ingest.delta import CLASSIFIER_STATE, load_classifier_state
+from tasks.ingest.delta import load_classifier_state
 from tasks.pseudo_label.classifier_train import TrainResult, load_trained
 
 
 def default_classifier(annotated_table: str | Path) -> Path | None:
     """The last self-training classifier of the data root holding `annotated_table` (<root>/tables/annotated),
-    from <root>/self_training/classifier.json; None when there is none. ValueError when the checkpoint there is
+    from <root>/current/classifier.json; None when there is none. ValueError when the checkpoint there is
     not the one the state recorded (sha256), as the reannotate flow checks."""
-    # absolute, not resolve: a table path is a link to its current version folder
-    state_file = Path(annotated_table).absolute().parent.parent / "self_training" / CLASSIFIER_STATE
+    state_file = DataRoot.of_table(annotated_table).current("classifier")
     if not state_file.is_file():
         return None
     state = load_classifier_state(state_file)
@@ -181,7 +181,7 @@ def metrics_dict(report: EvalReport, speed: list[SpeedRow], objects: EvalObjects
 def report_markdown(report: EvalReport, speed: list[SpeedRow], objects: EvalObjects, metrics: dict,
                     classifier: Path | None, png: Path) -> str:
     acc = (f"ACC: affordance predicted by `{classifier}` vs the requested one." if classifier else
-           "ACC: n/a (no classifier: none given and no self_training/classifier.json).")
+           "ACC: n/a (no classifier: none given and no current/classifier.json).")
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in metrics["seconds"].items())
     return "\n\n".join([
         "## Grasp generator evaluation",

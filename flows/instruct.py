@@ -18,6 +18,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 
+from schemas.data_root import DataRoot
 from schemas.instruction import InstructionRow
 from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject, Sample
@@ -115,7 +116,7 @@ class EmbeddedGenerator:
 def generate_task(inputs: list[tuple[str, str, str, str, str | None]], kind: str, settings: AffordSettings, k: int,
                   out_table: Path) -> InstructCounts:
     rejects: list[Reject] = []
-    cache = InstructionCache(settings.data_root / "cache" / "instructions.sqlite")
+    cache = InstructionCache(DataRoot(settings.data_root).instruction_cache)
     keys = len({(c, a, p) for _, _, c, a, p in inputs})
     progress = create_progress_artifact(progress=0.0, key="instruct-progress", description="Keys generated")
     done = [0]
@@ -131,7 +132,7 @@ def generate_task(inputs: list[tuple[str, str, str, str, str | None]], kind: str
     update_progress_artifact(progress, progress=100.0)
     lineage = Lineage(stage="instruct", stage_version=STAGE_VERSION, params={"generator": kind, "k": k})
     write_table(out_table, rows, InstructionRow, lineage=lineage)
-    write_table(out_table.parent / "rejects", rejects, Reject, lineage=lineage)
+    write_table(DataRoot.beside(out_table, "rejects"), rejects, Reject, lineage=lineage)
     return counts
 
 

@@ -12,6 +12,7 @@ from prefect.cache_policies import NONE
 
 from models.point_bert import PRESETS
 from models.preset_choices import CLASSIFIER_PRESETS, ClassifierPreset
+from schemas.data_root import DataRoot
 from schemas.rows import Reject
 from tasks.pseudo_label.classifier_train import TrainConfig, TrainResult, load_trained
 from tasks.pseudo_label.report import epoch_line
@@ -38,7 +39,7 @@ def train_task(labelled_table: Path, out_dir: Path, config: TrainConfig, k: floa
     rejects: list[Reject] = []
     clouds = prepare_clouds(labelled_table, num_points, rejects)
     if rejects:
-        write_table(labelled_table.parent / "rejects", rejects, Reject)
+        write_table(DataRoot.beside(labelled_table, "rejects"), rejects, Reject)
     if not (clouds.labels >= 0).any():
         raise NoLabelledSamples(f"{labelled_table}: no labelled samples to train and measure the classifier on "
                                 f"({len(clouds)} rows with a cloud, {len(rejects)} rejected)")
@@ -50,7 +51,7 @@ def train_task(labelled_table: Path, out_dir: Path, config: TrainConfig, k: floa
 @task(name="label-targets", cache_policy=NONE)
 def label_task(result: TrainResult, report: StageReport, targets: list[Path], labels_table: Path, k: float,
                cycle: int) -> StageReport:
-    label_targets(result, report, targets, labels_table, labels_table.parent / "rejects",
+    label_targets(result, report, targets, labels_table, DataRoot.beside(labels_table, "rejects"),
                   result.model_config.num_points, k, cycle)
     return report
 
@@ -80,6 +81,6 @@ def pseudo_label(labelled_table: str, target_tables: list[str], out_dir: str,
     out.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(preset=preset, epochs=epochs, lr=lr, seed=seed)
     result, report = train_task(Path(labelled_table), out, config, k, Path(checkpoint) if checkpoint else None)
-    labels_table = Path(labelled_table).parent / "labels"
+    labels_table = DataRoot.beside(Path(labelled_table), "labels")
     report = label_task(result, report, [Path(t) for t in target_tables], labels_table, k, cycle)
     return publish_task(report, labels_table, out)

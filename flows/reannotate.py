@@ -10,11 +10,8 @@ datasets changing together queue instead of racing on the shared tables.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -26,6 +23,7 @@ from prefect.cache_policies import NONE
 from models.text_encoder import TextEncoder
 from schemas.affordance_map import AffordanceMapRow
 from schemas.annotated import AnnotatedRow
+from schemas.data_root import DataRoot
 from schemas.instruction import InstructionRow
 from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject, Sample
@@ -33,7 +31,6 @@ from schemas.settings import AffordSettings
 from tasks.affordance.maps import InferInput, infer_rows
 from tasks.affordance.train import TextBank, load_map_model
 from tasks.ingest.delta import (
-    CLASSIFIER_STATE,
     STAGE_VERSION,
     SampleDelta,
     ingest_delta,
@@ -50,18 +47,7 @@ from tasks.pseudo_label.classifier_train import load_trained, predict_logits
 from tasks.pseudo_label.labelling import label_rows
 from tasks.store.annotated_join import join_rows, load_join_inputs
 from tasks.store.read import open_table, table_exists
-
-
-@contextmanager
-def data_root_lock(root: Path) -> Iterator[None]:
-    """An exclusive lock on <root>/.annotate.lock, held while tables are written (blocks until free)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".annotate.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+from tasks.store.root_lock import data_root_lock
 
 
 def ingested_with(table: Path, num_points: int | None, seed: int | None) -> tuple[int, int]:
@@ -90,26 +76,27 @@ def ingest_task(dataset: str, root: Path, table: Path, mano_root: Path, num_poin
 @task(name="label-changed", cache_policy=NONE)
 def label_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
     """Label changed target samples with the last full run's classifier and rule -> affordance_labels."""
-    tables = data_root / "tables"
+    layout = DataRoot(data_root)
     labels = []
     if samples:
-        state = load_classifier_state(data_root / "self_training" / CLASSIFIER_STATE)
+        state_file = DataRoot(data_root).current("classifier")
+        state = load_classifier_state(state_file)
         result = load_trained(state.checkpoint)
         if result.checkpoint_sha256 != state.checkpoint_sha256:
             raise ValueError(f"{state.checkpoint}: sha256 {result.checkpoint_sha256[:12]} is not the "
-                             f"{state.checkpoint_sha256[:12]} recorded in {CLASSIFIER_STATE}")
+                             f"{state.checkpoint_sha256[:12]} recorded in {state_file}")
         rejects: list[Reject] = []
         clouds = clouds_from_rows(samples, result.model_config.num_points, on_error=lambda row, exc: rejects.append(
-            Reject(sample_id=row.sample_id, stage_version=STAGE_VERSION, stage="pseudo_label", source=str(tables),
-                   reason=str(exc), dataset=row.dataset)))
+            Reject(sample_id=row.sample_id, stage_version=STAGE_VERSION, stage="pseudo_label",
+                   source=str(layout.tables), reason=str(exc), dataset=row.dataset)))
         if len(clouds):
             pseudo = label_rows(clouds, [s.rsplit("-", 1)[0] for s in clouds.sample_ids],
                                 predict_logits(result.model, clouds.points), state.rule, state.class_stats(), state.k,
                                 state.cycle, state.checkpoint_sha256)
             labels = unreviewed_labels(pseudo, state)
         ids = {s.sample_id for s in samples}
-        replace_rejects(tables / "rejects", "pseudo_label", rejects, lineage, lambda sid, ds: sid in ids)
-    return upsert(tables / "affordance_labels", labels, AffordanceLabel, removed, lineage)
+        replace_rejects(layout.rejects, "pseudo_label", rejects, lineage, lambda sid, ds: sid in ids)
+    return upsert(layout.affordance_labels, labels, AffordanceLabel, removed, lineage)
 
 
 @task(name="instruct-changed", cache_policy=NONE)
@@ -119,18 +106,18 @@ def instruct_task(samples: list[Sample], removed: list[str], data_root: Path, ge
     key the cache lacks)."""
     from flows.instruct import chosen_generator
 
-    tables = data_root / "tables"
-    labels = ({r.sample_id: r.affordance for r in open_table(tables / "affordance_labels", AffordanceLabel).iter_rows()}
-              if table_exists(tables / "affordance_labels") else {})
+    layout = DataRoot(data_root)
+    labels = ({r.sample_id: r.affordance for r in open_table(layout.affordance_labels, AffordanceLabel).iter_rows()}
+              if table_exists(layout.affordance_labels) else {})
     inputs = [(s.sample_id, s.dataset, s.object_category, s.affordance or labels[s.sample_id], None)
               for s in samples if s.affordance or s.sample_id in labels]
     rows, counts = [], None
     if inputs:
         settings = AffordSettings(data_root=data_root)  # the same cache the full run's instruct stage filled
         with chosen_generator(generator, settings) as chosen:
-            rows, counts = instruct_samples(inputs, chosen, InstructionCache(settings.data_root / "cache" /
-                                                                             "instructions.sqlite"), k=k)
-    written = upsert(tables / "instructions", rows, InstructionRow, removed, lineage)
+            cache = InstructionCache(DataRoot(settings.data_root).instruction_cache)
+            rows, counts = instruct_samples(inputs, chosen, cache, k=k)
+    written = upsert(layout.instructions, rows, InstructionRow, removed, lineage)
     return {"rows": written, "keys": counts.keys if counts else 0, "cache_hits": counts.cache_hits if counts else 0,
             "endpoint_calls": counts.endpoint_calls if counts else 0}
 
@@ -138,35 +125,35 @@ def instruct_task(samples: list[Sample], removed: list[str], data_root: Path, ge
 @task(name="map-changed", cache_policy=NONE)
 def map_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
     """Affordance maps for the changed target samples with the last full run's checkpoint."""
-    tables = data_root / "tables"
-    instructions = ({r.sample_id: r for r in open_table(tables / "instructions", InstructionRow).iter_rows()}
-                    if table_exists(tables / "instructions") else {})
+    layout = DataRoot(data_root)
+    instructions = ({r.sample_id: r for r in open_table(layout.instructions, InstructionRow).iter_rows()}
+                    if table_exists(layout.instructions) else {})
     inputs = [InferInput(s.sample_id, s.dataset, instructions[s.sample_id].object_class,
                          instructions[s.sample_id].affordance, instructions[s.sample_id].instruction,
                          s.object_points) for s in samples if s.sample_id in instructions]
     rows = []
     if inputs:
-        metrics = data_root / "affordance" / "metrics.json"
-        if not metrics.is_file():
-            raise ValueError(f"{metrics}: no affordance-map model recorded; run the full annotate flow first")
-        model = load_map_model(json.loads(metrics.read_text())["checkpoint"])
+        current = DataRoot(data_root).current("affordance")
+        if not current.is_file():
+            raise ValueError(f"{current}: no affordance-map model recorded; run the full annotate flow first")
+        model = load_map_model(json.loads(current.read_text())["checkpoint"])
         bank = TextBank([i.instruction for i in inputs], TextEncoder())
         rows, _ = infer_rows(model.model, inputs, bank, model.checkpoint_sha256)
-    return upsert(tables / "affordance_maps", rows, AffordanceMapRow, removed, lineage)
+    return upsert(layout.affordance_maps, rows, AffordanceMapRow, removed, lineage)
 
 
 @task(name="join-changed", cache_policy=NONE)
 def join_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
-    tables = data_root / "tables"
-    labels, instructions, maps = load_join_inputs(tables / "affordance_labels", tables / "instructions",
-                                                  tables / "affordance_maps")
+    layout = DataRoot(data_root)
+    labels, instructions, maps = load_join_inputs(layout.affordance_labels, layout.instructions,
+                                                  layout.affordance_maps)
     rejects: list[Reject] = []
     rows, _ = join_rows(samples, labels, instructions, maps, rejects)
     ids = {s.sample_id for s in samples} | set(removed)
-    replace_rejects(tables / "rejects", "annotate", rejects, lineage, lambda sid, ds: sid in ids)
+    replace_rejects(layout.rejects, "annotate", rejects, lineage, lambda sid, ds: sid in ids)
     # A changed sample that no longer joins (e.g. it lost its label) must not keep its old annotated row.
     stale = removed + [s.sample_id for s in samples if s.sample_id not in {r.sample_id for r in rows}]
-    return upsert(tables / "annotated", rows, AnnotatedRow, stale, lineage)
+    return upsert(layout.annotated, rows, AnnotatedRow, stale, lineage)
 
 
 @flow(name="reannotate", log_prints=True)
@@ -184,18 +171,18 @@ def reannotate(dataset: str, datasets_root: str, data_root: str = "afford-data",
     root, folder = Path(data_root or "afford-data"), Path(datasets_root) / dataset
     if not folder.is_dir():
         raise ValueError(f"datasets_root: no folder {folder}")
-    tables = root / "tables"
+    layout = DataRoot(root)
     start = time.perf_counter()
     lineage = Lineage(stage="reannotate", stage_version=STAGE_VERSION, params={"dataset": dataset, "event": event_id})
-    with data_root_lock(root):
+    with data_root_lock(layout):
         mano = Path(mano_root) if mano_root else Path(datasets_root) / "mano"
-        num_points, seed = ingested_with(tables / dataset, num_points, seed)
-        delta = ingest_task(dataset, folder, tables / dataset, mano, num_points, seed)
+        num_points, seed = ingested_with(layout.table(dataset), num_points, seed)
+        delta = ingest_task(dataset, folder, layout.table(dataset), mano, num_points, seed)
         print(delta.summary())
-        samples = changed_samples(tables / dataset, set(delta.changed))
+        samples = changed_samples(layout.table(dataset), set(delta.changed))
         targets = [] if carries_labels else samples
         labelled = label_task(targets, delta.removed, root, lineage) if not carries_labels else 0
-        instructions, k = instructed_with(tables / "instructions", instructions, k)
+        instructions, k = instructed_with(layout.instructions, instructions, k)
         instruct_lineage = lineage.model_copy(update={"params": lineage.params | {"generator": instructions, "k": k}})
         instructed = instruct_task(samples, delta.removed, root, instructions, k, instruct_lineage)
         mapped = map_task(targets, delta.removed, root, lineage) if not carries_labels else 0
@@ -204,7 +191,7 @@ def reannotate(dataset: str, datasets_root: str, data_root: str = "afford-data",
               "inputs": delta.inputs, "unchanged": delta.unchanged, "changed": delta.changed,
               "removed": delta.removed, "rejects": delta.rejects, "labelled": labelled, "instructions": instructed,
               "mapped": mapped, "annotated": joined, "seconds": round(time.perf_counter() - start, 3)}
-    out = root / "reannotate"
+    out = layout.reannotate_reports
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{report['finished_at'].replace(':', '')}-{dataset}.json").write_text(json.dumps(report, indent=1))
     markdown = "\n".join([

@@ -31,10 +31,11 @@ from review.queue import sample_queue
 from review.resume import prefect_api_url, review_pause_key
 from review.store import ReviewStore
 from schemas.affordance import affordance_index
+from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.review import ItemState
 from schemas.rows import AffordanceLabel, PseudoLabel, Reject, ReviewDecision, Sample
-from tasks.ingest.delta import CLASSIFIER_STATE, save_classifier_state
+from tasks.ingest.delta import save_classifier_state
 from tasks.pseudo_label.classifier_data import Clouds
 from tasks.pseudo_label.classifier_train import TrainConfig, TrainResult
 from tasks.pseudo_label.label_quality import label_quality, passes_gate, quality_markdown
@@ -65,7 +66,7 @@ def clouds_task(tables: list[Path], num_points: int) -> Clouds:
     rejects: list[Reject] = []
     parts = [prepare_clouds(table, num_points, rejects) for table in tables]
     if rejects:
-        write_table(tables[0].parent / "rejects", rejects, Reject)
+        write_table(DataRoot.beside(tables[0], "rejects"), rejects, Reject)
     clouds = parts[0]
     for part in parts[1:]:
         clouds = clouds.concat(part)
@@ -123,8 +124,9 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
     the flow starts the web app itself and a simulated reviewer answering from the synthetic ground truth under
     `truth_root` (the datasets folder `afford synth` wrote) with `simulated_error_rate` wrong answers.
     """
-    root, out = Path(data_root), Path(data_root) / "self_training"
-    store_path, images_dir = root / "review" / "review.sqlite", root / "review" / "images"
+    layout = DataRoot(data_root)
+    root, out = layout.path, layout.self_training
+    store_path, images_dir = layout.review_store, layout.review_images
     targets = [Path(t) for t in target_tables]
     if not targets:
         raise ValueError("target_tables: give at least one unlabelled samples table to label")
@@ -162,7 +164,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
             result, report = train_cycle_task(labelled, extra, config, out / f"cycle-{cycle}", k, previous)
             previous = result
             reports.append(report)
-            labels = label_cycle_task(result, report, remaining, k, cycle, root / "tables" / "labels")
+            labels = label_cycle_task(result, report, remaining, k, cycle, layout.labels)
             last_label |= {label.sample_id: label for label in labels}
             accepted = sum(label.accepted for label in labels)
             record = CycleRecord(cycle=cycle, unlabelled_before=len(remaining), accepted=accepted,
@@ -192,7 +194,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
                     print(f"cycle {cycle}: {record.note}")
                     break
                 states = answer.items or store.result(cycle).items
-            write_table(root / "tables" / "review", decision_rows(states), ReviewDecision)
+            write_table(layout.review_decisions, decision_rows(states), ReviewDecision)
             quality = label_quality(states)
             record.reviewed, record.reviewed_accuracy = quality.n, quality.accuracy
             record.gate_passed = passes_gate(quality, min_lower)
@@ -210,7 +212,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
 
             stop_review_server(server)
     if previous is not None:  # what labels a sample that changes later (tasks/ingest/delta.py)
-        save_classifier_state(out / CLASSIFIER_STATE, previous.checkpoint, previous.checkpoint_sha256,
+        save_classifier_state(layout.current("classifier"), previous.checkpoint, previous.checkpoint_sha256,
                               reports[-1].rule, k, len(reports) - 1, reports[-1].measurement.stats)
     return _finish(root, out, pool, merged, last_label, records, reports[0] if reports else None)
 
@@ -229,7 +231,7 @@ def _finish(root: Path, out: Path, pool: Clouds, merged: dict[str, AffordanceLab
             last_label: dict[str, PseudoLabel], records: list[CycleRecord], first: StageReport | None) -> str:
     """Write the final labels (merged + low_confidence), the per-cycle table, and the artifacts."""
     final = list(merged.values()) + low_confidence(last_label.values(), set(merged))
-    write_table(root / "tables" / "affordance_labels", final, AffordanceLabel,
+    write_table(DataRoot(root).affordance_labels, final, AffordanceLabel,
                 lineage=Lineage(stage="self_training", stage_version=STAGE_VERSION, params={"cycles": len(records)}))
     table = cycle_table(records)
     origins = {o: sum(label.origin == o for label in final) for o in ("validated", "relabelled", "low_confidence")}

