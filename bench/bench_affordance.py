@@ -27,7 +27,7 @@ def throughput(preset: str, device_name: str, objects: int, points: int, batch_s
     from models.affordance_net import PRESETS, AffordanceNet
     from models.device import resolve_device
     from models.text_encoder import TextEncoder
-    from tasks.affordance.train import TextBank, predict_maps
+    from tasks.affordance.inference import TextBank, predict_maps
 
     device = resolve_device(device_name)
     torch.manual_seed(0)

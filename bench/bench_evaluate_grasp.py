@@ -49,7 +49,8 @@ def main() -> None:
         checkpoints[heads] = str(train_grasp_model(items, mano, config, args.out / f"heads{heads}").model_path)
     classifier = None
     if args.fresh_classifier:
-        from models.point_bert import PRESETS, PointTransformer, save_checkpoint
+        from models.point_bert import PRESETS, PointTransformer
+        from models.point_bert_checkpoint import save_checkpoint
 
         classifier = args.out / "classifier.pt"
         save_checkpoint(PointTransformer(PRESETS["cpu"]), PRESETS["cpu"], classifier)

@@ -35,7 +35,7 @@ def make_grasps(per_category: int, per_part: int, seed: int) -> list:
 
     from models.mano import ManoLayer
     from models.synthetic_hand import build_synthetic_hand
-    from tasks.grasp.evaluation.evaluate import from_synth_grasps
+    from tasks.synth.generated_grasps import from_synth_grasps
     from tasks.synth.grasps import synthesize_grasps
     from tasks.synth.objects import make_objects
 
@@ -58,7 +58,7 @@ def per_metric(grasps: list, workers: int, pool) -> dict:
     from tasks.grasp.evaluation.diversity import diversity
     from tasks.grasp.evaluation.penetration import object_voxel_centres, penetration_volume
     from tasks.grasp.evaluation.simulation import SimJob, decompose_object, object_key, simulate_many
-    from tasks.pseudo_label.classifier_train import TrainResult
+    from tasks.pseudo_label.classifier_model import TrainResult
 
     keys = [object_key(g.object_vertices, g.object_faces) for g in grasps]
     first = {k: g for k, g in zip(keys, grasps, strict=True)}
@@ -101,7 +101,7 @@ def per_metric(grasps: list, workers: int, pool) -> dict:
 def overall(grasps: list, pool) -> dict:
     from models.point_bert import PRESETS, PointTransformer
     from tasks.grasp.evaluation.evaluate import evaluate_grasps
-    from tasks.pseudo_label.classifier_train import TrainResult
+    from tasks.pseudo_label.classifier_model import TrainResult
 
     config = PRESETS["cpu"]
     classifier = TrainResult(model=PointTransformer(config).eval(), model_config=config)

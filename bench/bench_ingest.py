@@ -26,7 +26,8 @@ def build(root: Path, grasps: int, seed: int) -> int:
     from models.mano import ManoLayer
     from models.mano_pickle import load_mano_pickle
     from models.synthetic_hand import write_synthetic_mano
-    from tasks.ingest.common import GraspRecord, HandTemplate
+    from tasks.ingest.common import GraspRecord
+    from tasks.ingest.mano_frame import HandTemplate
     from tasks.ingest.oakink import write_oakink
     from tasks.synth.grasps import synthesize_grasps
     from tasks.synth.objects import CATEGORIES, make_object

@@ -117,7 +117,7 @@ def resume(
     raise typer.Exit(0 if resumed else 1)
 
 
-if __name__ == "__main__":  # `python -m cli.review_cmd serve ...`: what tasks.synth.simulated_reviewer starts
+if __name__ == "__main__":  # `python -m cli.review_cmd serve ...`: what review.simulated starts
     from cli.env import apply_prefect_defaults
 
     apply_prefect_defaults()

@@ -67,7 +67,7 @@ def _affordance_map(points: np.ndarray, instruction: str, map_checkpoint: Path |
     if map_checkpoint is None:
         return np.ones(len(points), np.float32)
     from models.text_encoder import TextEncoder
-    from tasks.affordance.train import TextBank, load_map_model, predict_maps
+    from tasks.affordance.inference import TextBank, load_map_model, predict_maps
 
     model = load_map_model(map_checkpoint, device)
     bank = TextBank([instruction], TextEncoder())

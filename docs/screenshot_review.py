@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from review.images import cycle_images_dir, image_path  # noqa: E402
+from review.simulated import start_review_server, stop_review_server  # noqa: E402
 from review.store import ReviewStore  # noqa: E402
 from schemas.affordance import AFFORDANCES  # noqa: E402
 from schemas.review import QueueItem  # noqa: E402
-from tasks.synth.simulated_reviewer import start_review_server, stop_review_server  # noqa: E402
 
 OUT = Path(__file__).parent / "review" / "review_page.png"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

@@ -26,7 +26,10 @@ from schemas.affordance_map import AffordanceMapRow
 from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
+from tasks.affordance.config import MapTrainConfig
 from tasks.affordance.data import MapItems, NoMapItems, instruction_texts, load_items, object_split
+from tasks.affordance.evaluation import evaluate_maps
+from tasks.affordance.inference import MapModel, TextBank, load_map_model
 from tasks.affordance.maps import (
     STAGE_VERSION,
     InferInput,
@@ -36,7 +39,7 @@ from tasks.affordance.maps import (
     infer_rows,
     write_json,
 )
-from tasks.affordance.train import MapModel, MapTrainConfig, TextBank, evaluate_maps, load_map_model, train_map_model
+from tasks.affordance.train import train_map_model
 from tasks.store.write import write_table
 
 

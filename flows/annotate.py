@@ -25,19 +25,18 @@ from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
 from schemas.settings import AffordSettings
+from tasks.affordance.config import MapTrainConfig
 from tasks.affordance.data import NoMapItems
-from tasks.affordance.train import MapTrainConfig
 from tasks.ingest.delta import ingest_delta
 from tasks.ingest.formats import FORMATS, get_format, labelled_format
-from tasks.ingest.pipeline import IngestCounts
-from tasks.pseudo_label.classifier_train import TrainConfig
+from tasks.ingest.pipeline import IngestCounts, check_counts
+from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.stage import NoLabelledSamples
 from tasks.runtime.task_runners import make_task_runner
 from tasks.store.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs
 from tasks.store.inspect import human_bytes, summarise
 from tasks.store.read import open_table, table_exists
 from tasks.store.write import write_table
-from tasks.synth.demo import check_counts
 
 
 @task(name="ingest", cache_policy=NONE)  # content hashes decide what is recomputed, not Prefect's cache

@@ -13,15 +13,15 @@ from flows.annotate import annotate
 from models.mano_pickle import load_mano_pickle, mano_file
 from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS, AffordancePreset, ClassifierPreset
 from ops.render import render_pair
+from review.truth import truth_dir
 from schemas.data_root import DataRoot
 from schemas.rows import Sample
-from tasks.affordance.train import MapTrainConfig
+from tasks.affordance.config import MapTrainConfig
 from tasks.ingest.formats import labelled_format
-from tasks.pseudo_label.classifier_train import TrainConfig
+from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.store.read import open_table
 from tasks.synth.datasets import DATASETS, SynthSummary, synthesize_datasets
 from tasks.synth.demo import break_two_inputs
-from tasks.synth.truth import truth_dir
 
 
 @task(name="synthesise-datasets")

@@ -20,7 +20,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from models.point_bert import checkpoint_sha256
+from models.point_bert_checkpoint import checkpoint_sha256
 from schemas.data_root import DataRoot
 from tasks.grasp.data import sentence_embedder
 from tasks.grasp.evaluation.evaluate import EvalReport, GeneratedGrasp, evaluate_grasps, grid_items
@@ -35,7 +35,7 @@ from tasks.grasp.evaluation.report import SpeedRow, render_grasp_grid, render_ta
 from tasks.grasp.evaluation.speed import speed_rows
 from tasks.grasp.sample import load_grasp_generator
 from tasks.ingest.delta import load_classifier_state
-from tasks.pseudo_label.classifier_train import TrainResult, load_trained
+from tasks.pseudo_label.classifier_model import TrainResult, load_trained
 
 
 def default_classifier(annotated_table: str | Path) -> Path | None:

@@ -14,7 +14,8 @@ from models.point_bert import PRESETS
 from models.preset_choices import CLASSIFIER_PRESETS, ClassifierPreset
 from schemas.data_root import DataRoot
 from schemas.rows import Reject
-from tasks.pseudo_label.classifier_train import TrainConfig, TrainResult, load_trained
+from tasks.pseudo_label.classifier_config import TrainConfig
+from tasks.pseudo_label.classifier_model import TrainResult, load_trained
 from tasks.pseudo_label.report import epoch_line
 from tasks.pseudo_label.stage import (
     NoLabelledSamples,

@@ -28,8 +28,8 @@ from schemas.instruction import InstructionRow
 from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject, Sample
 from schemas.settings import AffordSettings
+from tasks.affordance.inference import TextBank, load_map_model
 from tasks.affordance.maps import InferInput, infer_rows
-from tasks.affordance.train import TextBank, load_map_model
 from tasks.ingest.delta import (
     STAGE_VERSION,
     SampleDelta,
@@ -43,7 +43,7 @@ from tasks.ingest.formats import get_format
 from tasks.instruct.cache import InstructionCache
 from tasks.instruct.stage import instruct_samples
 from tasks.pseudo_label.classifier_data import clouds_from_rows
-from tasks.pseudo_label.classifier_train import load_trained, predict_logits
+from tasks.pseudo_label.classifier_model import load_trained, predict_logits
 from tasks.pseudo_label.labelling import label_rows
 from tasks.store.annotated_join import join_rows, load_join_inputs
 from tasks.store.read import open_table, table_exists

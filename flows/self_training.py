@@ -36,8 +36,9 @@ from schemas.manifest import Lineage
 from schemas.review import ItemState
 from schemas.rows import AffordanceLabel, PseudoLabel, Reject, ReviewDecision, Sample
 from tasks.ingest.delta import save_classifier_state
+from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.classifier_data import Clouds
-from tasks.pseudo_label.classifier_train import TrainConfig, TrainResult
+from tasks.pseudo_label.classifier_model import TrainResult
 from tasks.pseudo_label.label_quality import label_quality, passes_gate, quality_markdown
 from tasks.pseudo_label.report import epoch_line, rule_table, summary_table
 from tasks.pseudo_label.self_training import (
@@ -103,7 +104,7 @@ def queue_task(store_path: Path, images_dir: Path, labels: list[PseudoLabel], ca
 
 def _simulated_review(base_url: str, cycle: int, truth: dict[str, str], error_rate: float,
                       seed: int) -> threading.Thread:
-    from tasks.synth.simulated_reviewer import review_queue_over_http
+    from review.simulated import review_queue_over_http
 
     thread = threading.Thread(target=review_queue_over_http, args=(base_url, cycle, truth),
                               kwargs={"error_rate": error_rate, "seed": seed}, daemon=True)
@@ -139,8 +140,8 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
     hand_faces = load_mano_pickle(mano_file(Path(mano_root), "right")).f
     server, truth = None, {}
     if reviewer == "simulated":
-        from tasks.synth.simulated_reviewer import start_review_server
-        from tasks.synth.truth import truth_for
+        from review.simulated import start_review_server
+        from review.truth import truth_for
 
         if truth_root is None:
             raise ValueError("reviewer='simulated' needs truth_root: the datasets folder written by `afford synth`")
@@ -208,7 +209,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
                 break
     finally:
         if server is not None:
-            from tasks.synth.simulated_reviewer import stop_review_server
+            from review.simulated import stop_review_server
 
             stop_review_server(server)
     if previous is not None:  # what labels a sample that changes later (tasks/ingest/delta.py)

@@ -20,9 +20,10 @@ from schemas.affordance_map import AffordanceMapRow
 from schemas.instruction import InstructionRow
 from schemas.rows import Reject, Sample
 from tasks.affordance.data import Key, MapItems
+from tasks.affordance.evaluation import Evaluation
 from tasks.affordance.figures import map_change, render_maps
+from tasks.affordance.inference import TextBank, predict_maps
 from tasks.affordance.metrics import METRICS, grouped, metrics_table, overall_table, summarise
-from tasks.affordance.train import Evaluation, TextBank, predict_maps
 from tasks.instruct.generators import InstructionKey, TemplateGenerator
 from tasks.store.read import open_table
 

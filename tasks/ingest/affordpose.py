@@ -42,25 +42,20 @@ from schemas.rows import Reject
 from tasks.ingest.common import (
     DATA_ERRORS,
     NUM_HAND_VERTS,
-    CanonicalMesh,
     GraspRecord,
     IngestError,
-    MeshCache,
     RawSample,
     as_ingest_error,
-    canonical_mesh,
     check_finite,
     dataset_root,
-    format_obj,
-    matrix_to_quat_wxyz,
-    parse_obj,
-    quat_wxyz_to_matrix,
-    random_rotation,
     read_bytes,
     reject_from,
     split_for,
     walk_files,
 )
+from tasks.ingest.mano_frame import matrix_to_quat_wxyz, quat_wxyz_to_matrix, random_rotation
+from tasks.ingest.meshes import CanonicalMesh, MeshCache, canonical_mesh
+from tasks.ingest.obj_text import format_obj, parse_obj
 
 DATASET = "affordpose"
 MESH_TO_METRES = 1e-3  # OBJ text coordinates: millimetres (assumed, see the module docstring)

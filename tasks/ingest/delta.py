@@ -30,7 +30,8 @@ from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject, Row, Sample
 from tasks.ingest.common import STAGE_VERSION as INGEST_VERSION
-from tasks.ingest.common import HandTemplate, RawSample
+from tasks.ingest.common import RawSample
+from tasks.ingest.mano_frame import HandTemplate
 from tasks.ingest.pipeline import HandVertices, _batches, complete, iter_raw, load_hand
 from tasks.pseudo_label.confidence_filter import ClassStats
 from tasks.store.read import open_table, table_exists

@@ -18,9 +18,10 @@ import numpy as np
 
 from schemas.rows import Reject
 from tasks.ingest.affordpose import iter_affordpose, write_affordpose
-from tasks.ingest.common import GraspRecord, HandTemplate, RawSample
+from tasks.ingest.common import GraspRecord, RawSample
 from tasks.ingest.grab import iter_grab, write_grab
 from tasks.ingest.ho3d import iter_ho3d, write_ho3d
+from tasks.ingest.mano_frame import HandTemplate
 from tasks.ingest.oakink import iter_oakink, write_oakink
 
 PLUGINS_ENV = "AFFORD_FORMAT_PLUGINS"

@@ -51,27 +51,27 @@ from schemas.rows import Reject
 from tasks.ingest.common import (
     DATA_ERRORS,
     NUM_HAND_VERTS,
-    CanonicalMesh,
     GraspRecord,
-    HandTemplate,
     IngestError,
-    MeshCache,
     RawSample,
     as_ingest_error,
     check_finite,
     content_hash,
     dataset_root,
-    load_canonical_mesh,
-    matrix_to_rotvec,
-    random_rotation,
     reject_from,
-    rigid_transform_mano,
-    rotvec_to_matrix,
-    safe_unpickle,
     split_for,
     walk_files,
 )
+from tasks.ingest.mano_frame import (
+    HandTemplate,
+    matrix_to_rotvec,
+    random_rotation,
+    rigid_transform_mano,
+    rotvec_to_matrix,
+)
+from tasks.ingest.meshes import CanonicalMesh, MeshCache, load_canonical_mesh
 from tasks.ingest.object_classes import object_class
+from tasks.ingest.pickles import safe_unpickle
 
 DATASET = "grab"
 MEMBERS = ("obj_name", "sbj_id", "motion_intent", "n_frames", "rhand", "object")

@@ -32,27 +32,28 @@ from schemas.rows import Reject
 from tasks.ingest.common import (
     DATA_ERRORS,
     GraspRecord,
-    HandTemplate,
     IngestError,
-    MeshCache,
     RawSample,
     Split,
     as_ingest_error,
     check_finite,
     content_hash,
     dataset_root,
-    format_obj,
-    load_canonical_mesh,
-    matrix_to_rotvec,
-    random_rotation,
     read_bytes,
     reject_from,
-    rigid_transform_mano,
-    rotvec_to_matrix,
-    safe_loads,
     split_for,
 )
+from tasks.ingest.mano_frame import (
+    HandTemplate,
+    matrix_to_rotvec,
+    random_rotation,
+    rigid_transform_mano,
+    rotvec_to_matrix,
+)
+from tasks.ingest.meshes import MeshCache, load_canonical_mesh
+from tasks.ingest.obj_text import format_obj
 from tasks.ingest.object_classes import object_class
+from tasks.ingest.pickles import safe_loads
 
 DATASET = "ho3d"
 SPLITS: dict[str, Split] = {"train": "train", "evaluation": "test"}

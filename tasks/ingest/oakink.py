@@ -46,29 +46,29 @@ from schemas.ids import hash_bytes, make_sample_id
 from schemas.rows import Reject
 from tasks.ingest.common import (
     DATA_ERRORS,
-    CanonicalMesh,
     GraspRecord,
-    HandTemplate,
     IngestError,
-    MeshCache,
     RawSample,
     as_ingest_error,
     check_finite,
     content_hash,
     dataset_root,
-    format_obj,
-    load_canonical_mesh,
-    matrix_to_quat_wxyz,
-    matrix_to_rotvec,
-    quat_wxyz_to_matrix,
     read_bytes,
     reject_from,
-    rigid_transform_mano,
-    rotvec_to_matrix,
-    safe_loads,
     split_for,
     walk_files,
 )
+from tasks.ingest.mano_frame import (
+    HandTemplate,
+    matrix_to_quat_wxyz,
+    matrix_to_rotvec,
+    quat_wxyz_to_matrix,
+    rigid_transform_mano,
+    rotvec_to_matrix,
+)
+from tasks.ingest.meshes import CanonicalMesh, MeshCache, load_canonical_mesh
+from tasks.ingest.obj_text import format_obj
+from tasks.ingest.pickles import safe_loads
 
 DATASET = "oakink"
 SHAPE_DIR = "oakink_shape_v2"

@@ -25,8 +25,9 @@ from ops.surface_sampling import sample_surface
 from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
-from tasks.ingest.common import STAGE_VERSION, HandTemplate, RawSample
+from tasks.ingest.common import STAGE_VERSION, RawSample
 from tasks.ingest.formats import get_format
+from tasks.ingest.mano_frame import HandTemplate
 from tasks.store.layout import check_target
 from tasks.store.write import TableWriter, write_table
 
@@ -176,3 +177,10 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def check_counts(counts: list[IngestCounts]) -> None:
+    """The contract of every stage: inputs = rows + rejects."""
+    for c in counts:
+        if c.inputs != c.rows + c.rejects:
+            raise RuntimeError(f"{c.dataset}: {c.inputs} inputs but {c.rows} rows + {c.rejects} rejects")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,52 +27,11 @@ import torch
 from torch import nn
 
 from models.device import resolve_device
-from models.point_bert import (
-    PRESETS,
-    PointBertConfig,
-    PointTransformer,
-    checkpoint_sha256,
-    load_checkpoint,
-    save_checkpoint,
-)
+from models.point_bert import PRESETS, PointBertConfig, PointTransformer
+from models.point_bert_checkpoint import save_checkpoint
+from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.classifier_data import Clouds
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Classifier training settings; every field bounded in __post_init__."""
-
-    preset: str = PRESETS.default
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    jitter: float = 0.01  # network units (x 0.15 m): ~1.5 mm
-    rotate: bool = False  # random rotation about z in training (off: see the module docstring)
-    label_smoothing: float = 0.1
-    balance: bool = True  # weight the loss by inverse class frequency, so rare classes count as much
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        PRESETS.check(self.preset)
-        for name, low in (("epochs", 1), ("batch_size", 1)):
-            if getattr(self, name) < low:
-                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
-        if not 0 < self.lr < 1:
-            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-
-
-@dataclass
-class TrainResult:
-    model: PointTransformer
-    model_config: PointBertConfig
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
-    checkpoint: Path | None = None
-    checkpoint_sha256: str = ""
+from tasks.pseudo_label.classifier_model import TrainResult, accuracy_of
 
 
 def _augment(points: torch.Tensor, jitter: float, generator: torch.Generator, rotate: bool = True) -> torch.Tensor:
@@ -94,22 +52,6 @@ def _class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     weights = np.ones(num_classes)
     weights[present] = counts.sum() / (present.sum() * counts[present])
     return torch.tensor(weights, dtype=torch.float32)
-
-
-@torch.no_grad()
-def predict_logits(model: PointTransformer, points: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """(N, P, 3) clouds -> (N, C) float32 logits, in eval mode (deterministic for fixed weights)."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = [model(torch.from_numpy(points[i:i + batch_size]).to(device)).float().cpu()
-           for i in range(0, len(points), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, model.config.cls_dim), np.float32)
-
-
-def accuracy_of(model: PointTransformer, clouds: Clouds) -> float:
-    if len(clouds) == 0:
-        return float("nan")
-    return float((predict_logits(model, clouds.points).argmax(1) == clouds.labels).mean())
 
 
 def train_classifier(train: Clouds, val: Clouds, config: TrainConfig, out_dir: str | Path,
@@ -184,12 +126,3 @@ def _save_named(model: PointTransformer, model_config: PointBertConfig, out_dir:
     return final, digest
 
 
-def load_trained(path: str | Path, device: str = "auto") -> TrainResult:
-    """A checkpoint saved by `train_classifier` as a TrainResult (no history); ValueError naming the file when it
-    is missing or holds another architecture."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path}: no such file")
-    model, model_config = load_checkpoint(path)
-    return TrainResult(model=model.to(resolve_device(device)).eval(), model_config=model_config, checkpoint=path,
-                       checkpoint_sha256=checkpoint_sha256(path))

@@ -14,8 +14,10 @@ from models.point_bert import PointTransformer
 from schemas.affordance import AFFORDANCES
 from schemas.manifest import Lineage
 from schemas.rows import PseudoLabel, Reject, Sample
+from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.classifier_data import Clouds, clouds_from_rows, stratified_split
-from tasks.pseudo_label.classifier_train import TrainConfig, TrainResult, predict_logits, train_classifier
+from tasks.pseudo_label.classifier_model import TrainResult, predict_logits
+from tasks.pseudo_label.classifier_train import train_classifier
 from tasks.pseudo_label.labelling import STAGE_VERSION, RuleMeasurement, label_rows, measure_rules
 from tasks.pseudo_label.report import (
     accuracy,

@@ -17,8 +17,9 @@ import numpy as np
 from models.mano import ManoLayer
 from models.mano_pickle import load_mano_pickle
 from models.synthetic_hand import write_synthetic_mano
-from tasks.ingest.common import GraspRecord, HandTemplate
+from tasks.ingest.common import GraspRecord
 from tasks.ingest.formats import get_format, writable_formats
+from tasks.ingest.mano_frame import HandTemplate
 from tasks.synth.grasps import SynthGrasp, synthesize_grasps
 from tasks.synth.objects import CATEGORIES, SynthObject, make_object
 from tasks.synth.truth import write_truth

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.ingest.common import safe_load_pickle
-from tasks.ingest.pipeline import IngestCounts
+from tasks.ingest.pickles import safe_load_pickle
 
 
 def break_two_inputs(datasets_root: Path) -> list[str]:
@@ -24,10 +23,3 @@ def break_two_inputs(datasets_root: Path) -> list[str]:
     frame.write_bytes(pickle.dumps(meta, protocol=2))
     damaged.append(str(frame.relative_to(datasets_root)))
     return damaged
-
-
-def check_counts(counts: list[IngestCounts]) -> None:
-    """The contract of every stage: inputs = rows + rejects."""
-    for c in counts:
-        if c.inputs != c.rows + c.rejects:
-            raise RuntimeError(f"{c.dataset}: {c.inputs} inputs but {c.rows} rows + {c.rejects} rejects")

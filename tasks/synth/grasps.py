@@ -23,7 +23,8 @@ from scipy.spatial.transform import Rotation
 
 from models.mano import ManoLayer, axis_angle_to_matrix
 from models.mano_pickle import ManoParams
-from models.synthetic_hand import DIGITS, TIP_VERTICES, curl_pose
+from models.synthetic_hand_pose import curl_pose
+from models.synthetic_hand_spec import DIGITS, TIP_VERTICES
 from ops.surface_sampling import sample_surface
 from tasks.synth.objects import ObjectPart, SynthObject
 

@@ -178,7 +178,7 @@ def test_pseudo_label_defaults_are_the_training_defaults():
     import inspect
 
     from cli.pseudo_label_cmd import pseudo_label
-    from tasks.pseudo_label.classifier_train import TrainConfig
+    from tasks.pseudo_label.classifier_config import TrainConfig
 
     params = inspect.signature(pseudo_label).parameters
     assert params["epochs"].default.default == TrainConfig.epochs

@@ -11,7 +11,8 @@ import pytest
 
 import flows.evaluate_grasp
 from flows.evaluate_grasp import _plain, default_classifier, evaluate_grasp, grid_picks
-from models.point_bert import PointBertConfig, PointTransformer, save_checkpoint
+from models.point_bert import PointBertConfig, PointTransformer
+from models.point_bert_checkpoint import save_checkpoint
 from schemas.data_root import DataRoot
 from tasks.grasp.evaluation.report import TABLE9_COLUMNS
 from tasks.ingest.delta import save_classifier_state

@@ -9,13 +9,13 @@ import pytest
 
 from flows.self_training import self_training
 from review.store import ReviewStore
+from review.truth import truth_for
 from schemas.review import DecisionIn
 from schemas.rows import AffordanceLabel, PseudoLabel, ReviewDecision, Sample
 from tasks.ingest.formats import FORMATS
 from tasks.ingest.pipeline import ingest
 from tasks.store.read import open_table
 from tasks.synth.datasets import synthesize_datasets
-from tasks.synth.truth import truth_for
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 TARGETS = [fmt for fmt in FORMATS if fmt != "affordpose"]

@@ -11,19 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.point_bert import (
-    CPU_SMALL,
-    PAPER,
-    PRESETS,
-    DropPath,
-    Encoder,
-    Group,
-    PointBertConfig,
-    PointTransformer,
-    load_checkpoint,
-    load_official_checkpoint,
-    save_checkpoint,
-)
+from models.point_bert import CPU_SMALL, PAPER, PRESETS, DropPath, Encoder, Group, PointBertConfig, PointTransformer
+from models.point_bert_checkpoint import load_checkpoint, load_official_checkpoint, save_checkpoint
 
 TINY = PointBertConfig(trans_dim=32, depth=2, drop_path_rate=0.1, num_heads=4, group_size=8, num_group=16,
                        encoder_dims=64, num_points=256)

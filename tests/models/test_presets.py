@@ -12,10 +12,10 @@ from models.affordance_net import AffordanceNet
 from models.point_bert import PRESETS as CLASSIFIER_PRESETS
 from models.point_bert import PointTransformer
 from models.presets import Presets
-from tasks.affordance.train import MapTrainConfig
+from tasks.affordance.config import MapTrainConfig
 from tasks.grasp.config import PRESETS as GRASP_PRESETS
 from tasks.grasp.config import GraspTrainConfig, preset_config
-from tasks.pseudo_label.classifier_train import TrainConfig
+from tasks.pseudo_label.classifier_config import TrainConfig
 
 FAMILIES = {"classifier": CLASSIFIER_PRESETS, "affordance": AFFORDANCE_PRESETS, "grasp": GRASP_PRESETS}
 runner = CliRunner()

@@ -11,15 +11,9 @@ import torch
 
 from models.mano import ManoLayer
 from models.mano_pickle import FIELDS, ManoParams, load_mano_pickle
-from models.synthetic_hand import (
-    DIGITS,
-    FLEXION_AXES,
-    OPPOSITION_AXIS,
-    build_synthetic_hand,
-    curl_pose,
-    mirror_hand,
-    write_synthetic_mano,
-)
+from models.synthetic_hand import build_synthetic_hand, mirror_hand, write_synthetic_mano
+from models.synthetic_hand_pose import curl_pose
+from models.synthetic_hand_spec import DIGITS, FLEXION_AXES, OPPOSITION_AXIS
 
 TIPS = {"thumb": 745, "index": 317, "middle": 444, "ring": 556, "pinky": 673}
 CHAINS = {name: (3 * k + 1, 3 * k + 2, 3 * k + 3) for k, name in enumerate(DIGITS)}  # MANO joints per digit

@@ -16,10 +16,10 @@ from cli.review_cmd import is_loopback
 from review.app import STATIC_DIR, create_app
 from review.images import cycle_images_dir
 from review.resume import is_paused_for_review, prefect_api_url, resume_review_flow, review_pause_key
+from review.simulated import review_queue_over_http, start_review_server, stop_review_server
 from review.store import ReviewStore
 from schemas.affordance import AFFORDANCES
 from schemas.review import DecisionIn, QueueItem, ReviewResult
-from tasks.synth.simulated_reviewer import review_queue_over_http, start_review_server, stop_review_server
 
 SCRIPT = "<script>alert('x')</script>"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32  # served as bytes; the app never decodes it

@@ -12,10 +12,10 @@ import pytest
 
 from review.images import cycle_images_dir, image_path
 from review.resume import is_paused_for_review, prefect_api_url, resume_review_flow, review_pause_key
+from review.simulated import start_review_server, stop_review_server
 from review.store import ReviewStore
 from schemas.affordance import AFFORDANCES
 from schemas.review import QueueItem
-from tasks.synth.simulated_reviewer import start_review_server, stop_review_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -16,7 +16,7 @@ import numpy as np
 from ops.joint_cloud import joint_cloud
 from schemas.affordance import AFFORDANCES, affordance_index
 from tasks.pseudo_label.classifier_data import CLOUD_SCALE
-from tasks.pseudo_label.classifier_train import TrainResult, predict_logits
+from tasks.pseudo_label.classifier_model import TrainResult, predict_logits
 
 # (N, P, 3) float32 clouds in network units -> (N, C) logits over AFFORDANCES.
 Classifier = Callable[[np.ndarray], np.ndarray]

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from models.mano import ManoLayer
 from ops.hand_mesh import check_hand_verts, check_mesh
 from ops.surface_sampling import sample_surface
 from schemas.affordance import normalise_affordance
@@ -28,9 +26,7 @@ from tasks.grasp.evaluation.diversity import NUM_CLUSTERS, diversity
 from tasks.grasp.evaluation.penetration import VOXEL_PITCH_M, GraspGeometry, ObjectGrasps, object_geometry
 from tasks.grasp.evaluation.report import GridGrasp, GroupMetrics, render_table9
 from tasks.grasp.evaluation.simulation import SimConfig, SimJob, SimResult, object_key, sim_pool, simulate_many
-from tasks.pseudo_label.classifier_train import TrainResult
-from tasks.synth.grasps import SynthGrasp
-from tasks.synth.objects import SynthObject
+from tasks.pseudo_label.classifier_model import TrainResult
 
 OBJECT_POINTS = 2048  # surface samples per object for the classifier, as ingest stores them
 
@@ -223,23 +219,6 @@ def evaluate_grasps(grasps: Sequence[GeneratedGrasp], classifier: TrainResult | 
               for (dataset, heads), index in members.items()]
     seconds["diversity"] = time.perf_counter() - start
     return EvalReport(groups, scores, seconds)
-
-
-def from_synth_grasps(obj: SynthObject, synth: Sequence[SynthGrasp], layer: ManoLayer, dataset: str,
-                      dam_heads: int = 1) -> list[GeneratedGrasp]:
-    """A synthetic dataset's own grasps as GeneratedGrasps: the ground-truth row of a table, and the stand-in for
-    generator output in tests and benchmarks. Joints come from MANO with the grasp's pose, shape and translation,
-    which places the hand exactly as tasks/synth/grasps.py did (rotation about the rest wrist, then trans)."""
-    if not synth:
-        return []
-    pose = torch.tensor(np.stack([g.pose for g in synth]), dtype=torch.float32)  # (B, 48) axis-angle
-    betas = torch.tensor(np.stack([g.betas for g in synth]), dtype=torch.float32)
-    trans = torch.tensor(np.stack([g.trans for g in synth]), dtype=torch.float32)
-    with torch.no_grad():
-        verts, joints = (t.double().numpy() / 1000 for t in layer(pose, betas, trans))  # mm -> m
-    faces = layer.th_faces.numpy()
-    return [GeneratedGrasp(obj.object_id, verts[i], faces, joints[i], g.trans.astype(np.float64), obj.vertices,
-                           obj.faces, g.affordance, dataset, dam_heads) for i, g in enumerate(synth)]
 
 
 def grid_items(grasps: Sequence[GeneratedGrasp], scores: Sequence[GraspScores] | None = None) -> list[GridGrasp]:

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from tasks.affordance.evaluation import Evaluation
 from tasks.affordance.maps import evaluation_report, wrong_instruction
 from tasks.affordance.metrics import sample_metrics
-from tasks.affordance.train import Evaluation
 
 
 def test_wrong_instruction_asks_for_an_action_the_object_lacks() -> None:

@@ -7,15 +7,11 @@ import torch
 
 from models.text_encoder import TextEncoder
 from schemas.rows import Sample
+from tasks.affordance.config import MapTrainConfig
 from tasks.affordance.data import items_from_samples
-from tasks.affordance.train import (
-    MapTrainConfig,
-    TextBank,
-    evaluate_maps,
-    load_map_model,
-    predict_maps,
-    train_map_model,
-)
+from tasks.affordance.evaluation import evaluate_maps
+from tasks.affordance.inference import TextBank, load_map_model, predict_maps
+from tasks.affordance.train import train_map_model
 from tests.factories import sample_dicts
 
 WRAP, PRESS = "Wrap your hand around the top of the ball", "Press the bottom of the ball"

@@ -14,7 +14,9 @@ from schemas.ids import make_sample_id
 from schemas.rows import Reject, Sample
 from tasks.ingest import affordpose as ingest_affordpose
 from tasks.ingest.affordpose import affordpose_name, iter_affordpose, write_affordpose
-from tasks.ingest.common import RawSample, parse_obj, quat_wxyz_to_matrix, split_for
+from tasks.ingest.common import RawSample, split_for
+from tasks.ingest.mano_frame import quat_wxyz_to_matrix
+from tasks.ingest.obj_text import parse_obj
 from tests.tasks.ingest.test_common import centroid_of, make_records, make_template
 
 AFFORDANCES = ("handle-grasp", "wrap-grasp", "press", "twist")
@@ -173,7 +175,7 @@ def test_a_repeated_bad_mesh_is_reported_against_each_file(tmp_path):
     """Two grasps embedding the same open mesh: each reject names its own file, not the first one read."""
     import trimesh
 
-    from tasks.ingest.common import format_obj
+    from tasks.ingest.obj_text import format_obj
 
     box = trimesh.creation.box(extents=(0.05, 0.05, 0.05))
     open_mesh = format_obj(box.vertices * 1000, box.faces[:-1], np.zeros(len(box.vertices), np.int8))

@@ -19,26 +19,19 @@ import trimesh
 from schemas.ids import make_sample_id
 from schemas.rows import Sample
 from tasks.ingest.common import (
-    CanonicalMesh,
     GraspRecord,
-    HandTemplate,
     IngestError,
-    MeshCache,
     RawSample,
     as_ingest_error,
     check_finite,
     content_hash,
-    format_obj,
-    load_canonical_mesh,
-    load_mesh,
-    parse_obj,
     reject_from,
-    rigid_transform_mano,
-    root_joint,
-    rotvec_to_matrix,
-    safe_load_pickle,
     split_for,
 )
+from tasks.ingest.mano_frame import HandTemplate, rigid_transform_mano, root_joint, rotvec_to_matrix
+from tasks.ingest.meshes import CanonicalMesh, MeshCache, load_canonical_mesh, load_mesh
+from tasks.ingest.obj_text import format_obj, parse_obj
+from tasks.ingest.pickles import safe_load_pickle
 
 
 # -- factories (used by the per-dataset tests) ---------------------------------------------------------------
@@ -339,7 +332,8 @@ def test_mesh_cache_loads_once_evicts_oldest_and_remembers_errors():
 
 def test_touching_closed_shells_count_as_watertight(tmp_path):
     """Two closed boxes sharing an edge: closed as stored, non-manifold once merged; accepted."""
-    from tasks.ingest.common import IngestError, check_mesh
+    from tasks.ingest.common import IngestError
+    from tasks.ingest.meshes import check_mesh
 
     a = trimesh.creation.box(extents=(1, 1, 1))
     b = trimesh.creation.box(extents=(1, 1, 1))

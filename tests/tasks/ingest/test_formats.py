@@ -27,7 +27,8 @@ PLUGIN = textwrap.dedent('''
     import numpy as np
 
     from schemas.ids import hash_bytes, make_sample_id
-    from tasks.ingest.common import IngestError, RawSample, canonical_mesh, reject_from, split_for
+    from tasks.ingest.common import IngestError, RawSample, reject_from, split_for
+    from tasks.ingest.meshes import canonical_mesh
     from tasks.ingest.formats import DatasetFormat, register_format
 
 

@@ -12,8 +12,9 @@ import trimesh
 
 from schemas.ids import make_sample_id
 from schemas.rows import Reject, Sample
-from tasks.ingest.common import GraspRecord, HandTemplate, RawSample, rotvec_to_matrix, split_for
+from tasks.ingest.common import GraspRecord, RawSample, split_for
 from tasks.ingest.grab import iter_grab, load_npz_safely, write_grab
+from tasks.ingest.mano_frame import HandTemplate, rotvec_to_matrix
 from tests.tasks.ingest.test_common import (
     _Evil,
     assert_same_rotations,

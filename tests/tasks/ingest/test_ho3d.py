@@ -12,8 +12,11 @@ import pytest
 
 from schemas.ids import make_sample_id
 from schemas.rows import Reject, Sample
-from tasks.ingest.common import RawSample, format_obj, rotvec_to_matrix, safe_load_pickle
+from tasks.ingest.common import RawSample
 from tasks.ingest.ho3d import iter_ho3d, write_ho3d
+from tasks.ingest.mano_frame import rotvec_to_matrix
+from tasks.ingest.obj_text import format_obj
+from tasks.ingest.pickles import safe_load_pickle
 from tests.tasks.ingest.test_common import (
     _Evil,
     assert_same_rotations,

@@ -12,8 +12,11 @@ import pytest
 
 from schemas.ids import make_sample_id
 from schemas.rows import Reject, Sample
-from tasks.ingest.common import RawSample, format_obj, load_mesh, safe_load_pickle, split_for
+from tasks.ingest.common import RawSample, split_for
+from tasks.ingest.meshes import load_mesh
 from tasks.ingest.oakink import iter_oakink, write_oakink
+from tasks.ingest.obj_text import format_obj
+from tasks.ingest.pickles import safe_load_pickle
 from tests.tasks.ingest.test_common import (
     _Evil,
     assert_same_rotations,

@@ -3,11 +3,13 @@ import hashlib
 import numpy as np
 import pytest
 
-from models.point_bert import load_checkpoint
+from models.point_bert_checkpoint import load_checkpoint
 from schemas.affordance import AFFORDANCES
 from schemas.rows import PseudoLabel
+from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.classifier_data import Clouds
-from tasks.pseudo_label.classifier_train import TrainConfig, predict_logits, train_classifier
+from tasks.pseudo_label.classifier_model import predict_logits
+from tasks.pseudo_label.classifier_train import train_classifier
 from tasks.pseudo_label.labelling import label_rows, measure_rules
 
 pytestmark = pytest.mark.slow
@@ -90,14 +92,14 @@ def test_training_without_validation_samples_keeps_the_last_epoch(tmp_path):
 
 
 def test_load_trained_names_the_missing_file(tmp_path):
-    from tasks.pseudo_label.classifier_train import load_trained
+    from tasks.pseudo_label.classifier_model import load_trained
 
     with pytest.raises(ValueError, match=r"checkpoint .*nope\.pt: no such file"):
         load_trained(tmp_path / "nope.pt")
 
 
 def test_loaded_checkpoint_labels_exactly_as_the_trained_model(trained):
-    from tasks.pseudo_label.classifier_train import load_trained
+    from tasks.pseudo_label.classifier_model import load_trained
 
     result, _ = trained
     loaded = load_trained(result.checkpoint, device="cpu")

@@ -5,10 +5,10 @@ import pytest
 
 from schemas.rows import Reject, Sample
 from tasks.ingest.formats import FORMATS
-from tasks.ingest.pipeline import ingest
+from tasks.ingest.pipeline import check_counts, ingest
 from tasks.store.read import open_table
 from tasks.synth.datasets import synthesize_datasets
-from tasks.synth.demo import break_two_inputs, check_counts
+from tasks.synth.demo import break_two_inputs
 
 pytestmark = pytest.mark.slow
 

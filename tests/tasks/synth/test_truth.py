@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
+from review.truth import truth_for
 from schemas.rows import Sample
 from tasks.ingest.pipeline import ingest
 from tasks.store.read import open_table
 from tasks.synth.datasets import synthesize_datasets
-from tasks.synth.truth import truth_for
 
 pytestmark = pytest.mark.slow
 

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.point_bert import PointBertConfig, PointTransformer, save_checkpoint
+from models.point_bert import PointBertConfig, PointTransformer
+from models.point_bert_checkpoint import save_checkpoint
 from schemas.affordance import AFFORDANCES, affordance_index
 from tasks.grasp.evaluation.accuracy import accuracy, affordance_accuracy, grasp_clouds
 from tasks.pseudo_label.classifier_data import sample_cloud
-from tasks.pseudo_label.classifier_train import load_trained, predict_logits
+from tasks.pseudo_label.classifier_model import load_trained, predict_logits
 from tests.factories import samples
 
 TINY = PointBertConfig(trans_dim=32, depth=1, drop_path_rate=0.0, num_heads=2, group_size=8, num_group=8,

@@ -21,7 +21,7 @@ import httpx
 from schemas.affordance import AFFORDANCES, normalise_affordance
 from schemas.review import DECISIONS, DecisionIn, ItemState, QueueItem
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository root
+ROOT = Path(__file__).resolve().parents[1]  # the repository root
 TOKEN_ENV = "AFFORD_REVIEW_TOKEN"  # cli.review_cmd reads the token from here: argv is visible to every user
 
 

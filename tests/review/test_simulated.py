@@ -4,15 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from review.store import ReviewStore
-from schemas.affordance import AFFORDANCES
-from schemas.review import QueueItem
-from tasks.synth.simulated_reviewer import (
+from review.simulated import (
     choose_decision,
     review_queue_over_http,
     start_review_server,
     stop_review_server,
 )
+from review.store import ReviewStore
+from schemas.affordance import AFFORDANCES
+from schemas.review import QueueItem
 
 N = 40
 
