@@ -14,7 +14,6 @@ from typing import Literal
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NONE
 
 from flows.affordance import affordance
 from flows.instruct import instruct
@@ -27,26 +26,16 @@ from schemas.rows import Reject, Sample
 from schemas.settings import AffordSettings
 from tasks.affordance.config import MapTrainConfig
 from tasks.affordance.data import NoMapItems
-from tasks.ingest.delta import ingest_delta
 from tasks.ingest.formats import FORMATS, get_format, labelled_format
+from tasks.ingest.ingest_task import ingest_counts, ingest_task
 from tasks.ingest.pipeline import IngestCounts, check_counts
 from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.stage import NoLabelledSamples
 from tasks.runtime.task_runners import make_task_runner
 from tasks.store.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs
 from tasks.store.inspect import human_bytes, summarise
-from tasks.store.read import open_table, table_exists
+from tasks.store.read import open_table
 from tasks.store.write import write_table
-
-
-@task(name="ingest", cache_policy=NONE)  # content hashes decide what is recomputed, not Prefect's cache
-def ingest_task(fmt: str, root: Path, table: Path, mano_root: Path, num_points: int, seed: int) -> IngestCounts:
-    """Content-hash keyed: only samples that are new or whose source bytes changed are completed and written."""
-    delta = ingest_delta(fmt, root, table, mano_root, num_points=num_points, seed=seed)
-    print(delta.summary())
-    rows = open_table(table, Sample).manifest.num_rows if table_exists(table) else 0
-    return IngestCounts(dataset=fmt, inputs=delta.inputs, rows=rows, rejects=delta.rejects, seconds=delta.seconds,
-                        table=table, rejects_table=DataRoot.beside(table, "rejects"))
 
 
 @flow(name="ingest-all")
@@ -54,9 +43,9 @@ def ingest_all(formats: list[str], datasets_root: str, data_root: str, mano_root
                seed: int) -> list[IngestCounts]:
     """One ingest task per dataset folder, fanned out on the flow's task runner (threads, or Dask)."""
     datasets, layout = Path(datasets_root), DataRoot(data_root)
-    futures = [ingest_task.submit(fmt, datasets / fmt, layout.table(fmt), Path(mano_root), num_points, seed)
-               for fmt in formats]
-    return [future.result() for future in futures]
+    futures = {fmt: ingest_task.submit(fmt, datasets / fmt, layout.table(fmt), Path(mano_root), num_points, seed)
+               for fmt in formats}
+    return [ingest_counts(future.result(), layout.table(fmt)) for fmt, future in futures.items()]
 
 
 @task(name="join-annotated")

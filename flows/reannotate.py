@@ -10,150 +10,31 @@ datasets changing together queue instead of racing on the shared tables.
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from prefect import flow, task
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NONE
 
-from models.text_encoder import TextEncoder
-from schemas.affordance_map import AffordanceMapRow
-from schemas.annotated import AnnotatedRow
 from schemas.data_root import DataRoot
-from schemas.instruction import InstructionRow
 from schemas.manifest import Lineage
-from schemas.rows import AffordanceLabel, Reject, Sample
-from schemas.settings import AffordSettings
-from tasks.affordance.inference import TextBank, load_map_model
-from tasks.affordance.maps import InferInput, infer_rows
 from tasks.ingest.delta import (
     STAGE_VERSION,
-    SampleDelta,
-    ingest_delta,
-    load_classifier_state,
-    replace_rejects,
-    unreviewed_labels,
-    upsert,
 )
 from tasks.ingest.formats import get_format
-from tasks.instruct.cache import InstructionCache
-from tasks.instruct.stage import instruct_samples
-from tasks.pseudo_label.classifier_data import clouds_from_rows
-from tasks.pseudo_label.classifier_model import load_trained, predict_logits
-from tasks.pseudo_label.labelling import label_rows
-from tasks.store.annotated_join import join_rows, load_join_inputs
-from tasks.store.read import open_table, table_exists
+from tasks.ingest.ingest_task import ingest_task
+from tasks.ingest.reannotate_steps import (
+    changed_samples,
+    ingested_with,
+    instruct_task,
+    instructed_with,
+    join_task,
+    label_task,
+    map_task,
+    reannotate_report,
+)
 from tasks.store.root_lock import data_root_lock
-
-
-def ingested_with(table: Path, num_points: int | None, seed: int | None) -> tuple[int, int]:
-    """The given values, else those the table was last ingested with (so changed samples match the rest),
-    else the defaults 2048 and 0."""
-    params = open_table(table).manifest.lineage.params if table_exists(table) else {}
-    return (num_points if num_points is not None else int(params.get("num_points", 2048)),
-            seed if seed is not None else int(params.get("seed", 0)))
-
-
-def instructed_with(table: Path, generator: str | None, k: int | None) -> tuple[str, int]:
-    """The given generator and k, else those that last wrote the instructions table, else auto and 3."""
-    params = open_table(table).manifest.lineage.params if table_exists(table) else {}
-    return (generator or str(params.get("generator", "auto")), k if k is not None else int(params.get("k", 3)))
-
-
-def changed_samples(table: Path, ids: set[str]) -> list[Sample]:
-    return [row for row in open_table(table, Sample).iter_rows() if row.sample_id in ids] if ids else []
-
-
-@task(name="ingest-changed", cache_policy=NONE)
-def ingest_task(dataset: str, root: Path, table: Path, mano_root: Path, num_points: int, seed: int) -> SampleDelta:
-    return ingest_delta(dataset, root, table, mano_root, num_points=num_points, seed=seed)
-
-
-@task(name="label-changed", cache_policy=NONE)
-def label_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
-    """Label changed target samples with the last full run's classifier and rule -> affordance_labels."""
-    layout = DataRoot(data_root)
-    labels = []
-    if samples:
-        state_file = DataRoot(data_root).current("classifier")
-        state = load_classifier_state(state_file)
-        result = load_trained(state.checkpoint)
-        if result.checkpoint_sha256 != state.checkpoint_sha256:
-            raise ValueError(f"{state.checkpoint}: sha256 {result.checkpoint_sha256[:12]} is not the "
-                             f"{state.checkpoint_sha256[:12]} recorded in {state_file}")
-        rejects: list[Reject] = []
-        clouds = clouds_from_rows(samples, result.model_config.num_points, on_error=lambda row, exc: rejects.append(
-            Reject(sample_id=row.sample_id, stage_version=STAGE_VERSION, stage="pseudo_label",
-                   source=str(layout.tables), reason=str(exc), dataset=row.dataset)))
-        if len(clouds):
-            pseudo = label_rows(clouds, [s.rsplit("-", 1)[0] for s in clouds.sample_ids],
-                                predict_logits(result.model, clouds.points), state.rule, state.class_stats(), state.k,
-                                state.cycle, state.checkpoint_sha256)
-            labels = unreviewed_labels(pseudo, state)
-        ids = {s.sample_id for s in samples}
-        replace_rejects(layout.rejects, "pseudo_label", rejects, lineage, lambda sid, ds: sid in ids)
-    return upsert(layout.affordance_labels, labels, AffordanceLabel, removed, lineage)
-
-
-@task(name="instruct-changed", cache_policy=NONE)
-def instruct_task(samples: list[Sample], removed: list[str], data_root: Path, generator: str, k: int,
-                  lineage: Lineage) -> dict[str, int]:
-    """Instructions for the changed labelled samples; cached keys cost no call (the endpoint starts only for a
-    key the cache lacks)."""
-    from flows.instruct import chosen_generator
-
-    layout = DataRoot(data_root)
-    labels = ({r.sample_id: r.affordance for r in open_table(layout.affordance_labels, AffordanceLabel).iter_rows()}
-              if table_exists(layout.affordance_labels) else {})
-    inputs = [(s.sample_id, s.dataset, s.object_category, s.affordance or labels[s.sample_id], None)
-              for s in samples if s.affordance or s.sample_id in labels]
-    rows, counts = [], None
-    if inputs:
-        settings = AffordSettings(data_root=data_root)  # the same cache the full run's instruct stage filled
-        with chosen_generator(generator, settings) as chosen:
-            cache = InstructionCache(DataRoot(settings.data_root).instruction_cache)
-            rows, counts = instruct_samples(inputs, chosen, cache, k=k)
-    written = upsert(layout.instructions, rows, InstructionRow, removed, lineage)
-    return {"rows": written, "keys": counts.keys if counts else 0, "cache_hits": counts.cache_hits if counts else 0,
-            "endpoint_calls": counts.endpoint_calls if counts else 0}
-
-
-@task(name="map-changed", cache_policy=NONE)
-def map_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
-    """Affordance maps for the changed target samples with the last full run's checkpoint."""
-    layout = DataRoot(data_root)
-    instructions = ({r.sample_id: r for r in open_table(layout.instructions, InstructionRow).iter_rows()}
-                    if table_exists(layout.instructions) else {})
-    inputs = [InferInput(s.sample_id, s.dataset, instructions[s.sample_id].object_class,
-                         instructions[s.sample_id].affordance, instructions[s.sample_id].instruction,
-                         s.object_points) for s in samples if s.sample_id in instructions]
-    rows = []
-    if inputs:
-        current = DataRoot(data_root).current("affordance")
-        if not current.is_file():
-            raise ValueError(f"{current}: no affordance-map model recorded; run the full annotate flow first")
-        model = load_map_model(json.loads(current.read_text())["checkpoint"])
-        bank = TextBank([i.instruction for i in inputs], TextEncoder())
-        rows, _ = infer_rows(model.model, inputs, bank, model.checkpoint_sha256)
-    return upsert(layout.affordance_maps, rows, AffordanceMapRow, removed, lineage)
-
-
-@task(name="join-changed", cache_policy=NONE)
-def join_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
-    layout = DataRoot(data_root)
-    labels, instructions, maps = load_join_inputs(layout.affordance_labels, layout.instructions,
-                                                  layout.affordance_maps)
-    rejects: list[Reject] = []
-    rows, _ = join_rows(samples, labels, instructions, maps, rejects)
-    ids = {s.sample_id for s in samples} | set(removed)
-    replace_rejects(layout.rejects, "annotate", rejects, lineage, lambda sid, ds: sid in ids)
-    # A changed sample that no longer joins (e.g. it lost its label) must not keep its old annotated row.
-    stale = removed + [s.sample_id for s in samples if s.sample_id not in {r.sample_id for r in rows}]
-    return upsert(layout.annotated, rows, AnnotatedRow, stale, lineage)
 
 
 @flow(name="reannotate", log_prints=True)
@@ -178,7 +59,6 @@ def reannotate(dataset: str, datasets_root: str, data_root: str = "afford-data",
         mano = Path(mano_root) if mano_root else Path(datasets_root) / "mano"
         num_points, seed = ingested_with(layout.table(dataset), num_points, seed)
         delta = ingest_task(dataset, folder, layout.table(dataset), mano, num_points, seed)
-        print(delta.summary())
         samples = changed_samples(layout.table(dataset), set(delta.changed))
         targets = [] if carries_labels else samples
         labelled = label_task(targets, delta.removed, root, lineage) if not carries_labels else 0
@@ -187,19 +67,7 @@ def reannotate(dataset: str, datasets_root: str, data_root: str = "afford-data",
         instructed = instruct_task(samples, delta.removed, root, instructions, k, instruct_lineage)
         mapped = map_task(targets, delta.removed, root, lineage) if not carries_labels else 0
         joined = join_task(samples, delta.removed, root, lineage)
-    report = {"dataset": dataset, "event_id": event_id, "finished_at": datetime.now(UTC).isoformat(),
-              "inputs": delta.inputs, "unchanged": delta.unchanged, "changed": delta.changed,
-              "removed": delta.removed, "rejects": delta.rejects, "labelled": labelled, "instructions": instructed,
-              "mapped": mapped, "annotated": joined, "seconds": round(time.perf_counter() - start, 3)}
-    out = layout.reannotate_reports
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{report['finished_at'].replace(':', '')}-{dataset}.json").write_text(json.dumps(report, indent=1))
-    markdown = "\n".join([
-        f"## Re-annotation of {dataset}", "", f"- {delta.summary()}",
-        f"- labels: {labelled} changed target samples labelled (origin `unreviewed` or `low_confidence`)",
-        f"- instructions: {instructed['rows']} rows, {instructed['keys']} keys, {instructed['cache_hits']} from "
-        f"the cache, {instructed['endpoint_calls']} endpoint calls",
-        f"- affordance maps: {mapped}; annotated rows rewritten: {joined}; removed everywhere: {len(delta.removed)}",
-        f"- {report['seconds']:.1f} s" + (f"; event `{event_id}`" if event_id else "")])
+    markdown = reannotate_report(layout, dataset, event_id, delta, labelled, instructed, mapped, joined,
+                                 time.perf_counter() - start)
     create_markdown_artifact(markdown=markdown, key=f"reannotate-{dataset}", description="Incremental re-annotation")
     return markdown

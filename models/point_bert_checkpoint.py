@@ -3,7 +3,6 @@ coverage checked), and saving / loading the classifier's own checkpoints with th
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from models.point_bert import (
     PointBertConfig,
     PointTransformer,
 )
+from schemas.ids import hash_file
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def save_checkpoint(model: PointTransformer, config: PointBertConfig, path: str 
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save({"model": state, "config": asdict(config)}, tmp)
     os.replace(tmp, path)
-    return _sha256(path)
+    return hash_file(path)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[PointTransformer, PointBertConfig]:
@@ -150,13 +150,5 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[PointTransformer, Poi
 
 def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
     """sha256 of a checkpoint file: the name under which labels produced with it are traced."""
-    return _sha256(Path(path))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return hash_file(path)
 

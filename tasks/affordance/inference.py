@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 from models.affordance_net import AffordanceNet, AffordanceNetConfig
 from models.device import resolve_device
 from models.text_encoder import TextEncoder
+from schemas.ids import hash_file
 from tasks.affordance.config import CHECKPOINT_FORMAT
 
 
@@ -69,15 +69,7 @@ def load_map_model(path: str | Path, device: str = "auto") -> MapModel:
     except RuntimeError as exc:
         raise ValueError(f"checkpoint {path}: weights do not fit the saved config ({exc})") from None
     return MapModel(model=model.to(resolve_device(device)).eval(), config=config, checkpoint=path,
-                    checkpoint_sha256=_sha256(path))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+                    checkpoint_sha256=hash_file(path))
 
 
 @torch.no_grad()

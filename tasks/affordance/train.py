@@ -22,9 +22,10 @@ import torch
 from models.affordance_loss import affordance_loss
 from models.affordance_net import PRESETS, AffordanceNet
 from models.device import resolve_device
+from schemas.ids import hash_file
 from tasks.affordance.config import CHECKPOINT_FORMAT, MapTrainConfig
 from tasks.affordance.data import Key, MapItems, NoMapItems
-from tasks.affordance.inference import MapModel, TextBank, _sha256
+from tasks.affordance.inference import MapModel, TextBank
 
 
 def _augment(points: torch.Tensor, config: MapTrainConfig,
@@ -106,7 +107,7 @@ def save_map_model(model: AffordanceNet, train_config: MapTrainConfig, text_enco
     tmp = out / ".affordance_net.tmp.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "config": asdict(model.config), "train_config": asdict(train_config),
                 "text_encoder": text_encoder, "state_dict": model.state_dict()}, tmp)
-    digest = _sha256(tmp)
+    digest = hash_file(tmp)
     final = out / f"affordance_net-{digest[:12]}.pt"
     shutil.move(tmp, final)
     return final, digest

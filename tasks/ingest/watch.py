@@ -21,7 +21,6 @@ No Prefect import at module level: only `emit_changes` needs it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -31,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from schemas.ids import hash_file
 from tasks.ingest.formats import FORMATS
 
 EVENT = "dataset.changed"
@@ -49,11 +49,7 @@ def _skipped(name: str) -> bool:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(BLOCK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
+    return hash_file(path)
 
 
 def scan(dataset_root: Path) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 
 from schemas.arrow_convert import batch_to_dicts
 from schemas.arrow_schema import arrow_schema, row_model_name
+from schemas.ids import hash_file
 from schemas.manifest import ShardInfo, TableManifest
 from schemas.rows import Row
 from tasks.store import layout
@@ -104,12 +104,9 @@ class Table:
             raise ChecksumError(path, f"size {size} bytes, manifest says {shard.bytes} (truncated or replaced)")
         if not full or shard.name in self._verified:
             return
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        if digest.hexdigest() != shard.sha256:
-            raise ChecksumError(path, f"sha256 {digest.hexdigest()[:16]}... differs from the manifest's "
+        actual = hash_file(path)
+        if actual != shard.sha256:
+            raise ChecksumError(path, f"sha256 {actual[:16]}... differs from the manifest's "
                                       f"{shard.sha256[:16]}...")
         self._verified.add(shard.name)
 

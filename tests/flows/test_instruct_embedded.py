@@ -2,9 +2,9 @@
 
 import pytest
 
-from flows.instruct import chosen_generator
 from schemas.settings import AffordSettings
 from tasks.instruct.cache import InstructionCache
+from tasks.instruct.choice import chosen_generator
 from tasks.instruct.endpoint import ensure_model_dir
 from tasks.instruct.generators import InstructionKey, TemplateGenerator
 from tasks.instruct.stage import instruct_samples
