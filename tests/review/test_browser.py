@@ -118,7 +118,7 @@ def test_review_a_queue_with_the_keyboard_resumes_the_paused_flow(tmp_path, pref
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
 
-    from flows.self_training import ReviewInput
+    from tasks.pseudo_label.self_training_loop import ReviewInput
 
     store_path, images_dir = tmp_path / "review.sqlite", tmp_path / "images"
     items = _items()

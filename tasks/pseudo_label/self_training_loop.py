@@ -1,0 +1,265 @@
+"""The self-training loop's steps: prepare the clouds, and per cycle train -> pseudo-label -> open the review
+queue -> wait for the review -> merge; then the final labels and the per-cycle report. The self_training flow
+sequences these; each cycle's state lives in a `SelfTrainingRun`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from review.images import cycle_images_dir, render_queue_images
+from review.queue import sample_queue
+from review.resume import review_pause_key
+from review.store import ReviewStore
+from schemas.affordance import affordance_index
+from schemas.data_root import DataRoot
+from schemas.manifest import Lineage
+from schemas.review import ItemState
+from schemas.rows import AffordanceLabel, PseudoLabel, Reject, ReviewDecision
+from tasks.ingest.delta import save_classifier_state
+from tasks.pseudo_label.classifier_config import TrainConfig
+from tasks.pseudo_label.classifier_data import Clouds
+from tasks.pseudo_label.classifier_model import TrainResult
+from tasks.pseudo_label.label_quality import label_quality, passes_gate, quality_markdown
+from tasks.pseudo_label.report import epoch_line, rule_table, summary_table
+from tasks.pseudo_label.self_training import (
+    STAGE_VERSION,
+    CycleRecord,
+    cycle_table,
+    decision_rows,
+    low_confidence,
+    merge_cycle,
+)
+from tasks.pseudo_label.stage import StageReport, label_clouds, prepare_clouds, train_and_evaluate
+from tasks.store.write import write_table
+
+
+class ReviewInput(RunInput):
+    """What resumes a paused cycle. The web app sends the final item states; from the Prefect UI's form, leave
+    `items` empty and the decisions are read from the review store."""
+
+    cycle: int = Field(ge=0, description="The cycle whose review is complete.")
+    items: list[ItemState] = Field(default_factory=list, description="Final item states (empty: read the store).")
+
+
+@task(name="prepare-clouds", cache_policy=NONE)
+def clouds_task(tables: list[Path], num_points: int) -> Clouds:
+    rejects: list[Reject] = []
+    parts = [prepare_clouds(table, num_points, rejects) for table in tables]
+    if rejects:
+        write_table(DataRoot.beside(tables[0], "rejects"), rejects, Reject)
+    clouds = parts[0]
+    for part in parts[1:]:
+        clouds = clouds.concat(part)
+    return clouds
+
+
+@task(name="train-cycle", cache_policy=NONE)
+def train_cycle_task(labelled: Clouds, extra: Clouds, config: TrainConfig, out_dir: Path, k: float,
+                     initial: TrainResult | None) -> tuple[TrainResult, StageReport]:
+    start = time.perf_counter()
+    return train_and_evaluate(labelled, config, out_dir, k, extra_train=extra,
+                              initial=initial.model if initial else None,
+                              progress=lambda r: print(epoch_line(r, config.epochs, time.perf_counter() - start)))
+
+
+@task(name="pseudo-label-cycle", cache_policy=NONE)
+def label_cycle_task(result: TrainResult, report: StageReport, remaining: Clouds, k: float, cycle: int,
+                     labels_table: Path) -> list[PseudoLabel]:
+    labels = label_clouds(result, report, remaining, k, cycle)
+    lineage = Lineage(stage="self_training", stage_version=STAGE_VERSION, checkpoint_sha256=report.checkpoint_sha256,
+                      params={"rule": report.rule, "k": k, "cycle": cycle})
+    write_table(labels_table, labels, PseudoLabel, lineage=lineage)
+    return labels
+
+
+@task(name="open-review-queue", cache_policy=NONE)
+def queue_task(store_path: Path, images_dir: Path, labels: list[PseudoLabel], categories: dict[str, str],
+               cycle: int, size: int, seed: int, sample_tables: list[Path], hand_faces: np.ndarray) -> int:
+    items = sample_queue(labels, categories, cycle, size=size, seed=seed)
+    render_queue_images(items, sample_tables, hand_faces, cycle_images_dir(images_dir, cycle))
+    ReviewStore(store_path).create_queue(cycle, items, flow_run_id=str(flow_run.id))
+    return len(items)
+
+
+def _simulated_review(base_url: str, cycle: int, truth: dict[str, str], error_rate: float,
+                      seed: int) -> threading.Thread:
+    from review.simulated import review_queue_over_http
+
+    thread = threading.Thread(target=review_queue_over_http, args=(base_url, cycle, truth),
+                              kwargs={"error_rate": error_rate, "seed": seed}, daemon=True)
+    thread.start()
+    return thread
+
+
+def _classifier_markdown(report: StageReport) -> str:
+    """Cycle 0's classifier figures: accuracy per split, both rules on the held-out test split, the choice."""
+    return "\n\n".join(["## Classifier (cycle 0, AffordPose only)", summary_table(report.split_accuracy),
+                         "Confidence rules on the held-out test split (treated as unlabelled):",
+                         rule_table(report.measurement.reports),
+                         f"Default rule: **{report.rule}**. {report.measurement.choice.reason}",
+                         f"Checkpoint `{report.checkpoint}`; plots " +
+                         ", ".join(f"`{p}`" for p in report.files.values())])
+
+
+def _finish(root: Path, out: Path, pool: Clouds, merged: dict[str, AffordanceLabel],
+            last_label: dict[str, PseudoLabel], records: list[CycleRecord], first: StageReport | None) -> str:
+    """Write the final labels (merged + low_confidence), the per-cycle table, and the artifacts."""
+    final = list(merged.values()) + low_confidence(last_label.values(), set(merged))
+    write_table(DataRoot(root).affordance_labels, final, AffordanceLabel,
+                lineage=Lineage(stage="self_training", stage_version=STAGE_VERSION, params={"cycles": len(records)}))
+    table = cycle_table(records)
+    origins = {o: sum(label.origin == o for label in final) for o in ("validated", "relabelled", "low_confidence")}
+    markdown = "\n\n".join([
+        *([_classifier_markdown(first)] if first else []), "## Self-training", table,
+        f"{len(final)} of {len(pool)} target samples labelled ({100 * len(final) / max(len(pool), 1):.1f} % "
+        f"coverage): {origins['validated']} validated, {origins['relabelled']} relabelled by a reviewer, "
+        f"{origins['low_confidence']} low_confidence (never accepted; the last model's label). Table "
+        f"`{DataRoot(root).affordance_labels.absolute()}`."])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cycles.md").write_text(markdown)
+    (out / "cycles.json").write_text(json.dumps([r.as_dict() for r in records], indent=2))
+    create_markdown_artifact(markdown=markdown, key="self-training", description="Per-cycle self-training table")
+    create_table_artifact(table=[r.as_dict() for r in records], key="self-training-cycles",
+                          description="Coverage, acceptance, validation and reviewed accuracy per cycle")
+    return markdown
+
+
+
+@dataclass(frozen=True)
+class CycleSettings:
+    """The self_training flow's knobs that every cycle reads."""
+
+    classifier_preset: str
+    epochs: int  # cycle 0
+    epochs_per_cycle: int  # later cycles, warm-started from the previous model
+    seed: int
+    k: float
+    queue_size: int
+    min_lower: float
+    review_timeout_s: int
+    reviewer: str
+    review_url: str
+    simulated_error_rate: float
+
+
+@dataclass
+class SelfTrainingRun:
+    """What every cycle needs (the labelled set, the pool to label, where things go) and what the cycles built."""
+
+    layout: DataRoot
+    settings: CycleSettings
+    labelled: Clouds
+    pool: Clouds
+    targets: list[Path]
+    hand_faces: np.ndarray
+    truth: dict[str, str] = field(default_factory=dict)  # sample_id -> true class (simulated reviewer only)
+    merged: dict[str, AffordanceLabel] = field(default_factory=dict)
+    last_label: dict[str, PseudoLabel] = field(default_factory=dict)
+    records: list[CycleRecord] = field(default_factory=list)
+    reports: list[StageReport] = field(default_factory=list)
+    previous: TrainResult | None = None
+
+    @property
+    def categories(self) -> dict[str, str]:
+        return dict(zip(self.pool.sample_ids, self.pool.categories, strict=True))
+
+    def coverage(self) -> float:
+        return len(self.merged) / max(len(self.pool), 1)
+
+
+def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
+    """One cycle: train on the labelled set plus the labels merged so far, pseudo-label the rest, review a queue,
+    merge what passes. False when the loop ends here (all labelled, nothing accepted, timed out, nothing merged)."""
+    s, out = run.settings, run.layout.self_training
+    remaining = run.pool.subset(np.flatnonzero([sid not in run.merged for sid in run.pool.sample_ids]))
+    if len(remaining) == 0:
+        return False
+    extra = run.pool.subset(np.flatnonzero([sid in run.merged for sid in run.pool.sample_ids]))
+    extra = extra.with_labels(np.array([affordance_index(run.merged[i].affordance) for i in extra.sample_ids],
+                                       np.int64))
+    config = TrainConfig(preset=s.classifier_preset, epochs=s.epochs if cycle == 0 else s.epochs_per_cycle,
+                         seed=s.seed + cycle)
+    result, report = train_cycle_task(run.labelled, extra, config, out / f"cycle-{cycle}", s.k, run.previous)
+    run.previous = result
+    run.reports.append(report)
+    labels = label_cycle_task(result, report, remaining, s.k, cycle, run.layout.labels)
+    run.last_label |= {label.sample_id: label for label in labels}
+    accepted = sum(label.accepted for label in labels)
+    record = CycleRecord(cycle=cycle, unlabelled_before=len(remaining), accepted=accepted,
+                         acceptance_rate=accepted / len(labels), val_accuracy=report.split_accuracy["val"],
+                         test_accuracy=report.split_accuracy["test"], reviewed=0, reviewed_accuracy=None,
+                         gate_passed=None, merged=0, coverage=run.coverage())
+    run.records.append(record)
+    if accepted == 0:
+        record.note = "no label passed the confidence rule"
+        return False
+    states = _reviewed(run, cycle, labels, record)
+    if states is None:
+        return False
+    write_table(run.layout.review_decisions, decision_rows(states), ReviewDecision)
+    quality = label_quality(states)
+    record.reviewed, record.reviewed_accuracy = quality.n, quality.accuracy
+    record.gate_passed = passes_gate(quality, s.min_lower)
+    create_markdown_artifact(markdown=f"## Review of cycle {cycle}\n\n{quality_markdown(quality, s.min_lower)}",
+                             key=f"review-quality-cycle-{cycle}", description="Reviewed label quality")
+    new = merge_cycle(labels, states, record.gate_passed)
+    run.merged |= {label.sample_id: label for label in new}
+    record.merged, record.coverage = len(new), run.coverage()
+    if not new:
+        record.note = "no label was merged (gate failed and nothing relabelled)"
+        return False
+    return True
+
+
+def _reviewed(run: SelfTrainingRun, cycle: int, labels: list[PseudoLabel],
+              record: CycleRecord) -> list[ItemState] | None:
+    """Open the cycle's queue and wait (paused) for its review; the final item states, or None on timeout."""
+    s, store_path = run.settings, run.layout.review_store
+    size = queue_task(store_path, run.layout.review_images, labels, run.categories, cycle, s.queue_size,
+                      s.seed + cycle, run.targets, run.hand_faces)
+    print(f"cycle {cycle}: {size} labels to review at {s.review_url}/ (or resume this run in the Prefect UI "
+          f"once they are decided); waiting up to {s.review_timeout_s} s")
+    store = ReviewStore(store_path)
+    if store.progress(cycle).complete:  # a re-run of a cycle reviewed before: its decisions stand
+        print(f"cycle {cycle}: the review store already holds a complete review of this queue; using it")
+        return store.result(cycle).items
+    if s.reviewer == "simulated":
+        _simulated_review(s.review_url, cycle, run.truth, s.simulated_error_rate, s.seed + cycle)
+    try:
+        answer = pause_flow_run(wait_for_input=ReviewInput, timeout=s.review_timeout_s, poll_interval=2,
+                                key=review_pause_key(cycle))
+    except FlowPauseTimeout:
+        record.note = f"review timed out after {s.review_timeout_s} s: this cycle's labels are not merged"
+        print(f"cycle {cycle}: {record.note}")
+        return None
+    return answer.items or store.result(cycle).items
+
+
+def record_current_classifier(run: SelfTrainingRun) -> None:
+    """The last cycle's classifier and rule as the data root's current one: what labels a sample that changes
+    later (re-annotation) and what grasp evaluation measures ACC with."""
+    if run.previous is not None:
+        last = run.reports[-1]
+        save_classifier_state(run.layout.current("classifier"), run.previous.checkpoint,
+                              run.previous.checkpoint_sha256, last.rule, run.settings.k, len(run.reports) - 1,
+                              last.measurement.stats)
+
+
+def finish(run: SelfTrainingRun) -> str:
+    """Write the final labels and the per-cycle report (see _finish)."""
+    return _finish(run.layout.path, run.layout.self_training, run.pool, run.merged, run.last_label, run.records,
+                   run.reports[0] if run.reports else None)
