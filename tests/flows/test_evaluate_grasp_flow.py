@@ -10,11 +10,12 @@ from types import SimpleNamespace
 import pytest
 
 import flows.evaluate_grasp
-from flows.evaluate_grasp import _plain, default_classifier, evaluate_grasp, grid_picks
+from flows.evaluate_grasp import evaluate_grasp
 from models.point_bert import PointBertConfig, PointTransformer
 from models.point_bert_checkpoint import save_checkpoint
 from schemas.data_root import DataRoot
 from tasks.grasp.evaluation.report import TABLE9_COLUMNS
+from tasks.grasp.evaluation.summary import _plain, default_classifier, grid_picks
 from tasks.ingest.delta import save_classifier_state
 from tests.grasp_factories import fake_embed, single_thread, write_annotated
 from tests.tasks.grasp.evaluation.test_inputs import train_tiny, write_samples
