@@ -46,7 +46,7 @@ def train(
     preview: int = typer.Option(4, min=0, max=32, help="Grasps to sample and render after training (0: none)."),
 ) -> None:
     """Train the grasp generator in three stages and render a few sampled grasps. Multi-GPU: see
-    docs/training.md (torchrun -m tasks.grasp.train)."""
+    docs/grasp/training.md (torchrun -m tasks.grasp.train)."""
     error = check_train_options(annotated, preset, dam_heads, device)
     if error:
         typer.echo(f"error: {error}", err=True)

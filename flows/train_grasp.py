@@ -4,7 +4,7 @@ Reads the annotated table's train rows with MANO parameters (AffordPose rows, wh
 counted and skipped), trains the three stages on the GPU when there is one (bf16 autocast) or on the CPU, resumes
 from `out_dir/checkpoints/last.pt` when it exists, and renders a few sampled grasps of one training object.
 Outputs under `out_dir`: grasp_model.pt, checkpoints/last.pt, train_log.csv, loss_curves.png, samples.png,
-summary.md. Multi-GPU training runs outside Prefect, under torchrun (docs/training.md).
+summary.md. Multi-GPU training runs outside Prefect, under torchrun (docs/grasp/training.md).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ OBJECT_COLOUR = "#9db4c8"
 class GroupMetrics:
     """One Table 9 row: the grasps generated for one dataset by the model with `dam_heads` DAM heads.
 
-    Each figure follows a published convention (docs/evaluation.md names the source file of each):
+    Each figure follows a published convention (docs/grasp/evaluation.md names the source file of each):
     penetration_volume_cm3 counts the object's surface voxels inside the hand (GraspTTA / FastGrasp);
     filled_penetration_volume_cm3 counts its filled voxels (closer to the true volume, not comparable).
     sim_displacement_cm is the mean over all grasps with a failed simulation counted as 10 cm (GraspTTA);

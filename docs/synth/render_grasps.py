@@ -1,6 +1,6 @@
-"""Regenerate docs/grasps/<category>.png: one synthetic grasp per object category, two views each.
+"""Regenerate docs/synth/grasps/<category>.png: one synthetic grasp per object category, two views each.
 
-    .venv/bin/python docs/render_grasps.py
+    .venv/bin/python docs/synth/render_grasps.py
 """
 
 from __future__ import annotations
