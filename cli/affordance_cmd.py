@@ -27,8 +27,8 @@ def affordance(
     lr: float = typer.Option(1e-3, min=1e-6, max=0.5, help="Peak learning rate (AdamW, warm-up then cosine)."),
     focal_alpha: float = typer.Option(0.5, min=0.0, max=1.0, help="Focal loss weight of the positive points."),
     focal_gamma: float = typer.Option(2.0, min=0.0, max=10.0, help="Focal loss focusing exponent."),
-    seed: int = typer.Option(0, min=0, help="Seed of the object split and of training."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+    seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Seed of the object split and of training."),
+    device: str = typer.Option("auto", envvar="AFFORD_DEVICE", help="auto, cpu or cuda[:N]."),
 ) -> None:
     """Train the per-point affordance model on part labels, report IoU/aIoU/AUC/SIM/MAE on held-out objects
     (overall, per class, per action), and write a map for every target sample that has an instruction."""

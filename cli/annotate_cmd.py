@@ -51,7 +51,7 @@ def annotate(
     queue_size: int = typer.Option(100, min=1, max=10_000, help="Review queue size per cycle."),
     affordance_steps: int = typer.Option(1500, min=1, max=1_000_000, help="Affordance-map model training steps."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
-    seed: int = typer.Option(0, min=0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Random seed."),
 ) -> None:
     """Annotate every dataset folder under --datasets-root end to end (ingest, self-training with review,
     instructions, affordance maps, the annotated join) and print each stage's summary."""

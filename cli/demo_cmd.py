@@ -28,7 +28,7 @@ def demo(
     affordance_steps: int = typer.Option(1500, min=1, max=1_000_000, help="Affordance-map model training steps."),
     affordance_preset: str = typer.Option(AFFORDANCE_PRESETS.default, help=AFFORDANCE_PRESETS.help()),
     classifier_preset: str = typer.Option(CLASSIFIER_PRESETS.default, help=CLASSIFIER_PRESETS.help()),
-    seed: int = typer.Option(0, min=0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Random seed."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
 ) -> None:
     """Run the engine end to end on embedded defaults: synthesise, ingest, render, self-train the affordance

@@ -49,7 +49,7 @@ def evaluate(
     tto_steps: int = typer.Option(100, "--tto-steps", min=1, max=100_000, help="Adam steps of the test-time-"
                                                                                "optimisation baseline."),
     speed_batch: int = typer.Option(8, "--speed-batch", min=1, max=4096, help="Batch size of the batched timing."),
-    seed: int = typer.Option(0, min=0, help="Seed of the sampling noise."),
+    seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Seed of the sampling noise."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (generation; metrics run on the CPU)."),
 ) -> None:
     """Evaluate grasp generators: penetration, simulation, contact, diversity, ACC, speed; Markdown report."""

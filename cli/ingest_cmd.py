@@ -40,7 +40,7 @@ def ingest(
                                           "synth` puts it), else a generated hand under the data root."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
     frame_step: int = typer.Option(1, min=1, help="Keep every n-th frame (GRAB, HO-3D)."),
-    seed: int = typer.Option(0, min=0, help="Seed of the surface sampling."),
+    seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Seed of the surface sampling."),
 ) -> None:
     """Read a dataset (AffordPose, OakInk-Shape, GRAB or HO-3D) into a Parquet table of canonical samples."""
     from tasks.ingest.pipeline import ingest as run

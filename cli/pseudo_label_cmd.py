@@ -19,7 +19,8 @@ def pseudo_label(
     epochs: int = typer.Option(50, min=1, max=10_000, help="Training epochs."),
     lr: float = typer.Option(2e-3, min=1e-6, max=0.5, help="Peak learning rate (AdamW, cosine decay)."),
     k: float = typer.Option(3.0, min=0.0, max=20.0, help="k of the 3-sigma confidence rules."),
-    seed: int = typer.Option(0, min=0, help="Seed of the split, initialisation and augmentation."),
+    seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED",
+                             help="Seed of the split, initialisation and augmentation."),
     checkpoint: Path | None = typer.Option(None, help="Use this saved classifier instead of training one."),
 ) -> None:
     """Train Point-BERT on the labelled table, measure the 3-sigma rules, and write the labels table."""

@@ -18,10 +18,11 @@ def sample(
     map_checkpoint: Path | None = typer.Option(None, "--map-checkpoint", help="Affordance-map model (from `afford "
                                                "affordance`) to predict the map for the instruction; without it the "
                                                "whole object is the affordance region."),
-    seed: int = typer.Option(0, min=0, help="Seed of the initial noise: the same seed gives the same grasps."),
+    seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED",
+                             help="Seed of the initial noise: the same seed gives the same grasps."),
     ddim_steps: int | None = typer.Option(None, min=1, max=1000, help="DDIM steps (default: training's)."),
     guidance: float | None = typer.Option(None, min=0.0, max=20.0, help="Classifier-free guidance scale w."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", envvar="AFFORD_DEVICE", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Generate grasps in one pass (diffusion -> DAM -> MANO; no test-time optimisation) and draw them."""
     import time

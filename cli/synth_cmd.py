@@ -14,7 +14,7 @@ def synth(
     objects_per_category: int = typer.Option(1, min=1, max=1000, help="Objects per category (13 categories), "
                                                                      "per dataset."),
     grasps_per_part: int = typer.Option(1, min=1, max=100, help="Grasps per graspable part of each object."),
-    seed: int = typer.Option(0, min=0, help="Random seed: the same seed writes the same files."),
+    seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Random seed: the same seed writes the same files."),
 ) -> None:
     """Write synthetic AffordPose, OakInk-Shape, GRAB and HO-3D datasets in their real on-disk formats."""
     from tasks.synth.datasets import DATASETS, synthesize_datasets

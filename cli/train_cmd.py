@@ -38,8 +38,9 @@ def train(
                                                                        "(default: the preset's)."),
     batch_size: int | None = typer.Option(None, min=1, max=65536, help="Grasps per batch (default: the preset's)."),
     dam_heads: int | None = typer.Option(None, help="DAM attention heads: 1, 2 or 4 (default: the preset's)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (CUDA trains under bf16 autocast)."),
-    seed: int = typer.Option(0, min=0, help="Seed of initialisation, batches and noise."),
+    device: str = typer.Option("auto", envvar="AFFORD_DEVICE",
+                               help="auto, cpu, cuda or cuda:N (CUDA trains under bf16 autocast)."),
+    seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Seed of initialisation, batches and noise."),
     mano_root: Path | None = typer.Option(None, "--mano-root", help="Folder with MANO_RIGHT.pkl (default: "
                                                                     "AFFORD_MANO_ROOT, else the generated hand)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the denoiser (worth it on a GPU)."),

@@ -17,19 +17,19 @@ class AffordSettings(BaseSettings):
 
     data_root: Path = Field(Path("afford-data"), description="Where tables, checkpoints and caches live.")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d{1,2})?|mps)$",
-                        description="Torch device: auto picks CUDA when present, else CPU.")
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for sampling, splits and training.")
+                        description="Torch device of the training, sampling and evaluation commands when "
+                                    "--device is not given: auto picks CUDA when present, else CPU.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of `afford demo` and `afford annotate` when --seed "
+                                                           "is not given: sampling, splits and training.")
     rows_per_shard: int = Field(512, ge=1, le=1_000_000,
-                                description="Rows per Parquet shard (about 60 KB a row for a 4096-point sample).")
-    read_batch_rows: int = Field(256, ge=1, le=1_000_000, description="Rows per record batch when reading.")
-    verify_checksums: bool = Field(True, description="Check each shard's sha256 before reading it.")
+                                description="Rows per Parquet shard of every table written without an explicit "
+                                            "size (about 60 KB a row for a 4096-point sample).")
     num_workers: int = Field(2, ge=1, le=256, description="Thread-pool width for shard fan-out.")
     task_runner: Literal["threads", "dask"] = Field("threads", description="Where fanned-out tasks run: Prefect's "
                                                     "thread pool, or prefect-dask's DaskTaskRunner.")
     dask_address: str | None = Field(None, pattern=r"^(tcp|tls|inproc)://\S+$",
                                      description="Dask scheduler to use with task_runner=dask; unset: a local "
                                                  "cluster started for the run.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     mano_root: Path | None = Field(None, description="Folder with MANO_RIGHT.pkl / MANO_LEFT.pkl; "
                                                      "unset: the generated hand under data_root.")
     llm_base_url: str | None = Field(None, pattern=r"^https?://\S+$",
@@ -38,7 +38,3 @@ class AffordSettings(BaseSettings):
     llm_api_key: SecretStr | None = Field(None, description="API key for the endpoint (never logged).")
     llm_timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout, seconds.")
     llm_max_concurrency: int = Field(4, ge=1, le=256, description="Concurrent requests to the endpoint.")
-
-    def table_path(self, name: str) -> Path:
-        """Path of a named table under data_root/tables."""
-        return self.data_root / "tables" / name

@@ -27,6 +27,7 @@ from schemas.arrow_schema import array_specs, arrow_schema, row_model_name
 from schemas.ids import hash_bytes, make_sample_id
 from schemas.manifest import ColumnInfo, Lineage, ShardInfo, TableManifest
 from schemas.rows import SAMPLE_ID_PATTERN, Reject, Row
+from schemas.settings import AffordSettings
 from schemas.text import bounded_reason
 from tasks.store import layout
 from tasks.store.errors import DuplicateKeyError, RowValidationError, SchemaMismatchError, describe_validation
@@ -34,7 +35,6 @@ from tasks.store.keys import key_array, key_of, normalise_keys
 from tasks.store.read import Table, open_table
 
 WriteMode = Literal["upsert", "overwrite"]
-DEFAULT_ROWS_PER_SHARD = 512
 ROW_GROUP_ROWS = 128  # readers stream one row group at a time: this bounds their memory
 
 
@@ -56,11 +56,13 @@ class TableWriter:
     """
 
     def __init__(self, path: str | Path, model: type[Row], *, mode: WriteMode = "upsert",
-                 rows_per_shard: int = DEFAULT_ROWS_PER_SHARD, lineage: Lineage | None = None,
+                 rows_per_shard: int | None = None, lineage: Lineage | None = None,
                  on_invalid: Literal["raise", "collect"] = "raise", compression: str = "zstd",
                  progress: Callable[[WriteEvent], None] | None = None, adopt_plain_folder: bool = False) -> None:
         if mode not in ("upsert", "overwrite"):
             raise ValueError(f"mode must be 'upsert' or 'overwrite', got {mode!r}")
+        if rows_per_shard is None:  # the AFFORD_ROWS_PER_SHARD setting (512 unless set)
+            rows_per_shard = AffordSettings().rows_per_shard
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
         self.path = layout.table_path(path)  # an alias writes, and locks, the table it names

@@ -16,7 +16,6 @@ def test_settings_read_the_afford_prefix(monkeypatch, tmp_path):
     settings = AffordSettings()
     assert settings.data_root == tmp_path and settings.rows_per_shard == 7
     assert "sk-secret" not in repr(settings)
-    assert settings.table_path("samples") == tmp_path / "tables" / "samples"
 
 
 @pytest.mark.parametrize(("name", "value"), [

@@ -315,3 +315,14 @@ def test_a_collected_reject_quoting_a_huge_bad_value_stays_bounded(tables_dir):
     [reject] = writer.rejects
     assert len(reject.reason) <= 500 and reject.reason.startswith("row 1 (sample_id=\\x1b]0;xxx")
     assert len(reject.source) <= 500 and reject.source.startswith("grab/s1/yyy") and reject.field == "sample_id"
+
+
+def test_shard_size_comes_from_the_setting_unless_given(tables_dir, monkeypatch):
+    monkeypatch.setenv("AFFORD_ROWS_PER_SHARD", "2")
+    manifest = write_table(tables_dir / "by_setting", sample_dicts(5), Sample)
+    assert [s.rows for s in manifest.shards] == [2, 2, 1]
+    manifest = write_table(tables_dir / "given", sample_dicts(5), Sample, rows_per_shard=4)
+    assert [s.rows for s in manifest.shards] == [4, 1]
+    monkeypatch.setenv("AFFORD_ROWS_PER_SHARD", "0")
+    with pytest.raises(ValueError, match="rows_per_shard"):
+        write_table(tables_dir / "bad", sample_dicts(1), Sample)
