@@ -15,7 +15,7 @@ from models.point_bert import PointBertConfig, PointTransformer
 from models.point_bert_checkpoint import save_checkpoint
 from schemas.data_root import DataRoot
 from tasks.grasp.evaluation.report import TABLE9_COLUMNS
-from tasks.grasp.evaluation.summary import _plain, default_classifier, grid_picks
+from tasks.grasp.evaluation.summary import default_classifier, plain, grid_picks
 from tasks.ingest.delta import save_classifier_state
 from tests.grasp_factories import fake_embed, single_thread, write_annotated
 from tests.tasks.grasp.evaluation.test_inputs import train_tiny, write_samples
@@ -52,7 +52,7 @@ def test_default_classifier_and_plain_values(tmp_path):
     checkpoint.write_bytes(checkpoint.read_bytes() + b"changed")
     with pytest.raises(ValueError, match="sha256 differs"):
         default_classifier(tmp_path / "tables" / "annotated")
-    assert (_plain(None), _plain(float("nan")), _plain(1.5), _plain(3)) == ("n/a", "failed", 1.5, 3)
+    assert (plain(None), plain(float("nan")), plain(1.5), plain(3)) == ("n/a", "failed", 1.5, 3)
 
 
 def test_grid_draws_the_largest_head_count_taking_objects_from_the_datasets_in_turn():
