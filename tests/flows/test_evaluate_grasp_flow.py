@@ -15,7 +15,7 @@ from models.point_bert import PointBertConfig, PointTransformer
 from models.point_bert_checkpoint import save_checkpoint
 from schemas.data_root import DataRoot
 from tasks.grasp.evaluation.report import TABLE9_COLUMNS
-from tasks.grasp.evaluation.summary import default_classifier, plain, grid_picks
+from tasks.grasp.evaluation.summary import default_classifier, grid_picks, plain
 from tasks.ingest.delta import save_classifier_state
 from tests.grasp_factories import fake_embed, single_thread, write_annotated
 from tests.tasks.grasp.evaluation.test_inputs import train_tiny, write_samples
