@@ -26,10 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-try:  # numpy >= 2
-    from numpy._core.multiarray import _reconstruct, scalar
-except ImportError:  # numpy 1.x
-    from numpy.core.multiarray import _reconstruct, scalar
+from schemas.safe_pickle import AllowListUnpickler, UnsafePickleError
 
 NUM_VERTS = 778
 NUM_FACES = 1538
@@ -52,10 +49,6 @@ FIELDS: dict[str, tuple[tuple[int, ...], type[np.generic]]] = {
     "hands_mean": ((45,), np.float64),
 }
 MODEL_FILES = {"right": "MANO_RIGHT.pkl", "left": "MANO_LEFT.pkl"}
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """The pickle names a global that a MANO model file has no reason to contain; nothing of it was run."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -295,24 +288,29 @@ def _to_dense(value: Any, field: str, depth: int = 0) -> np.ndarray:
     raise ValueError(f"field {field!r}: expected an array, got {type(value).__name__}")
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves globals from an allowlist only. The allowed callables are built per load (closures and
-    fresh stand-in classes), so nothing a file does to them (BUILD can set attributes) outlives the load."""
+class _RestrictedUnpickler(AllowListUnpickler):
+    """The shared allow-list unpickler plus what a MANO file needs: chumpy and scipy.sparse globals become inert
+    stand-in classes, built per load (so nothing a file does to them, BUILD can set attributes, outlives the
+    load), and copy_reg's reconstructor, which may build stand-ins only."""
 
     def __init__(self, fh: BinaryIO, path: Path) -> None:
-        super().__init__(fh, encoding="latin1")  # Python-2 str payloads (numpy raw data) arrive as latin-1 text
-        self._path = path
         self._stand_ins: dict[str, type[_Inert]] = {}
-        self._allowed = _allowed_globals(self._is_stand_in)
+        extra: dict[tuple[str, str], Any] = {}
+        for builtins in ("__builtin__", "builtins"):
+            extra[builtins, "object"] = object  # the `base` argument of copy_reg._reconstructor
+        for copyreg in ("copy_reg", "copyreg"):
+            extra[copyreg, "_reconstructor"] = self._reconstructor
+        super().__init__(fh, str(path), extra)
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "chumpy" or module.startswith("chumpy."):
             return self._stand_in(_ChumpyValue, module, name)
         if module in _SPARSE_MODULES and name in _SPARSE_CLASSES:
             return self._stand_in(_SparseValue, module, name)
-        if (module, name) in self._allowed:
-            return self._allowed[module, name]
-        raise UnsafePickleError(f"{self._path}: refusing to load {module}.{name}: a MANO model file holds only "
+        return super().find_class(module, name)
+
+    def refuse(self, module: str, name: str) -> Any:
+        raise UnsafePickleError(f"{self.where}: refusing to load {module}.{name}: a MANO model file holds only "
                                 "numpy arrays, scipy.sparse matrices and chumpy values (nothing was run)")
 
     def _stand_in(self, base: type[_Inert], module: str, name: str) -> type[_Inert]:
@@ -321,39 +319,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
             self._stand_ins[source] = type(name, (base,), {"source": source, "__module__": __name__})
         return self._stand_ins[source]
 
-    def _is_stand_in(self, cls: Any) -> bool:
-        return any(cls is stand_in for stand_in in self._stand_ins.values())
-
-
-def _allowed_globals(is_stand_in: Any) -> dict[tuple[str, str], Any]:
-    """(module, name) -> object, under both the Python-2 and Python-3 (and numpy 1 / 2) spellings."""
-
-    def latin1_encode(text: Any, encoding: str = "latin1") -> bytes:
-        # Python 3 pickles bytes at protocol <= 2 as _codecs.encode(text, 'latin1'); allow that use only.
-        if not isinstance(text, str) or encoding.replace("-", "").replace("_", "").lower() != "latin1":
-            raise UnsafePickleError(f"_codecs.encode is allowed for latin-1 text only, got {encoding!r}")
-        return text.encode("latin1")
-
-    def frombuffer(buffer: Any, dtype: Any, shape: Any, order: str = "C") -> np.ndarray:
-        # numpy's protocol-5 array constructor, restated so the file never reaches numpy's own Python function.
-        if not isinstance(dtype, np.dtype) or dtype.hasobject:
-            raise UnsafePickleError(f"numpy _frombuffer with dtype {dtype!r} refused")
-        return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
-
-    def reconstructor(cls: Any, base: Any, state: Any) -> Any:
+    def _reconstructor(self, cls: Any, base: Any, state: Any) -> Any:
         # Protocol 0/1 builds objects with copy_reg._reconstructor(cls, object, None): stand-ins only.
-        if base is not object or state is not None or not is_stand_in(cls):
+        is_stand_in = any(cls is stand_in for stand_in in self._stand_ins.values())
+        if base is not object or state is not None or not is_stand_in:
             raise UnsafePickleError(f"copy_reg._reconstructor({cls!r}, {base!r}) refused")
         return cls.__new__(cls)
-
-    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                           ("_codecs", "encode"): latin1_encode}
-    for core in ("numpy.core", "numpy._core"):
-        allowed |= {(f"{core}.multiarray", "_reconstruct"): _reconstruct, (f"{core}.multiarray", "scalar"): scalar,
-                    (f"{core}.numeric", "_frombuffer"): frombuffer}
-    for builtins in ("__builtin__", "builtins"):
-        # Python 3 pickles empty bytes at protocol <= 2 as bytes(); the rest are containers.
-        allowed |= {(builtins, kind.__name__): kind for kind in (set, frozenset, bytes, bytearray, object)}
-    for copyreg in ("copy_reg", "copyreg"):
-        allowed[copyreg, "_reconstructor"] = reconstructor
-    return allowed

@@ -14,6 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import trimesh
 
+from ops.mesh_check import check_mesh
+
 NUM_HAND_VERTS = 778
 
 
@@ -26,23 +28,6 @@ class ClosedMesh(NamedTuple):
 
     def trimesh(self) -> trimesh.Trimesh:
         return trimesh.Trimesh(self.vertices, self.faces, process=False)
-
-
-def check_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(V, 3) float64 vertices and (F, 3) int64 faces, or ValueError naming `name` (empty, NaN, bad index)."""
-    vertices = np.asarray(vertices, dtype=np.float64)
-    faces = np.asarray(faces)
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
-        raise ValueError(f"{name} vertices must be (V, 3) with V > 0, got shape {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise ValueError(f"{name} faces must be (F, 3) with F > 0, got shape {faces.shape}")
-    if not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(f"{name} faces must be integer indices, got dtype {faces.dtype}")
-    if not np.isfinite(vertices).all():
-        raise ValueError(f"{name} vertices contain NaN or inf")
-    if faces.min() < 0 or faces.max() >= len(vertices):
-        raise ValueError(f"{name} faces index outside [0, {len(vertices)}): min {faces.min()}, max {faces.max()}")
-    return vertices, faces.astype(np.int64)
 
 
 def check_hand_verts(hand_verts: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ops.mesh_check import check_mesh
+
 
 class SurfaceSample(NamedTuple):
     """points: (n, 3) float32, on the surface; face_index: (n,) int64, the face each point lies on;
@@ -14,21 +16,6 @@ class SurfaceSample(NamedTuple):
     points: np.ndarray
     face_index: np.ndarray
     labels: np.ndarray | None
-
-
-def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    vertices, faces = np.asarray(vertices), np.asarray(faces)
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
-        raise ValueError(f"vertices must be (V, 3) with V >= 1, got shape {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise ValueError(f"faces must be (F, 3) with F >= 1, got shape {faces.shape}")
-    if not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(f"faces must be integer vertex indices, got dtype {faces.dtype}")
-    if faces.min() < 0 or faces.max() >= len(vertices):
-        raise ValueError(f"faces index vertices 0..{len(vertices) - 1}, got range {faces.min()}..{faces.max()}")
-    if not np.isfinite(vertices).all():
-        raise ValueError("vertices contain NaN or inf")
-    return vertices.astype(np.float64), faces.astype(np.int64)
 
 
 def _check_labels(vertex_labels: np.ndarray | None, num_vertices: int) -> np.ndarray | None:
@@ -54,7 +41,7 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.rand
     A face is drawn with probability area / total area, then a point uniform inside it; its label is that of
     the face's vertex with the largest barycentric weight (the nearest corner in barycentric terms).
     """
-    verts, tris = _check_mesh(vertices, faces)
+    verts, tris = check_mesh("mesh", vertices, faces)
     labels = _check_labels(vertex_labels, len(verts))
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")

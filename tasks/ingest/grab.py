@@ -18,7 +18,7 @@ Each npz member is what GRAB's `np.savez` wrote: plain arrays for scalars and st
 
 Safe loading (our choice): `np.load(allow_pickle=True)` would unpickle arbitrary objects. Instead the archive is
 opened with zipfile, each needed member's .npy header is read with numpy.lib.format, plain arrays are read with
-`allow_pickle=False`, and object arrays are unpickled with ingest_common.SafeUnpickler, which builds only numpy
+`allow_pickle=False`, and object arrays are unpickled with tasks.ingest.pickles.SafeUnpickler, which builds only numpy
 arrays and builtin containers. Only the members above are read (a real npz also holds body, lhand, table and
 per-vertex contact arrays, which can be large). The writer saves exactly like GRAB, so real and synthetic files
 take the same path.

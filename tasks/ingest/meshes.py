@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from ops.mesh_check import check_mesh as check_arrays
 from schemas.ids import hash_file
 from tasks.ingest.common import IngestError, read_bytes
 from tasks.ingest.obj_text import parse_obj
@@ -66,12 +67,10 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray, where: str, require_wate
     """Reject empty, non-finite, out-of-range or (if asked) open meshes; returns a vertex-merged copy.
     Merging is by position only: textured OBJ files split vertices along UV seams, which would otherwise
     read as holes."""
-    if len(vertices) == 0 or len(faces) == 0:
-        raise IngestError(where, field, f"empty mesh: {len(vertices)} vertices, {len(faces)} faces")
-    if not np.isfinite(vertices).all():
-        raise IngestError(where, field, "non-finite (NaN or inf) vertex coordinates")
-    if faces.min() < 0 or faces.max() >= len(vertices):
-        raise IngestError(where, field, f"face index outside 0..{len(vertices) - 1}")
+    try:  # the shared check; reshaped so an empty parse reads as "empty", not as a shape error
+        vertices, faces = check_arrays(field, np.reshape(vertices, (-1, 3)), np.reshape(faces, (-1, 3)))
+    except ValueError as exc:
+        raise IngestError(where, field, str(exc)) from None
     merged = trimesh.Trimesh(vertices, faces, process=False)
     # Closed as stored, or closed once seam-split vertices are merged. Either counts: merging fixes UV seams
     # but fuses separate shells that touch (a laptop's lid and base), which makes the stored mesh the closed one.

@@ -40,7 +40,7 @@ def parse_obj(text: str, where: str, require_faces: bool = True, field: str = "m
         else:
             faces.extend(_parse_face(tokens, number, (where, field), len(vertices)))
     if not vertices or (require_faces and not faces):
-        raise IngestError(where, field, f"empty mesh: {len(vertices)} vertices, {len(faces)} faces")
+        raise IngestError(where, field, f"{field} is empty: {len(vertices)} vertices, {len(faces)} faces")
     label_array = np.asarray(labels, np.int8) if labels else None
     return np.asarray(vertices, np.float64), np.asarray(faces, np.int64).reshape(-1, 3), label_array
 

@@ -89,5 +89,6 @@ def test_reannotate_with_nothing_changed_writes_nothing(annotated):
 
 def test_reannotate_refuses_an_unknown_dataset_by_name(annotated):
     root, datasets = annotated
-    with pytest.raises(ValueError, match="'mugs' is not one of"):
+    with pytest.raises(ValueError, match="dataset 'mugs' is not a registered dataset format; "
+                                         "registered: affordpose, oakink, grab, ho3d"):
         reannotate.fn(dataset="mugs", datasets_root=str(datasets), data_root=str(root))

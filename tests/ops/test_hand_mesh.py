@@ -7,7 +7,8 @@ import trimesh
 
 from models.mano import ManoLayer
 from models.synthetic_hand import build_synthetic_hand
-from ops.hand_mesh import boundary_loops, check_hand_verts, check_mesh, close_mesh, closed_hand
+from ops.hand_mesh import boundary_loops, check_hand_verts, close_mesh, closed_hand
+from ops.mesh_check import check_mesh
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +54,9 @@ def test_watertight_mesh_comes_back_unchanged():
 
 
 @pytest.mark.parametrize("verts, faces, match", [
-    (np.zeros((0, 3)), np.zeros((1, 3), int), "vertices must be"),
+    (np.zeros((0, 3)), np.zeros((1, 3), int), "hand is empty: 0 vertices"),
     (np.zeros((4, 2)), np.zeros((1, 3), int), "vertices must be"),
-    (np.zeros((4, 3)), np.zeros((0, 3), int), "faces must be"),
+    (np.zeros((4, 3)), np.zeros((0, 3), int), "hand is empty: 4 vertices, 0 faces"),
     (np.zeros((4, 3)), np.array([[0, 1, 9]]), "faces index outside"),
     (np.full((4, 3), np.nan), np.array([[0, 1, 2]]), "NaN"),
     (np.zeros((4, 3)), np.array([[0.0, 1.0, 2.0]]), "integer"),

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import trimesh
 
-from ops.hand_mesh import check_mesh
+from ops.mesh_check import check_mesh
 
 CONTACT_THRESHOLD_M = 0.005
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ops.hand_mesh import check_hand_verts, check_mesh
+from ops.hand_mesh import check_hand_verts
+from ops.mesh_check import check_mesh
 from ops.surface_sampling import sample_surface
 from schemas.affordance import normalise_affordance
 from tasks.grasp.evaluation.accuracy import Classifier, affordance_accuracy

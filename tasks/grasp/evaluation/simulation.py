@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 import trimesh
 
-from ops.hand_mesh import check_mesh
+from ops.mesh_check import check_mesh
 
 M_TO_CM = 100.0
 

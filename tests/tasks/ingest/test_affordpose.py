@@ -135,7 +135,7 @@ BREAKAGES = {  # failure mode -> (how, field named in the reject, words in the r
                         "non-finite"),
     "quaternion of the wrong length": (lambda p: _edit(p, "rhand_quat", lambda v: v[:3]), "rhand_quat",
                                        "expected shape (4)"),
-    "empty object mesh": (lambda p: _edit(p, "object_mesh", lambda v: "# empty\n"), "object_mesh", "empty mesh"),
+    "empty object mesh": (lambda p: _edit(p, "object_mesh", lambda v: "# empty\n"), "object_mesh", "is empty"),
     "non-watertight mesh": (lambda p: _edit(p, "object_mesh", lambda v: _drop_line(v, "f ")), "object_mesh",
                             "not watertight"),
     "unknown affordance": (lambda p: _edit(p, "afford_name", lambda v: "Juggle"), "afford_name", "Juggle"),

@@ -122,7 +122,7 @@ def test_bad_inputs_are_rejected(cube):
     obj, _ = cube
     with pytest.raises(ValueError, match="pitch"):
         object_voxel_centres(obj, 0.0)
-    with pytest.raises(ValueError, match="object vertices"):
+    with pytest.raises(ValueError, match="object is empty"):
         object_mesh(np.zeros((0, 3)), np.zeros((0, 3), int))
     with pytest.raises(ValueError, match="voxel_centres"):
         penetration_volume(obj, np.zeros((4, 2)))
