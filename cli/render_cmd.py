@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from schemas.hand import hand_faces_for
 from tasks.store.errors import TableError
 
 
@@ -40,6 +41,7 @@ def render(
     if vertices is None or obj_faces is None:
         typer.echo(f"error: sample {row.sample_id} carries no object mesh (only points); nothing to draw", err=True)
         raise typer.Exit(1)
-    path = render_pair(out, vertices, obj_faces, row.hand_verts, faces, object_vertex_labels=row.object_vertex_labels,
+    path = render_pair(out, vertices, obj_faces, row.hand_verts, hand_faces_for(row.hand_faces, faces),
+                       object_vertex_labels=row.object_vertex_labels,
                        title=f"{row.dataset} {row.object_category} {row.affordance or row.intent or ''}")
     typer.echo(f"wrote {path.resolve()}")

@@ -15,6 +15,7 @@ from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS, Afford
 from ops.render import render_pair
 from review.truth import truth_dir
 from schemas.data_root import DataRoot
+from schemas.hand import hand_faces_for
 from schemas.rows import Sample
 from tasks.affordance.config import MapTrainConfig
 from tasks.ingest.formats import labelled_format
@@ -54,7 +55,8 @@ def render_task(layout: DataRoot, mano_root: Path, out: Path) -> list[Path]:
         row = next(open_table(layout.table(fmt), Sample).iter_rows(), None)
         if row is None:  # every input of this dataset was rejected: nothing to draw
             continue
-        paths.append(render_pair(out / f"{fmt}.png", row.object_vertices, row.object_faces, row.hand_verts, faces,
+        paths.append(render_pair(out / f"{fmt}.png", row.object_vertices, row.object_faces, row.hand_verts,
+                                 hand_faces_for(row.hand_faces, faces),
                                  object_vertex_labels=row.object_vertex_labels,
                                  title=f"{fmt}: {row.object_category} {row.affordance or row.intent or ''}"))
     return paths

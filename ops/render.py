@@ -47,7 +47,7 @@ def render_pair(path: str | Path, object_vertices: np.ndarray, object_faces: np.
                 views: Sequence[tuple[float, float]] = DEFAULT_VIEWS, size_px: int = 480) -> Path:
     """Write a PNG with one panel per view of the object (coloured by part label) and the hand.
 
-    object_vertices: (V, 3) metres; object_faces: (F, 3); hand_verts: (778, 3) metres; hand_faces: (1538, 3).
+    object_vertices: (V, 3) metres; object_faces: (F, 3); hand_verts: (H, 3) metres; hand_faces: (F_h, 3).
     """
     object_vertices = np.asarray(object_vertices, dtype=np.float64)
     object_faces = np.asarray(object_faces, dtype=np.int64)

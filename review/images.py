@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from schemas.hand import hand_faces_for
 from schemas.review import QueueItem
 from schemas.rows import Sample
 
@@ -30,7 +31,8 @@ def render_queue_images(items: Sequence[QueueItem], sample_tables: Sequence[Path
     """Draw every queue item's object and hand from two views into `out_dir/<position>.png`.
 
     Pictures already present are kept (re-running after a crash only draws what is missing); the tables are
-    scanned once, and only when something is missing. hand_faces: (F, 3) int, the MANO topology.
+    scanned once, and only when something is missing. hand_faces: (F, 3) int, the MANO topology (a row with
+    its own hand mesh, AffordPose's, is drawn with its own faces).
     Returns sample_id -> PNG path for every item. A sample in no table is a ValueError naming it.
     """
     paths = {item.sample_id: image_path(out_dir, item.position) for item in items}
@@ -72,7 +74,8 @@ def _render_item(item: QueueItem, sample: Sample, hand_faces: np.ndarray, path: 
                          f"of cycle {item.cycle}")
     # The title names the item, not the predicted class: the page shows that next to the buttons.
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")  # .png: matplotlib picks the format by suffix
-    render_pair(temporary, sample.object_vertices, sample.object_faces, sample.hand_verts, hand_faces,
+    render_pair(temporary, sample.object_vertices, sample.object_faces, sample.hand_verts,
+                hand_faces_for(sample.hand_faces, hand_faces),
                 object_vertex_labels=sample.object_vertex_labels,
                 title=f"#{item.position}  {sample.dataset}  {sample.object_category}")
     os.replace(temporary, path)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from schemas.affordance import AffordanceName, normalise_affordance
-from schemas.arrays import Floats, HandVerts, ManoBetas, ManoPose, Points3, Vec3
+from schemas.arrays import Faces3, Floats, HandMesh, ManoBetas, ManoPose, Points3, Vec3
+from schemas.hand import HandModel, check_hand
 from schemas.rows import SHA256_PATTERN, Row
 
 
@@ -19,7 +20,7 @@ class AnnotatedRow(Row):
     affordance, where the dataset labels parts) or `model` (the affordance-map model's prediction for the instruction).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 2  # 2: label_source `unreviewed`
+    SCHEMA_VERSION: ClassVar[int] = 3  # 2: label_source `unreviewed`; 3: hand_faces, hand_model, hand_dofs
     TABLE_KEY: ClassVar[tuple[str, ...]] = ("sample_id",)
 
     dataset: str = Field(pattern=r"^[a-z0-9_\-]+$")
@@ -35,11 +36,14 @@ class AnnotatedRow(Row):
     object_points: Points3 = Field(description="(N, 3) object surface points, metres, object frame.")
     affordance_map: Floats = Field(description="(N,) v_i in [0, 1] per object point.")
     map_source: Literal["part_labels", "model"]
-    # AffordPose stores the posed hand as a mesh, not MANO parameters: its rows carry hand_verts only.
+    # AffordPose stores the posed hand as a GraspIt! mesh, not MANO parameters: its rows carry the mesh only.
     hand_pose: ManoPose | None = Field(None, description="(48,) MANO axis-angle: global rotation + 45 fingers.")
     hand_betas: ManoBetas | None = None
     hand_trans: Vec3 | None = None
-    hand_verts: HandVerts | None = Field(None, description="(778, 3) hand vertices, metres, object frame.")
+    hand_verts: HandMesh | None = Field(None, description="(H, 3) hand vertices, metres, object frame.")
+    hand_faces: Faces3 | None = Field(None, description="(F, 3) triangles of a hand that is not MANO's.")
+    hand_model: HandModel = "mano"
+    hand_dofs: Floats | None = Field(None, description="Joint values as the dataset stores them.")
     classifier_checkpoint_sha256: str | None = Field(None, pattern=SHA256_PATTERN)
     map_checkpoint_sha256: str | None = Field(None, pattern=SHA256_PATTERN)
 
@@ -47,3 +51,8 @@ class AnnotatedRow(Row):
     @classmethod
     def _canonical_affordance(cls, value: object) -> object:
         return normalise_affordance(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_hand(self) -> AnnotatedRow:
+        check_hand(self.hand_model, self.hand_pose, self.hand_verts, self.hand_faces)
+        return self

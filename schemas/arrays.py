@@ -103,6 +103,8 @@ Floats = Annotated[np.ndarray, ArraySpec((None,), "float32")]
 """(N,) float32 per-point values, e.g. affordance probabilities."""
 HandVerts = Annotated[np.ndarray, ArraySpec((778, 3), "float32")]
 """(778, 3) float32 MANO hand vertices in metres."""
+HandMesh = Annotated[np.ndarray, ArraySpec((None, 3), "float32")]
+"""(H, 3) float32 posed hand vertices in metres: MANO's 778 or a dataset's own hand mesh (see schemas.hand)."""
 ManoPose = Annotated[np.ndarray, ArraySpec((48,), "float32")]
 """(48,) float32 axis-angle MANO pose: global rotation (3) + 15 finger joints (45)."""
 ManoBetas = Annotated[np.ndarray, ArraySpec((10,), "float32")]

@@ -11,7 +11,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.affordance import AffordanceName, normalise_affordance
-from schemas.arrays import Faces3, Floats, HandVerts, Labels, ManoBetas, ManoPose, Points3, Vec3
+from schemas.arrays import Faces3, Floats, HandMesh, Labels, ManoBetas, ManoPose, Points3, Vec3
+from schemas.hand import HandModel, check_hand
 from schemas.text import REASON_LIMIT, bounded_reason
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
@@ -38,7 +39,7 @@ class Row(BaseModel):
 class Sample(Row):
     """One hand-object grasp, ingested from a dataset into the canonical frame."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2  # 2: hand_verts of any length, hand_faces, hand_model, hand_dofs
 
     dataset: str = Field(pattern=r"^[a-z0-9_\-]+$", description="affordpose, oakink, grab, ho3d, ...")
     split: Literal["train", "val", "test"]
@@ -57,7 +58,12 @@ class Sample(Row):
     hand_pose: ManoPose | None = Field(None, description="(48,) MANO axis-angle: global rot + 45 finger.")
     hand_betas: ManoBetas | None = Field(None, description="(10,) MANO shape.")
     hand_trans: Vec3 | None = Field(None, description="(3,) MANO translation, metres.")
-    hand_verts: HandVerts | None = Field(None, description="(778, 3) hand vertices, metres.")
+    hand_verts: HandMesh | None = Field(None, description="(H, 3) posed hand vertices, metres: MANO's 778, "
+                                                          "or the dataset's own hand mesh (hand_model).")
+    hand_faces: Faces3 | None = Field(None, description="(F, 3) triangles of a hand that is not MANO's.")
+    hand_model: HandModel = Field("mano", description="mano, or graspit_manohand (AffordPose: 946 vertices).")
+    hand_dofs: Floats | None = Field(None, description="Joint values as the dataset stores them (AffordPose "
+                                                       "`dofs`: 16 GraspIt! values).")
     affordance: AffordanceName | None = Field(None, description="Ground-truth affordance, when labelled.")
     intent: str | None = Field(None, description="Dataset intent (OakInk: use/hold/liftup/handover).")
 
@@ -70,8 +76,7 @@ class Sample(Row):
     def _consistent(self) -> Sample:
         if self.object_points.shape[0] == 0:
             raise ValueError("object_points is empty")
-        if self.hand_pose is None and self.hand_verts is None:
-            raise ValueError("a sample needs hand_pose (MANO) or hand_verts (mesh); both are missing")
+        check_hand(self.hand_model, self.hand_pose, self.hand_verts, self.hand_faces)
         if self.hand_pose is not None and (self.hand_betas is None or self.hand_trans is None):
             raise ValueError("hand_pose given without hand_betas and hand_trans")
         _check_same_length("object_point_labels", self.object_point_labels, "object_points", self.object_points)

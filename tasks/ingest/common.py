@@ -41,7 +41,9 @@ class GraspRecord:
 
     object_vertices: (V, 3) float; object_faces: (F, 3) int; object_vertex_labels: (V,) int8 AffordPose ids.
     hand_pose: (48,) MANO axis-angle (global + 45 finger, relative to the flat hand); hand_betas: (10,);
-    hand_trans: (3,) metres; hand_verts: (778, 3) metres; hand_faces: (F, 3) int.
+    hand_trans: (3,) metres; hand_verts: (H, 3) metres (MANO: 778); hand_faces: (F, 3) int. A hand that is not
+    MANO's (AffordPose's GraspIt! ManoHand) adds hand_dofs (16,) and its palm pose: palm_rotation (3, 3),
+    palm_translation (3,) metres.
     subject / sequence / frame place the grasp in datasets made of recordings (GRAB, HO-3D, OakInk).
     """
 
@@ -57,6 +59,9 @@ class GraspRecord:
     hand_trans: np.ndarray | None = None
     hand_verts: np.ndarray | None = None
     hand_faces: np.ndarray | None = None
+    hand_dofs: np.ndarray | None = None
+    palm_rotation: np.ndarray | None = None
+    palm_translation: np.ndarray | None = None
     subject: str | None = None
     sequence: str | None = None
     frame: int = 0
@@ -87,6 +92,9 @@ class RawSample:
     hand_betas: np.ndarray | None = None
     hand_trans: np.ndarray | None = None
     hand_verts: np.ndarray | None = None
+    hand_faces: np.ndarray | None = None
+    hand_model: str = "mano"
+    hand_dofs: np.ndarray | None = None
     affordance: str | None = None
     intent: str | None = None
     stage_version: str = STAGE_VERSION

@@ -42,6 +42,7 @@ class DatasetFormat:
     labelled: bool = False
     write: Writer | None = None
     description: str = ""
+    hand_model: str = "mano"  # schemas.hand: the hand its files store (AffordPose: GraspIt!'s ManoHand mesh)
 
 
 FORMATS: dict[str, DatasetFormat] = {}  # name -> format, in registration order
@@ -92,12 +93,13 @@ def _read_ho3d(root: Path, template: HandTemplate, frame_step: int) -> Iterable[
 
 def _write_affordpose(root: Path, records: Sequence[GraspRecord], rng: np.random.Generator,
                       template: HandTemplate) -> list[Path]:
-    return write_affordpose(root, records, rng)  # stores hand vertices, not MANO parameters
+    return write_affordpose(root, records)  # stores a posed hand mesh, not MANO parameters
 
 
 for _fmt in (
     DatasetFormat("affordpose", _read_affordpose, labelled=True, write=_write_affordpose,
-                  description="AffordPose JSON grasps with part-labelled object meshes"),
+                  description="AffordPose JSON grasps with part-labelled object meshes",
+                  hand_model="graspit_manohand"),
     DatasetFormat("oakink", _read_oakink, write=write_oakink, description="OakInk-Shape pickles + metaV2"),
     DatasetFormat("grab", _read_grab, write=write_grab, description="GRAB sequence npz files"),
     DatasetFormat("ho3d", _read_ho3d, write=write_ho3d, description="HO-3D meta pickles + YCB models"),

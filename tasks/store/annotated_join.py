@@ -86,7 +86,8 @@ def _joined(sample: Sample, affordance: str, label: AffordanceLabel | None, inst
         instruction=instruction.instruction, instruction_generator=instruction.generator,
         prompt_version=instruction.prompt_version, object_points=sample.object_points,
         affordance_map=affordance_map, map_source=source, hand_pose=sample.hand_pose, hand_betas=sample.hand_betas,
-        hand_trans=sample.hand_trans, hand_verts=sample.hand_verts,
+        hand_trans=sample.hand_trans, hand_verts=sample.hand_verts, hand_faces=sample.hand_faces,
+        hand_model=sample.hand_model, hand_dofs=sample.hand_dofs,
         classifier_checkpoint_sha256=label.checkpoint_sha256 if label and not sample.affordance else None,
         map_checkpoint_sha256=map_checkpoint)
 

@@ -2,8 +2,8 @@
 
 Objects come from tasks.synth.objects, grasps from tasks.synth.grasps, files from each format's writer, so
 the loaders read them exactly as they read the real datasets. Each dataset gets its own objects (a seed
-offset per dataset). AffordPose keeps its affordance labels and a hand mesh; the other three are written
-unlabelled, with MANO parameters, as the real ones are.
+offset per dataset). AffordPose keeps its affordance labels and a posed GraspIt!-ManoHand-style hand mesh
+(tasks.synth.manohand); the other three are written unlabelled, with MANO parameters, as the real ones are.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from models.mano import ManoLayer
-from models.mano_pickle import load_mano_pickle
+from models.mano_pickle import ManoParams, load_mano_pickle
 from models.synthetic_hand import write_synthetic_mano
 from tasks.ingest.common import GraspRecord
 from tasks.ingest.formats import get_format, writable_formats
 from tasks.ingest.mano_frame import HandTemplate
 from tasks.synth.grasps import SynthGrasp, synthesize_grasps
+from tasks.synth.manohand import manohand_from_mano
 from tasks.synth.objects import CATEGORIES, SynthObject, make_object
 from tasks.synth.truth import write_truth
 
@@ -77,7 +78,7 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
         affordances: list[str] = []
         for done, obj in enumerate(made, start=1):
             synthesized = synthesize_grasps(obj, params, layer, grasps[dataset], rng, steps=steps)
-            records += [_record(obj, g, dataset, i, rng, params.f) for i, g in enumerate(synthesized)]
+            records += [_record(obj, g, dataset, i, rng, params) for i, g in enumerate(synthesized)]
             affordances += [g.affordance for g in synthesized]
             if progress:
                 progress(dataset, done, len(made))
@@ -101,15 +102,22 @@ def _per_dataset(name: str, value: int | Mapping[str, int]) -> dict[str, int]:
 
 
 def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: np.random.Generator,
-            hand_faces: np.ndarray) -> GraspRecord:
-    """A writer record; only AffordPose keeps the affordance (the others are the unlabelled targets)."""
-    labelled = get_format(dataset).labelled
+            params: ManoParams) -> GraspRecord:
+    """A writer record; only AffordPose keeps the affordance (the others are the unlabelled targets). A format
+    that stores its own hand mesh (AffordPose: GraspIt!'s ManoHand) gets one built around the MANO grasp."""
+    fmt = get_format(dataset)
     intent = {"oakink": OAKINK_INTENTS[index % 4], "grab": GRAB_ACTIONS[index % 4]}.get(dataset)
+    hand = {}
+    if fmt.hand_model == "graspit_manohand":
+        built = manohand_from_mano(grasp.verts, params.weights, params.J_regressor @ grasp.verts, grasp.pose)
+        hand = {"hand_verts": built.vertices, "hand_faces": built.faces, "hand_dofs": built.dofs,
+                "palm_rotation": built.palm_rotation, "palm_translation": built.palm_translation}
+    elif fmt.labelled:
+        hand = {"hand_verts": grasp.verts, "hand_faces": params.f}
     return GraspRecord(
         category=obj.category, object_id=obj.object_id, object_vertices=obj.vertices, object_faces=obj.faces,
-        object_vertex_labels=obj.vertex_labels, affordance=grasp.affordance if labelled else None, intent=intent,
-        hand_pose=grasp.pose, hand_betas=grasp.betas, hand_trans=grasp.trans,
-        hand_verts=grasp.verts if labelled else None, hand_faces=hand_faces if labelled else None,
+        object_vertex_labels=obj.vertex_labels, affordance=grasp.affordance if fmt.labelled else None,
+        intent=intent, hand_pose=grasp.pose, hand_betas=grasp.betas, hand_trans=grasp.trans, **hand,
         # GRAB: one subject per object, its betas shared by the sequence; frames are the object's grasps.
         subject=f"s{1 + int(rng.integers(0, 10))}" if dataset == "grab" else None,
         sequence=None, frame=index)

@@ -10,46 +10,69 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.synthetic_hand import build_synthetic_hand
 from schemas.ids import make_sample_id
 from schemas.rows import Reject, Sample
 from tasks.ingest import affordpose as ingest_affordpose
 from tasks.ingest.affordpose import affordpose_name, iter_affordpose, write_affordpose
-from tasks.ingest.common import RawSample, split_for
+from tasks.ingest.common import GraspRecord, RawSample, split_for
 from tasks.ingest.mano_frame import quat_wxyz_to_matrix
 from tasks.ingest.obj_text import parse_obj
+from tasks.synth.manohand import manohand_from_mano
 from tests.tasks.ingest.test_common import centroid_of, make_records, make_template
 
 AFFORDANCES = ("handle-grasp", "wrap-grasp", "press", "twist")
+HAND = build_synthetic_hand()
+
+
+def with_manohand(record: GraspRecord) -> GraspRecord:
+    """The record with its MANO hand replaced by a 946-vertex ManoHand-style mesh, as AffordPose stores hands."""
+    hand = manohand_from_mano(record.hand_verts, HAND.weights, HAND.J_regressor @ record.hand_verts,
+                              record.hand_pose)
+    record.hand_verts, record.hand_faces, record.hand_dofs = hand.vertices, hand.faces, hand.dofs
+    record.palm_rotation, record.palm_translation = hand.palm_rotation, hand.palm_translation
+    return record
+
+
+def _records(n: int, seed: int = 0) -> list[GraspRecord]:
+    return [with_manohand(r) for r in make_records(n, make_template(), seed=seed, affordances=AFFORDANCES)]
 
 
 def _write(tmp_path: Path, n: int, seed: int = 0) -> tuple[list, list[Path]]:
-    records = make_records(n, make_template(), seed=seed, affordances=AFFORDANCES)
-    return records, write_affordpose(tmp_path, records, np.random.default_rng(seed))
+    records = _records(n, seed)
+    return records, write_affordpose(tmp_path, records)
 
 
-def test_layout_and_keys_follow_affordpose(tmp_path):
+def test_layout_and_keys_follow_the_official_sample(tmp_path):
+    """As GentlesJan/AffordPose samples/data.json: meshes are lists of OBJ lines, 946 + 1828 hand lines, 16
+    dofs, an identity object pose, files numbered from 1."""
     _, paths = _write(tmp_path, 2)
-    assert paths[0].relative_to(tmp_path).as_posix() == "mug/obj000/obj000_Handle-grasp/0.json"
+    assert paths[0].relative_to(tmp_path).as_posix() == "mug/obj000/obj000_Handle-grasp/1.json"
     data = json.loads(paths[1].read_text())
     assert set(data) == {"rhand_mesh", "dofs", "rhand_trans", "rhand_quat", "object_mesh", "trans_obj",
                          "quat_obj", "afford_name", "class_name"}
-    assert data["afford_name"] == "Wrap-grasp" and len(data["quat_obj"]) == 4 and len(data["dofs"]) == 45
-    first_vertex = next(line for line in data["object_mesh"].splitlines() if line.startswith("v "))
+    assert data["afford_name"] == "Wrap-grasp" and data["quat_obj"] == [1, 0, 0, 0] and len(data["dofs"]) == 16
+    for key in ("rhand_mesh", "object_mesh"):
+        assert isinstance(data[key], list) and all(line.endswith("\n") for line in data[key])
+    hand_lines = [line.split()[0] for line in data["rhand_mesh"]]
+    assert (hand_lines.count("v"), hand_lines.count("f")) == (946, 1828)
+    first_vertex = next(line for line in data["object_mesh"] if line.startswith("v "))
     assert len(first_vertex.split()) == 5  # v x y z label
-    assert max(abs(float(t)) for t in data["trans_obj"]) > 1.0  # millimetres, not metres
 
 
 def test_json_composes_as_documented(tmp_path):
-    """Independent of the loader: world = R(quat) @ mesh + trans, all in millimetres, for object and hand."""
+    """Independent of the loader: both meshes in metres in the object frame; rhand_trans (mm) and rhand_quat
+    are the palm pose."""
     records, paths = _write(tmp_path, 2)
     for record, path in zip(records, paths, strict=True):
         data = json.loads(path.read_text())
-        hand_local = parse_obj(data["rhand_mesh"], "hand", require_faces=False)[0]
-        object_local = parse_obj(data["object_mesh"], "object")[0]
-        hand_world = hand_local @ quat_wxyz_to_matrix(data["rhand_quat"]).T + data["rhand_trans"]
-        rotation, trans = quat_wxyz_to_matrix(data["quat_obj"]), np.asarray(data["trans_obj"])
-        np.testing.assert_allclose(object_local, record.object_vertices * 1000, atol=1e-6)
-        np.testing.assert_allclose((hand_world - trans) @ rotation, record.hand_verts * 1000, atol=1e-4)
+        hand, hand_faces, _ = parse_obj("".join(data["rhand_mesh"]), "hand")
+        object_vertices = parse_obj("".join(data["object_mesh"]), "object")[0]
+        np.testing.assert_allclose(object_vertices, record.object_vertices, atol=1e-8)
+        np.testing.assert_allclose(hand, record.hand_verts, atol=1e-8)
+        np.testing.assert_array_equal(hand_faces, record.hand_faces)
+        np.testing.assert_allclose(np.asarray(data["rhand_trans"]) / 1000, record.palm_translation, atol=1e-9)
+        np.testing.assert_allclose(quat_wxyz_to_matrix(data["rhand_quat"]), record.palm_rotation, atol=1e-9)
 
 
 def test_round_trip_recovers_the_canonical_grasp(tmp_path):
@@ -64,17 +87,30 @@ def test_round_trip_recovers_the_canonical_grasp(tmp_path):
         assert sample.source_path == relative and sample.sample_id == make_sample_id("affordpose", relative, 0)
         assert sample.object_category == record.category and sample.split == split_for(record.object_id)
         assert sample.affordance == record.affordance and sample.hand_pose is None
+        assert sample.hand_model == "graspit_manohand"
         np.testing.assert_allclose(sample.object_vertices, record.object_vertices - centroid, atol=1e-8)
         np.testing.assert_array_equal(sample.object_faces, record.object_faces)
         np.testing.assert_array_equal(sample.object_vertex_labels, record.object_vertex_labels)
-        np.testing.assert_allclose(sample.hand_verts, record.hand_verts - centroid, atol=1e-7)
+        np.testing.assert_allclose(sample.hand_verts, record.hand_verts - centroid, atol=1e-8)
+        np.testing.assert_array_equal(sample.hand_faces, record.hand_faces)
+        np.testing.assert_allclose(sample.hand_dofs, record.hand_dofs, atol=1e-12)
         Sample.model_validate(sample.row() | {"object_points": sample.object_vertices})
     assert [s.source_path for s in loaded] == sorted(s.source_path for s in loaded)
 
 
+def test_one_obj_string_reads_as_the_list_of_its_lines(tmp_path):
+    _, paths = _write(tmp_path, 1)
+    as_lines = next(iter_affordpose(tmp_path))
+    _edit(paths[0], "rhand_mesh", lambda lines: "".join(lines))
+    _edit(paths[0], "object_mesh", lambda lines: "".join(lines))
+    as_text = next(iter_affordpose(tmp_path))
+    np.testing.assert_array_equal(as_text.hand_verts, as_lines.hand_verts)
+    np.testing.assert_array_equal(as_text.object_vertices, as_lines.object_vertices)
+
+
 def test_object_mesh_is_parsed_once_per_object(tmp_path, monkeypatch):
-    record = make_records(1, make_template())[0]
-    write_affordpose(tmp_path, [record] * 3, np.random.default_rng(0))
+    record = _records(1)[0]
+    write_affordpose(tmp_path, [record] * 3)
     calls = []
     real = ingest_affordpose.parse_obj
     monkeypatch.setattr(ingest_affordpose, "parse_obj", lambda text, where, **kw: calls.append(kw) or
@@ -103,46 +139,43 @@ def _edit(path: Path, key: str, change) -> None:
     path.write_text(json.dumps(data))
 
 
-def _drop_line(text: str, prefix: str, which: int = -1) -> str:
-    lines = text.splitlines()
-    index = [i for i, line in enumerate(lines) if line.startswith(prefix)][which]
-    return "\n".join(lines[:index] + lines[index + 1:]) + "\n"
+def _drop_line(lines: list[str], prefix: str) -> list[str]:
+    index = [i for i, line in enumerate(lines) if line.startswith(prefix)][-1]
+    return lines[:index] + lines[index + 1:]
 
 
-def _hand_of_777(text: str) -> str:
-    vertices = [line for line in text.splitlines() if line.startswith("v ")]
-    return "\n".join(vertices[:-1]) + "\n"  # faces dropped too, so only the vertex count is wrong
-
-
-def _cut_vertex(text: str) -> str:
-    lines = text.splitlines()
+def _first_vertex(lines: list[str], change) -> list[str]:
     index = next(i for i, line in enumerate(lines) if line.startswith("v "))
-    lines[index] = " ".join(lines[index].split()[:3])  # "v x y": a token missing
-    return "\n".join(lines) + "\n"
+    return [*lines[:index], change(lines[index].split()) + "\n", *lines[index + 1:]]
 
 
-def _label_two(text: str) -> str:
-    lines = text.splitlines()
-    index = next(i for i, line in enumerate(lines) if line.startswith("v "))
-    lines[index] = " ".join([*lines[index].split()[:4], "2"])  # id 2 is unused by AffordPose
-    return "\n".join(lines) + "\n"
+def _unlabelled(lines: list[str]) -> list[str]:
+    return [" ".join(line.split()[:4]) + "\n" if line.startswith("v ") else line for line in lines]
 
 
 BREAKAGES = {  # failure mode -> (how, field named in the reject, words in the reason)
     "truncated json": (lambda p: p.write_bytes(p.read_bytes()[:200]), "json", "truncated"),
-    "obj line missing a token": (lambda p: _edit(p, "object_mesh", _cut_vertex), "object_mesh", "line 1:"),
+    "obj line missing a token": (lambda p: _edit(p, "object_mesh", lambda v: _first_vertex(
+        v, lambda t: " ".join(t[:3]))), "object_mesh", "line 1:"),
     "nan translation": (lambda p: _edit(p, "rhand_trans", lambda v: [v[0], math.nan, v[2]]), "rhand_trans",
                         "non-finite"),
     "quaternion of the wrong length": (lambda p: _edit(p, "rhand_quat", lambda v: v[:3]), "rhand_quat",
                                        "expected shape (4)"),
-    "empty object mesh": (lambda p: _edit(p, "object_mesh", lambda v: "# empty\n"), "object_mesh", "is empty"),
+    "empty object mesh": (lambda p: _edit(p, "object_mesh", lambda v: ["# empty\n"]), "object_mesh", "is empty"),
     "non-watertight mesh": (lambda p: _edit(p, "object_mesh", lambda v: _drop_line(v, "f ")), "object_mesh",
                             "not watertight"),
     "unknown affordance": (lambda p: _edit(p, "afford_name", lambda v: "Juggle"), "afford_name", "Juggle"),
     "missing object mesh": (lambda p: _edit(p, "object_mesh", None), "object_mesh", "missing"),
-    "hand mesh of 777 vertices": (lambda p: _edit(p, "rhand_mesh", _hand_of_777), "rhand_mesh",
-                                  "got 777"),
-    "unknown vertex label": (lambda p: _edit(p, "object_mesh", _label_two), "object_mesh", "label ids [2]"),
+    "mesh lines that are not strings": (lambda p: _edit(p, "object_mesh", lambda v: [1.0, 2.0]), "object_mesh",
+                                        "non-string entries"),
+    "hand mesh with no faces": (lambda p: _edit(p, "rhand_mesh", lambda v: [x for x in v if x.startswith("v")]),
+                                "rhand_mesh", "946 vertices, 0 faces"),
+    "nan in the hand mesh": (lambda p: _edit(p, "rhand_mesh", lambda v: _first_vertex(
+        v, lambda t: " ".join([t[0], "nan", *t[2:]]))), "rhand_mesh", "non-finite"),
+    "object with no labels": (lambda p: _edit(p, "object_mesh", _unlabelled), "object_mesh", "no part labels"),
+    "dofs of the wrong length": (lambda p: _edit(p, "dofs", lambda v: v[:15]), "dofs", "expected shape (16)"),
+    "unknown vertex label": (lambda p: _edit(p, "object_mesh", lambda v: _first_vertex(
+        v, lambda t: " ".join([*t[:4], "2"]))), "object_mesh", "label ids [2]"),
 }
 
 
@@ -163,11 +196,14 @@ def test_each_broken_file_becomes_exactly_one_named_reject(tmp_path):
         assert reject.sample_id == make_sample_id("affordpose", reject.source, 0)
 
 
-def test_writer_refuses_a_record_without_hand_vertices(tmp_path):
-    record = make_records(1, make_template())[0]
-    record.hand_verts = None
-    with pytest.raises(ValueError, match="hand_verts"):
-        write_affordpose(tmp_path, [record], np.random.default_rng(0))
+def test_writer_refuses_a_record_without_its_hand_mesh_or_dofs(tmp_path):
+    record = _records(1)[0]
+    record.hand_verts, record.hand_dofs = None, record.hand_dofs[:3]
+    with pytest.raises(ValueError, match="needs hand_verts"):
+        write_affordpose(tmp_path, [record])
+    record.hand_verts = _records(1)[0].hand_verts
+    with pytest.raises(ValueError, match=r"hand_dofs must be \(16,\), got \(3,\)"):
+        write_affordpose(tmp_path, [record])
     assert affordpose_name("wrap-grasp") == "Wrap-grasp"
 
 

@@ -85,8 +85,10 @@ def test_missing_shard_is_named(table_path):
 
 
 def test_schema_version_mismatch_names_the_manifest(table_path, monkeypatch):
-    monkeypatch.setattr(Sample, "SCHEMA_VERSION", Sample.SCHEMA_VERSION + 1)
-    with pytest.raises(SchemaVersionError, match="schema_version is 1") as info:
+    written = Sample.SCHEMA_VERSION
+    monkeypatch.setattr(Sample, "SCHEMA_VERSION", written + 1)
+    with pytest.raises(SchemaVersionError, match=f"schema_version is {written}, this code reads Sample version "
+                                                 f"{written + 1}") as info:
         open_table(table_path, Sample)
     assert info.value.path.name == "manifest.json"
 
@@ -99,7 +101,8 @@ def test_reading_as_another_row_model_is_refused(table_path):
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda text: text[: len(text) // 2], "not valid JSON"),
     (lambda text: text.replace('"num_rows": 8', '"num_rows": 9'), "num_rows is 9 but the shards hold 8"),
-    (lambda text: text.replace('"schema_version": 1', '"schema_version": "one"'), "field schema_version"),
+    (lambda text: text.replace(f'"schema_version": {Sample.SCHEMA_VERSION}', '"schema_version": "one"'),
+     "field schema_version"),
 ])
 def test_broken_manifest_is_named(table_path, edit, message):
     manifest_path = table_path / layout.MANIFEST_NAME
