@@ -3,7 +3,9 @@
 It has MANO's fields, shapes, joint order and fingertip vertex ids, so code written for the real MANO runs on it.
 
 Template frame of the RIGHT hand (metres, right-handed axes):
-    +x  from the wrist toward the fingertips; the wrist joint is at the origin
+    +x  from the wrist toward the fingertips; the wrist (root) joint J0 is at ROOT_JOINT_M, about where the real
+        MANO_RIGHT.pkl has it ((95.7, 6.4, 6.2) mm for zero betas), so code that forgets MANO's rotation about J0
+        (OakInk's tsl, HO-3D's frame change, a center_idx) fails its tests here as it would on the real model
     +y  the palm normal: the palm faces +y, the back of the hand faces -y
     +z  the radial (thumb) side; the pinky is on the -z side
 With +x forward and +y up, +z points to the right: the thumb is on the right of an upturned palm, as on a right
@@ -44,6 +46,9 @@ from models.synthetic_hand_rig import (
 )
 from models.synthetic_hand_spec import FLEXION_AXES, OPPOSITION_AXIS, PARENTS, SIDES
 
+ROOT_JOINT_M = np.array([0.0957, 0.0064, 0.0062])  # J0 of the real right MANO model at zero betas, metres
+ROOT_SHIFT_PER_BETA0 = 0.02  # J0 = ROOT_JOINT_M * (1 + 0.02 betas[0]) (the rest of J0 does not move with shape)
+
 """(15, 3) float64 unit axes, template frame: +angle about row k-1 curls MANO joint k toward the palm."""
 FLEXION_AXES.setflags(write=False)
 
@@ -69,8 +74,13 @@ def build_synthetic_hand(side: str = "right") -> ManoParams:
         raise ValueError(f"side: expected one of {SIDES}, got {side!r}")
     mesh = _with_tip_ids(_build_mesh())
     weights = _skinning_weights(mesh)
-    right = ManoParams(v_template=mesh.vertices, f=mesh.faces, J_regressor=_joint_regressor(mesh), weights=weights,
-                       kintree_table=_kintree_table(), shapedirs=_shape_directions(mesh),
+    # The mesh is built around a wrist at the origin; the model is moved so J0 sits where MANO's does, and the
+    # first shape direction also scales that offset (J0 moves ROOT_SHIFT_PER_BETA0 of it per unit betas[0]), so
+    # J0 depends on the shape as in MANO.
+    shapedirs = _shape_directions(mesh)
+    shapedirs[:, :, 0] += ROOT_SHIFT_PER_BETA0 * ROOT_JOINT_M
+    right = ManoParams(v_template=mesh.vertices + ROOT_JOINT_M, f=mesh.faces, J_regressor=_joint_regressor(mesh),
+                       weights=weights, kintree_table=_kintree_table(), shapedirs=shapedirs,
                        posedirs=_pose_correctives(mesh, weights),
                        hands_components=_orthonormal_rows(_synergies(), complete_to=45), hands_mean=_relaxed_pose())
     return right if side == "right" else mirror_hand(right)

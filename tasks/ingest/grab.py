@@ -25,10 +25,13 @@ take the same path.
 
 Frames (GRAB's tools/objectmodel.py): object vertices in the world are `v @ R(global_orient) + transl` (row
 vectors), i.e. x_world = R^T x_object + transl. The right hand is MANO with the subject's vtemp as template
-(betas unused, so 0) and flat_hand_mean=True: pose48 = global_orient ++ fullpose (the 45 finger values; a
-(T, 48) fullpose is read as global ++ fingers). Canonical record per frame t: x' = R_t (x_world - transl_t) - c,
-with c the object mesh's volume centroid, applied to the hand with rigid_transform_mano and J0 from the vtemp.
-hand_betas are zeros and `hand_template` carries the vtemp for the later MANO step. GRAB has actions, not
+(betas unused, so 0), built as GRAB's code builds it (smplx MANO, use_pca=True, 24 components,
+flat_hand_mean=True): fingers = hand_pose (24 PCA coefficients) @ hands_components[:24], no mean added, and
+pose48 = global_orient ++ fingers. The stored fullpose (45 values, or 48 read as global ++ fingers) must agree with
+that expansion within FULLPOSE_TOLERANCE_RAD, else the frame is a reject.
+Canonical record per frame t: x' = R_t (x_world - transl_t) - c, with c the object mesh's volume centroid,
+applied to the hand with rigid_transform_mano and J0 from the vtemp. hand_betas are zeros and `hand_template`
+carries the vtemp for the later MANO step. GRAB has actions, not
 affordances: the action goes to `intent` and affordance stays None. Split: md5(obj_name) % 10 (split_for).
 
 Rejects: a problem with the whole file (unreadable archive, missing member or mis-shaped array, missing or
@@ -77,7 +80,8 @@ DATASET = "grab"
 MEMBERS = ("obj_name", "sbj_id", "motion_intent", "n_frames", "rhand", "object")
 OBJECT_MESH_DIR = "tools/object_meshes/contact_meshes"
 SUBJECT_MESH_DIR = "tools/subject_meshes"
-NUM_PCA = 24
+NUM_PCA = 24  # GRAB's MANO: smplx MANO(use_pca=True, num_pca_comps=24, flat_hand_mean=True)
+FULLPOSE_TOLERANCE_RAD = 1e-3  # largest |fullpose - expansion of hand_pose| accepted, per value
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,8 @@ class GrabSequence:
     obj_name: str
     intent: str
     hand_orient: np.ndarray  # (T, 3)
-    fingers: np.ndarray  # (T, 45)
+    coefficients: np.ndarray  # (T, 24) hand_pose: PCA coefficients, what the hand is built from
+    fullpose: np.ndarray  # (T, 45) their expansion as the file stores it, checked against ours
     hand_transl: np.ndarray  # (T, 3)
     obj_orient: np.ndarray  # (T, 3)
     obj_transl: np.ndarray  # (T, 3)
@@ -202,8 +207,18 @@ def _write_sequence(root: Path, subject: str, sequence: str, frames: list[GraspR
         hand["transl"].append(trans)
         obj["global_orient"].append(matrix_to_rotvec(to_world.T))  # GRAB: x_world = v @ R + t, so R = to_world^T
         obj["transl"].append(transl)
+    # GRAB stores both: hand_pose, 24 PCA coefficients (what GRAB's own code builds the hand from), and fullpose,
+    # their expansion. Coefficients are the projection on the first 24 components (orthonormal rows), so a pose
+    # outside their span would be written as its projection: the records' fingers must lie in that span.
+    basis = template.pca_basis(NUM_PCA)
+    fingers = np.asarray(hand["fullpose"], np.float64)
+    coefficients = fingers @ basis.T
+    if len(fingers) and np.abs(coefficients @ basis - fingers).max() > FULLPOSE_TOLERANCE_RAD:
+        raise ValueError(f"GRAB {subject}/{sequence}: finger poses leave the span of MANO's first {NUM_PCA} "
+                         f"PCA components by {np.abs(coefficients @ basis - fingers).max():.2e} rad")
+    hand["fullpose"] = list(coefficients @ basis)
     params = {k: np.asarray(v, np.float32) for k, v in hand.items()}
-    params["hand_pose"] = np.zeros((len(frames), NUM_PCA), np.float32)  # PCA needs MANO's basis; unused here
+    params["hand_pose"] = coefficients.astype(np.float32)
     path = root / "grab" / subject / f"{sequence}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, gender=gender, sbj_id=subject, obj_name=frames[0].object_id,
@@ -243,7 +258,8 @@ def load_sequence(root: Path, relative: str, meshes: MeshCache, vtemps: MeshCach
     rhand, obj = _section(data, "rhand", relative), _section(data, "object", relative)
     hand_orient = _frames_array(rhand["params"], "rhand.params.global_orient", 3, relative)
     frames = len(hand_orient)
-    fingers = _frames_array(rhand["params"], "rhand.params.fullpose", None, relative, frames)[:, -45:]
+    coefficients = _frames_array(rhand["params"], "rhand.params.hand_pose", NUM_PCA, relative, frames)
+    fullpose = _frames_array(rhand["params"], "rhand.params.fullpose", None, relative, frames)[:, -45:]
     mesh_rel = _inside_root(obj.get("object_mesh"), "object.object_mesh", relative)
     vtemp_rel = _inside_root(rhand.get("vtemp"), "rhand.vtemp", relative)
     mesh = meshes.get(mesh_rel, lambda: load_canonical_mesh(root, mesh_rel, require_watertight))
@@ -251,7 +267,7 @@ def load_sequence(root: Path, relative: str, meshes: MeshCache, vtemps: MeshCach
     name = str(data.get("obj_name") or Path(relative).stem.split("_")[0])
     return GrabSequence(
         relative=relative, obj_name=name, intent=_intent(data, relative),
-        hand_orient=hand_orient, fingers=fingers,
+        hand_orient=hand_orient, coefficients=coefficients, fullpose=fullpose,
         hand_transl=_frames_array(rhand["params"], "rhand.params.transl", 3, relative, frames),
         obj_orient=_frames_array(obj["params"], "object.params.global_orient", 3, relative, frames),
         obj_transl=_frames_array(obj["params"], "object.params.transl", 3, relative, frames),
@@ -317,8 +333,9 @@ def _intent(data: dict, relative: str) -> str:
 def _frame_sample(sequence: GrabSequence, frame: int, template: HandTemplate) -> RawSample:
     where = sequence.relative
     try:
+        fingers = _fingers(sequence, frame, template)
         pose = np.concatenate([check_finite("rhand.params.global_orient", sequence.hand_orient[frame], (3,), where),
-                               check_finite("rhand.params.fullpose", sequence.fingers[frame], (45,), where)])
+                               fingers])
         trans = check_finite("rhand.params.transl", sequence.hand_transl[frame], (3,), where)
         obj_rot = rotvec_to_matrix(check_finite("object.params.global_orient", sequence.obj_orient[frame], (3,),
                                                 where))
@@ -334,3 +351,18 @@ def _frame_sample(sequence: GrabSequence, frame: int, template: HandTemplate) ->
         object_category=object_class(sequence.obj_name), object_mesh_path=sequence.mesh.path,
         object_vertices=sequence.mesh.vertices, object_faces=sequence.mesh.faces, hand_pose=pose,
         hand_betas=np.zeros(10), hand_trans=trans, intent=sequence.intent, hand_template=sequence.vtemp)
+
+
+def _fingers(sequence: GrabSequence, frame: int, template: HandTemplate) -> np.ndarray:
+    """(45,) finger pose as GRAB's code builds it: hand_pose (24 PCA coefficients) @ the first 24 rows of MANO's
+    hands_components, no mean added (flat_hand_mean=True). A fullpose that disagrees is a reject."""
+    where = sequence.relative
+    coefficients = check_finite("rhand.params.hand_pose", sequence.coefficients[frame], (NUM_PCA,), where)
+    fingers = coefficients @ template.pca_basis(NUM_PCA)
+    stored = check_finite("rhand.params.fullpose", sequence.fullpose[frame], (45,), where)
+    gap = float(np.abs(stored - fingers).max())
+    if gap > FULLPOSE_TOLERANCE_RAD:
+        raise IngestError(where, "rhand.params.fullpose", f"disagrees with the expansion of hand_pose (24 PCA "
+                                                           f"coefficients) by {gap:.4f} rad > "
+                                                           f"{FULLPOSE_TOLERANCE_RAD} rad")
+    return fingers

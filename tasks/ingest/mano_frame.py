@@ -44,19 +44,27 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 @dataclass(frozen=True)
 class HandTemplate:
     """The MANO arrays needed to place the root joint: v_template (778, 3), shapedirs (778, 3, 10),
-    J_regressor (16, 778) (dense, or scipy sparse as in the MANO pickle); faces (1538, 3) optional."""
+    J_regressor (16, 778) (dense, or scipy sparse as in the MANO pickle); faces (1538, 3) optional;
+    hands_components (45, 45), the finger-pose PCA basis (rows), for datasets that store PCA coefficients (GRAB)."""
 
     v_template: np.ndarray
     shapedirs: np.ndarray
     J_regressor: Any  # MANO pickle spelling, so a loaded MANO dict maps onto it field by field
     faces: np.ndarray | None = None
+    hands_components: np.ndarray | None = None
 
     @classmethod
     def from_mano(cls, params: Any) -> HandTemplate:
         """From anything carrying MANO's field names as keys or attributes (a MANO pickle dict, ManoParams)."""
         def get(name: str) -> Any:
             return params.get(name) if isinstance(params, dict) else getattr(params, name, None)
-        return cls(get("v_template"), get("shapedirs"), get("J_regressor"), get("f"))
+        return cls(get("v_template"), get("shapedirs"), get("J_regressor"), get("f"), get("hands_components"))
+
+    def pca_basis(self, count: int) -> np.ndarray:
+        """(count, 45) the first `count` rows of hands_components; ValueError when the model has none."""
+        if self.hands_components is None:
+            raise ValueError("this MANO model has no hands_components (the finger-pose PCA basis)")
+        return np.asarray(self.hands_components, np.float64)[:count]
 
     def root_joint(self, betas: np.ndarray, v_template: np.ndarray | None = None) -> np.ndarray:
         """(3,) rest-pose root joint J0 for `betas`; `v_template` overrides the template (GRAB's vtemp)."""

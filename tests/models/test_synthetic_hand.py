@@ -11,7 +11,13 @@ import torch
 
 from models.mano import ManoLayer
 from models.mano_pickle import FIELDS, ManoParams, load_mano_pickle
-from models.synthetic_hand import build_synthetic_hand, mirror_hand, write_synthetic_mano
+from models.synthetic_hand import (
+    ROOT_JOINT_M,
+    ROOT_SHIFT_PER_BETA0,
+    build_synthetic_hand,
+    mirror_hand,
+    write_synthetic_mano,
+)
 from models.synthetic_hand_pose import curl_pose
 from models.synthetic_hand_spec import DIGITS, FLEXION_AXES, OPPOSITION_AXIS
 
@@ -93,7 +99,9 @@ def test_hands_mean_is_a_slight_curl(hand: ManoParams) -> None:
 
 
 def test_blend_shapes_are_small_and_orthogonal(hand: ManoParams) -> None:
-    shape = hand.shapedirs.reshape(-1, 10)
+    shapedirs = hand.shapedirs.copy()
+    shapedirs[:, :, 0] -= ROOT_SHIFT_PER_BETA0 * ROOT_JOINT_M  # the part that moves J0 with betas[0]
+    shape = shapedirs.reshape(-1, 10)
     gram = shape.T @ shape
     np.testing.assert_allclose(gram - np.diag(np.diag(gram)), 0, atol=1e-12)
     largest = np.linalg.norm(hand.shapedirs, axis=1).max(axis=0)  # metres per unit beta
@@ -140,7 +148,7 @@ def test_one_wrist_boundary_loop_of_16_edges(hand: ManoParams) -> None:
         previous = loop[-1]
         loop.append(step)
     assert loop[-1] == loop[0] and len(set(loop)) == 16
-    assert np.abs(hand.v_template[loop, 0]).max() < 0.01  # it is the wrist
+    assert np.abs(hand.v_template[loop, 0] - ROOT_JOINT_M[0]).max() < 0.01  # it is the wrist
 
 
 def test_winding_is_consistent_and_outward(hand: ManoParams) -> None:
@@ -167,7 +175,7 @@ def test_joints_lie_inside_the_hand_in_order_along_each_digit(hand: ManoParams) 
     joints = rest_joints(hand)
     low, high = hand.v_template.min(axis=0), hand.v_template.max(axis=0)
     assert ((joints >= low) & (joints <= high)).all()
-    assert np.linalg.norm(joints[0]) < 0.01  # wrist at the origin
+    np.testing.assert_allclose(joints[0], ROOT_JOINT_M, atol=1e-9)  # the wrist where real MANO has it
     for name, tip in TIPS.items():
         chain = CHAINS[name]
         points = np.vstack([joints[0], joints[list(chain)], hand.v_template[tip]])
@@ -291,3 +299,15 @@ def test_left_hand_poses_as_the_mirror_of_the_right(hand: ManoParams) -> None:
         outputs[side] = layer(coeffs, betas)[0].numpy()
     assert np.abs(outputs["right"] - hand.v_template * 1000).max() > 10  # the pose did something
     np.testing.assert_allclose(outputs["left"], outputs["right"] * [-1.0, 1.0, 1.0], atol=1e-9)
+
+
+def test_the_root_joint_sits_off_the_origin_and_moves_with_shape(hand: ManoParams) -> None:
+    """Real MANO_RIGHT.pkl has J0 at about (95.7, 6.4, 6.2) mm and moves it with betas; so does this hand, so a
+    frame change that forgets MANO rotates about J0 shows up in tests."""
+    def root(betas: np.ndarray) -> np.ndarray:
+        return hand.J_regressor[0] @ (hand.v_template + hand.shapedirs @ betas)
+
+    np.testing.assert_allclose(root(np.zeros(10)) * 1000, (95.7, 6.4, 6.2), atol=1e-9)
+    moved = root(np.eye(10)[0] * 2.0) - root(np.zeros(10))
+    np.testing.assert_allclose(moved, 2.0 * ROOT_SHIFT_PER_BETA0 * ROOT_JOINT_M, atol=1e-12)
+    assert np.linalg.norm(moved) > 0.003  # millimetres, not rounding

@@ -36,13 +36,15 @@ from tasks.ingest.pickles import safe_load_pickle
 
 # -- factories (used by the per-dataset tests) ---------------------------------------------------------------
 def make_template(seed: int = 0) -> HandTemplate:
-    """A well-formed random MANO-shaped template: J_regressor rows are convex weights, like MANO's."""
+    """A well-formed random MANO-shaped template: J_regressor rows are convex weights, like MANO's, and
+    hands_components an orthonormal basis."""
     rng = np.random.default_rng(seed)
     regressor = rng.uniform(size=(16, 778))
     return HandTemplate(v_template=rng.normal(scale=0.03, size=(778, 3)),
                         shapedirs=rng.normal(scale=1e-3, size=(778, 3, 10)),
                         J_regressor=regressor / regressor.sum(axis=1, keepdims=True),
-                        faces=rng.integers(0, 778, size=(1538, 3)))
+                        faces=rng.integers(0, 778, size=(1538, 3)),
+                        hands_components=np.linalg.qr(rng.normal(size=(45, 45)))[0].T)
 
 
 def global_forward(points: np.ndarray, pose48: np.ndarray, trans: np.ndarray, j0: np.ndarray) -> np.ndarray:
@@ -68,7 +70,7 @@ def make_records(n: int, template: HandTemplate, seed: int = 0, affordances: tup
         vertices = mesh.vertices + rng.uniform(-0.02, 0.02, size=3)  # record origin != centroid
         labels = np.where(vertices[:, 2] > 0, 1, 5).astype(np.int8)
         betas = rng.normal(scale=0.5, size=10)
-        pose = rng.normal(scale=0.4, size=48)
+        pose = in_pca_span(rng.normal(scale=0.4, size=48), template)
         trans = np.array([0.0, -0.08, 0.02]) + rng.normal(scale=0.01, size=3)
         j0 = template.root_joint(betas)
         shaped = template.v_template + template.shapedirs @ betas
@@ -79,6 +81,12 @@ def make_records(n: int, template: HandTemplate, seed: int = 0, affordances: tup
             hand_betas=betas, hand_trans=trans, hand_verts=global_forward(shaped, pose, trans, j0),
             hand_faces=template.faces, frame=0, **fields))
     return records
+
+
+def in_pca_span(pose: np.ndarray, template: HandTemplate, count: int = 24) -> np.ndarray:
+    """(48,) pose whose fingers are projected on the template's first `count` PCA components (GRAB stores 24)."""
+    basis = template.pca_basis(count)
+    return np.concatenate([pose[:3], (pose[3:] @ basis.T) @ basis])
 
 
 def centroid_of(record: GraspRecord) -> np.ndarray:

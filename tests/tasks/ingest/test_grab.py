@@ -20,6 +20,7 @@ from tests.tasks.ingest.test_common import (
     assert_same_rotations,
     centroid_of,
     global_forward,
+    in_pca_span,
     make_records,
     make_template,
 )
@@ -35,7 +36,8 @@ def grab_records(n_sequences: int, template: HandTemplate, seed: int = 0) -> lis
         action = ("drink", "pass", "lift")[k % 3]
         for frame in range(FRAMES):
             records.append(dataclasses.replace(
-                base, hand_pose=rng.normal(scale=0.4, size=48), hand_trans=base.hand_trans + 0.01 * frame,
+                base, hand_pose=in_pca_span(rng.normal(scale=0.4, size=48), template),
+                hand_trans=base.hand_trans + 0.01 * frame,
                 intent=action, subject=f"s{k + 1}", sequence=f"{base.object_id}_{action}_1", frame=frame))
     return records
 
@@ -61,6 +63,26 @@ def test_files_mirror_grab_npz_structure(tmp_path):
     vtemp = trimesh.load(tmp_path / data["rhand"]["vtemp"], process=False).vertices
     template = make_template()
     np.testing.assert_allclose(vtemp, template.v_template + template.shapedirs @ records[0].hand_betas, atol=1e-6)
+
+
+def test_fullpose_is_the_expansion_of_the_24_pca_coefficients(tmp_path):
+    """GRAB's code (smplx MANO, use_pca=True, num_pca_comps=24, flat_hand_mean=True) builds the fingers as
+    hand_pose @ hands_components[:24] with no mean added; the file's fullpose must be that same pose."""
+    records, paths = _dataset(tmp_path, 1)
+    params = load_npz_safely(paths[0], "seq.npz")["rhand"]["params"]
+    expansion = params["hand_pose"].astype(np.float64) @ make_template().hands_components[:24]
+    np.testing.assert_allclose(params["fullpose"], expansion, atol=1e-6)
+    np.testing.assert_allclose(expansion, np.stack([r.hand_pose[3:] for r in records]), atol=1e-6)
+
+
+def test_a_fullpose_that_disagrees_with_hand_pose_is_rejected_by_name(tmp_path):
+    _, paths = _dataset(tmp_path, 1)
+    data = load_npz_safely(paths[0], "seq.npz")
+    data["rhand"]["params"]["fullpose"][1, 7] += 0.1  # frame 1 only
+    np.savez(paths[0], **data)
+    items = list(iter_grab(tmp_path, make_template()))
+    assert [type(i).__name__ for i in items] == ["RawSample", "Reject"]
+    assert items[1].field == "rhand.params.fullpose" and "by 0.1000 rad" in items[1].reason
 
 
 def test_written_poses_follow_grab_object_model(tmp_path):
