@@ -13,6 +13,7 @@ from cli import (  # noqa: E402
     annotate_cmd,
     demo_cmd,
     evaluate_cmd,
+    fit_mano_cmd,
     ingest_cmd,
     inspect_cmd,
     instruct_cmd,
@@ -43,6 +44,7 @@ app.command("ingest")(ingest_cmd.ingest)
 app.command("annotate")(annotate_cmd.annotate)
 app.command("reannotate")(annotate_cmd.reannotate)
 app.command("render")(render_cmd.render)
+app.command("fit-mano")(fit_mano_cmd.fit_mano)
 app.command("pseudo-label")(pseudo_label_cmd.pseudo_label)
 app.add_typer(review_cmd.app, name="review")
 app.command("instruct")(instruct_cmd.instruct)

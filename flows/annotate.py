@@ -32,7 +32,7 @@ from tasks.ingest.pipeline import IngestCounts, check_counts
 from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.stage import NoLabelledSamples
 from tasks.runtime.task_runners import make_task_runner
-from tasks.store.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs
+from tasks.store.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs, load_mano_fits
 from tasks.store.inspect import human_bytes, summarise
 from tasks.store.read import open_table
 from tasks.store.write import write_table
@@ -54,7 +54,7 @@ def join_task(layout: DataRoot, formats: list[str]) -> JoinCounts:
                                                   layout.affordance_maps)
     samples = (row for fmt in formats for row in open_table(layout.table(fmt), Sample).iter_rows())
     rejects: list[Reject] = []
-    rows, counts = join_rows(samples, labels, instructions, maps, rejects)
+    rows, counts = join_rows(samples, labels, instructions, maps, rejects, load_mano_fits(layout.mano_fits))
     lineage = Lineage(stage="annotate", stage_version=STAGE_VERSION, params={"tables": formats})
     write_table(layout.annotated, rows, AnnotatedRow, lineage=lineage, mode="overwrite")
     write_table(layout.rejects, rejects, Reject, lineage=lineage)

@@ -20,7 +20,8 @@ class AnnotatedRow(Row):
     affordance, where the dataset labels parts) or `model` (the affordance-map model's prediction for the instruction).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 3  # 2: label_source `unreviewed`; 3: hand_faces, hand_model, hand_dofs
+    SCHEMA_VERSION: ClassVar[int] = 3  # 2: label_source `unreviewed`; 3: hand_faces, hand_model, hand_dofs,
+    # mano_fit_error_mm
     TABLE_KEY: ClassVar[tuple[str, ...]] = ("sample_id",)
 
     dataset: str = Field(pattern=r"^[a-z0-9_\-]+$")
@@ -44,6 +45,8 @@ class AnnotatedRow(Row):
     hand_faces: Faces3 | None = Field(None, description="(F, 3) triangles of a hand that is not MANO's.")
     hand_model: HandModel = "mano"
     hand_dofs: Floats | None = Field(None, description="Joint values as the dataset stores them.")
+    mano_fit_error_mm: float | None = Field(None, ge=0, description="For a non-MANO hand whose MANO parameters "
+                                            "were fitted (fit-mano): the fit's mean error, mm.")
     classifier_checkpoint_sha256: str | None = Field(None, pattern=SHA256_PATTERN)
     map_checkpoint_sha256: str | None = Field(None, pattern=SHA256_PATTERN)
 
@@ -54,5 +57,6 @@ class AnnotatedRow(Row):
 
     @model_validator(mode="after")
     def _one_hand(self) -> AnnotatedRow:
-        check_hand(self.hand_model, self.hand_pose, self.hand_verts, self.hand_faces)
+        check_hand(self.hand_model, self.hand_pose, self.hand_verts, self.hand_faces,
+                   fitted=self.mano_fit_error_mm is not None)
         return self

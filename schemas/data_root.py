@@ -88,6 +88,11 @@ class DataRoot:
     def annotated(self) -> Path:
         return self.table("annotated")
 
+    @property
+    def mano_fits(self) -> Path:
+        """MANO parameters fitted to the non-MANO hands (`afford fit-mano`)."""
+        return self.table("mano_fits")
+
     # -- services' state ------------------------------------------------------------------------------------
     @property
     def review(self) -> Path:

@@ -17,10 +17,10 @@ MANO_NUM_VERTS = 778
 
 
 def check_hand(hand_model: str, hand_pose: object, hand_verts: np.ndarray | None,
-               hand_faces: np.ndarray | None) -> None:
+               hand_faces: np.ndarray | None, fitted: bool = False) -> None:
     """ValueError naming the field when the hand fields do not describe one hand of `hand_model`.
     MANO: hand_pose or the (778, 3) vertices, no hand_faces (the model's own). Other models: hand_verts and
-    hand_faces indexing them, no MANO pose."""
+    hand_faces indexing them, and a MANO pose only when it was fitted to that mesh (`fitted`)."""
     if hand_model == "mano":
         if hand_pose is None and hand_verts is None:
             raise ValueError("a sample needs hand_pose (MANO) or hand_verts (mesh); both are missing")
@@ -30,8 +30,8 @@ def check_hand(hand_model: str, hand_pose: object, hand_verts: np.ndarray | None
         if hand_faces is not None:
             raise ValueError("hand_faces is for hands other than MANO (MANO's faces are the model's)")
         return
-    if hand_pose is not None:
-        raise ValueError(f"hand_pose (MANO) given for a {hand_model} hand")
+    if hand_pose is not None and not fitted:
+        raise ValueError(f"hand_pose (MANO) given for a {hand_model} hand without a fit error (mano_fit_error_mm)")
     if hand_verts is None or hand_faces is None:
         raise ValueError(f"a {hand_model} hand needs hand_verts and hand_faces")
     if len(hand_faces) == 0 or hand_faces.min() < 0 or hand_faces.max() >= len(hand_verts):

@@ -34,7 +34,7 @@ from tasks.instruct.stage import instruct_samples
 from tasks.pseudo_label.classifier_data import clouds_from_rows
 from tasks.pseudo_label.classifier_model import load_trained, predict_logits
 from tasks.pseudo_label.labelling import label_rows
-from tasks.store.annotated_join import join_rows, load_join_inputs
+from tasks.store.annotated_join import join_rows, load_join_inputs, load_mano_fits
 from tasks.store.read import open_table, table_exists
 
 
@@ -131,7 +131,7 @@ def join_task(samples: list[Sample], removed: list[str], data_root: Path, lineag
     labels, instructions, maps = load_join_inputs(layout.affordance_labels, layout.instructions,
                                                   layout.affordance_maps)
     rejects: list[Reject] = []
-    rows, _ = join_rows(samples, labels, instructions, maps, rejects)
+    rows, _ = join_rows(samples, labels, instructions, maps, rejects, load_mano_fits(layout.mano_fits))
     ids = {s.sample_id for s in samples} | set(removed)
     replace_rejects(layout.rejects, "annotate", rejects, lineage, lambda sid, ds: sid in ids)
     # A changed sample that no longer joins (e.g. it lost its label) must not keep its old annotated row.

@@ -4,6 +4,10 @@ A sample joins when it has an affordance (its own or self-training's), an instru
 map is its part labels (the ground truth: points whose part carries the affordance); the others' is the
 affordance-map model's prediction. A labelled sample that lacks an instruction or a map is a reject with the
 reason; a sample with no label at all is counted, not rejected (it has nothing to annotate yet).
+
+A sample whose hand is not MANO's (AffordPose's GraspIt! ManoHand) joins with its mesh; when `afford fit-mano`
+has fitted it with a mean error of at most USABLE_FIT_MEAN_MM, the fitted MANO parameters join too (with the
+error in mano_fit_error_mm), so the MANO-parameter generator can train on it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from schemas.affordance import AFFORDPOSE_LABEL_IDS
 from schemas.affordance_map import AffordanceMapRow
 from schemas.annotated import AnnotatedRow
 from schemas.instruction import InstructionRow
+from schemas.mano_fit import USABLE_FIT_MEAN_MM, ManoFitRow
 from schemas.rows import AffordanceLabel, Reject, Sample
 from tasks.store.read import open_table
 
@@ -31,17 +36,22 @@ class JoinCounts:
     joined: int = 0
     unlabelled: int = 0
     rejected: int = 0
+    fitted: int = 0  # rows of non-MANO hands that carry a usable MANO fit
     by_dataset: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         per = ", ".join(f"{d} {n}" for d, n in sorted(self.by_dataset.items()))
+        fitted = f"; {self.fitted} non-MANO hands with a fitted MANO hand" if self.fitted else ""
         return (f"{self.samples} samples -> {self.joined} annotated rows ({per}) + {self.rejected} rejected + "
-                f"{self.unlabelled} without a label")
+                f"{self.unlabelled} without a label{fitted}")
 
 
 def join_rows(samples: Iterable[Sample], labels: dict[str, AffordanceLabel], instructions: dict[str, InstructionRow],
-              maps: dict[str, AffordanceMapRow], rejects: list[Reject]) -> tuple[list[AnnotatedRow], JoinCounts]:
+              maps: dict[str, AffordanceMapRow], rejects: list[Reject], fits: dict[str, ManoFitRow] | None = None,
+              max_fit_error_mm: float = USABLE_FIT_MEAN_MM) -> tuple[list[AnnotatedRow], JoinCounts]:
+    """Annotated rows of the labelled samples; rejects get the reason. fits: sample_id -> MANO fit (fit-mano)."""
     counts, rows = JoinCounts(), []
+    fits = fits or {}
     for sample in samples:
         counts.samples += 1
         label = labels.get(sample.sample_id)
@@ -49,8 +59,10 @@ def join_rows(samples: Iterable[Sample], labels: dict[str, AffordanceLabel], ins
         if affordance is None:
             counts.unlabelled += 1
             continue
+        fit = fits.get(sample.sample_id)
+        usable = fit if fit is not None and fit.mean_error_mm <= max_fit_error_mm else None
         problem, row = _joined(sample, affordance, label, instructions.get(sample.sample_id),
-                               maps.get(sample.sample_id))
+                               maps.get(sample.sample_id), usable)
         if problem:
             counts.rejected += 1
             rejects.append(Reject(sample_id=sample.sample_id, stage_version=STAGE_VERSION, stage="annotate",
@@ -59,12 +71,14 @@ def join_rows(samples: Iterable[Sample], labels: dict[str, AffordanceLabel], ins
             continue
         rows.append(row)
         counts.joined += 1
+        counts.fitted += row.mano_fit_error_mm is not None
         counts.by_dataset[sample.dataset] = counts.by_dataset.get(sample.dataset, 0) + 1
     return rows, counts
 
 
 def _joined(sample: Sample, affordance: str, label: AffordanceLabel | None, instruction: InstructionRow | None,
-            predicted: AffordanceMapRow | None) -> tuple[tuple[str, str] | None, AnnotatedRow | None]:
+            predicted: AffordanceMapRow | None, fit: ManoFitRow | None = None
+            ) -> tuple[tuple[str, str] | None, AnnotatedRow | None]:
     if instruction is None:
         return ("instruction", "no instruction for this labelled sample (run the instruct stage)"), None
     if sample.hand_pose is None and sample.hand_verts is None:
@@ -85,11 +99,25 @@ def _joined(sample: Sample, affordance: str, label: AffordanceLabel | None, inst
         affordance=affordance, label_source="ground_truth" if sample.affordance else label.origin,
         instruction=instruction.instruction, instruction_generator=instruction.generator,
         prompt_version=instruction.prompt_version, object_points=sample.object_points,
-        affordance_map=affordance_map, map_source=source, hand_pose=sample.hand_pose, hand_betas=sample.hand_betas,
-        hand_trans=sample.hand_trans, hand_verts=sample.hand_verts, hand_faces=sample.hand_faces,
-        hand_model=sample.hand_model, hand_dofs=sample.hand_dofs,
+        affordance_map=affordance_map, map_source=source, **_mano(sample, fit), hand_verts=sample.hand_verts,
+        hand_faces=sample.hand_faces, hand_model=sample.hand_model, hand_dofs=sample.hand_dofs,
         classifier_checkpoint_sha256=label.checkpoint_sha256 if label and not sample.affordance else None,
         map_checkpoint_sha256=map_checkpoint)
+
+
+def _mano(sample: Sample, fit: ManoFitRow | None) -> dict:
+    """The MANO fields of the row: the sample's own, or a usable fit of a non-MANO hand."""
+    if sample.hand_model != "mano" and fit is not None:
+        return {"hand_pose": fit.hand_pose, "hand_betas": fit.hand_betas, "hand_trans": fit.hand_trans,
+                "mano_fit_error_mm": fit.mean_error_mm}
+    return {"hand_pose": sample.hand_pose, "hand_betas": sample.hand_betas, "hand_trans": sample.hand_trans}
+
+
+def load_mano_fits(table: Path | None) -> dict[str, ManoFitRow]:
+    """sample_id -> MANO fit from a fit-mano table; empty when there is none (fit-mano did not run)."""
+    if table is None or not (table / "manifest.json").is_file():
+        return {}
+    return {row.sample_id: row for row in open_table(table, ManoFitRow).iter_rows()}
 
 
 def load_join_inputs(labels_table: Path | None, instructions_table: Path | None, maps_table: Path | None

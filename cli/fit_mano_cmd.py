@@ -1,0 +1,61 @@
+"""`afford fit-mano`: MANO parameters fitted to a table's non-MANO hands (AffordPose's GraspIt! ManoHand)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+DEFAULT_THRESHOLD_MM = 5.0
+
+
+def fit_mano(
+    table: Path = typer.Argument(..., help="A samples table (from `afford ingest --format affordpose`)."),
+    out: Path | None = typer.Option(None, "--out", help="Fit table to write (default: mano_fits beside TABLE)."),
+    figure: Path | None = typer.Option(None, "--figure", help="PNG to write (default: <out>.png beside it)."),
+    mano_root: Path | None = typer.Option(None, "--mano-root", help="Folder with MANO_RIGHT.pkl (default as for "
+                                                                    "`afford ingest`)."),
+    steps: int = typer.Option(300, min=61, help="Optimiser steps per hand (the first 60 choose the start)."),
+    threshold_mm: float = typer.Option(DEFAULT_THRESHOLD_MM, min=0.0, help="Mean error under which a fit counts "
+                                       "as usable (reported; `annotate` reads the same setting)."),
+) -> None:
+    """Fit MANO (pose, shape, translation) to every hand in TABLE that is not MANO's; report the error per hand."""
+    from cli.ingest_cmd import resolve_mano_root
+    from models.mano import ManoLayer
+    from models.mano_pickle import load_mano_pickle, mano_file
+    from tasks.fit_mano.figure import fit_figure
+    from tasks.fit_mano.stage import _verts, fit_table
+    from tasks.store.errors import TableError
+
+    console = Console()
+    mano_root, origin = resolve_mano_root(mano_root, table.parent)
+    console.print(f"MANO model: {mano_root} ({origin})")
+    params = load_mano_pickle(mano_file(mano_root, "right"))
+    try:
+        with Progress(console=console) as bar:
+            task = bar.add_task("fit MANO", total=None)
+            summary = fit_table(table, params, out, steps=steps, progress=lambda n: bar.advance(task, n))
+    except (TableError, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not summary.sample_ids:
+        console.print(f"no hand to fit: {summary.skipped_mano} rows of {table} already carry MANO hands")
+        return
+    layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
+    verts = {sid: _verts(layer, fit) for sid, (_, fit) in summary.fits.items()}
+    picture = fit_figure(summary, verts, figure or summary.table.with_suffix(".png"))
+    report = Table(title=f"{len(summary.sample_ids)} hands fitted in {summary.seconds:.0f} s "
+                         f"({summary.skipped_mano} MANO rows skipped)")
+    for column in ("", "min", "median", "p90", "max"):
+        report.add_column(column, justify="right")
+    for name, values in (("mean error mm", summary.mean_mm), ("max error mm", summary.max_mm),
+                         ("contact IoU", summary.contact_iou)):
+        q = summary.quantiles(values)
+        report.add_row(name, *(f"{q[k]:.2f}" for k in ("min", "median", "p90", "max")))
+    console.print(report)
+    usable = sum(m <= threshold_mm for m in summary.mean_mm)
+    console.print(f"{usable} of {len(summary.mean_mm)} fits have a mean error <= {threshold_mm:g} mm")
+    console.print(f"table  {summary.table.absolute()}\nfigure {picture.absolute()}")
