@@ -30,6 +30,7 @@ from ops.hand_mesh import closed_hand
 POSE_PRIOR = 1e-6  # per rad^2 of finger deviation, against m^2 of chamfer (1e-5 doubled the mean error)
 SHAPE_PRIOR = 1e-6
 START_STEPS = 60
+CHUNK = 16  # hands fitted together: the start search holds 12 x 16 (H x 778) distance matrices, ~0.6 GB
 FINGER_START_SCALES = (0.0, 1.0, 2.0)  # finger starts: flat, the relaxed hands_mean, twice as curled
 TARGET_WEIGHT = 3.0  # weight of the target -> MANO chamfer term: uncovered target parts cost more (see _loss)
 _SIGNS = ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1))  # the four proper sign flips of three axes
@@ -56,8 +57,8 @@ class ManoFit:
 
 def fit_mano(targets: Sequence[np.ndarray], params: ManoParams, steps: int = 300, lr: float = 0.02,
              progress: Callable[[int], None] | None = None) -> list[ManoFit]:
-    """One ManoFit per target (H_i, 3) vertex array in metres; hands of one vertex count are fitted together.
-    `progress(n)` after each fitted group of n hands."""
+    """One ManoFit per target (H_i, 3) vertex array in metres; hands of one vertex count are fitted together, in
+    chunks of CHUNK. `progress(n)` after each fitted chunk of n hands."""
     if steps <= START_STEPS:
         raise ValueError(f"steps must be > {START_STEPS} (the start search), got {steps}")
     out: list[ManoFit | None] = [None] * len(targets)
@@ -68,12 +69,14 @@ def fit_mano(targets: Sequence[np.ndarray], params: ManoParams, steps: int = 300
             raise ValueError(f"target {i}: expected (H >= 4, 3) finite vertices, got shape {target.shape}")
         groups.setdefault(len(target), []).append(i)
     layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
-    for indices in groups.values():
-        batch = torch.tensor(np.stack([targets[i] for i in indices]), dtype=torch.float32)
-        for i, fit in zip(indices, _fit_group(batch, layer, params, steps, lr), strict=True):
-            out[i] = fit
-        if progress:
-            progress(len(indices))
+    for same_size in groups.values():
+        for first in range(0, len(same_size), CHUNK):
+            indices = same_size[first:first + CHUNK]
+            batch = torch.tensor(np.stack([targets[i] for i in indices]), dtype=torch.float32)
+            for i, fit in zip(indices, _fit_group(batch, layer, params, steps, lr), strict=True):
+                out[i] = fit
+            if progress:
+                progress(len(indices))
     return [fit for fit in out if fit is not None]
 
 
