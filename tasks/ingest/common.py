@@ -43,7 +43,8 @@ class GraspRecord:
     hand_pose: (48,) MANO axis-angle (global + 45 finger, relative to the flat hand); hand_betas: (10,);
     hand_trans: (3,) metres; hand_verts: (H, 3) metres (MANO: 778); hand_faces: (F, 3) int. A hand that is not
     MANO's (AffordPose's GraspIt! ManoHand) adds hand_dofs (16,) and its palm pose: palm_rotation (3, 3),
-    palm_translation (3,) metres.
+    palm_translation (3,) metres. hand_joints: (21, 3) metres, MANO's joints in manopth order (wrist, then thumb,
+    index, middle, ring, pinky, base to tip), for formats that store joints (HO-3D's handJoints3D).
     subject / sequence / frame place the grasp in datasets made of recordings (GRAB, HO-3D, OakInk).
     """
 
@@ -60,6 +61,7 @@ class GraspRecord:
     hand_verts: np.ndarray | None = None
     hand_faces: np.ndarray | None = None
     hand_dofs: np.ndarray | None = None
+    hand_joints: np.ndarray | None = None
     palm_rotation: np.ndarray | None = None
     palm_translation: np.ndarray | None = None
     subject: str | None = None

@@ -4,12 +4,16 @@ Layout (HO-3D v2/v3; the YCB models, a separate download, go under <root>/models
 
     <root>/<split>/<sequence>/meta/<frame>.pkl           split: train | evaluation; e.g. train/ABF10/meta/0000.pkl
     <root>/models/<objName>/textured_simple.obj          YCB object mesh, metres, object frame
+    <root>/train.txt, <root>/evaluation.txt              the split's frames, one `<sequence>/<frame>` per line
 
 Only the meta folders are walked (a real sequence folder also holds thousands of rgb/depth/seg images).
 Each meta file is a (Python 2) pickle of a dict; the keys read here:
 
     handPose (48,) MANO axis-angle (global + 45 finger, flat_hand_mean=True as HO-3D's own code uses),
     handBeta (10,), handTrans (3,) metres, objRot (3,) or (3, 1) axis-angle, objTrans (3,) metres, objName.
+
+The writer also stores handJoints3D (camera frame: 21 joints in MANO order on train frames, the root joint
+alone on evaluation frames), which the loader does not need: the hand is rebuilt from the MANO parameters.
 
 All are in the camera frame (OpenGL axes; the axes do not matter here since hand and object share them).
 The object is placed as HO-3D's code does it, `v @ Rodrigues(objRot).T + objTrans`, i.e. x_cam = R x_obj + t.
@@ -56,6 +60,10 @@ from tasks.ingest.object_classes import object_class
 from tasks.ingest.pickles import safe_loads
 
 DATASET = "ho3d"
+# HO-3D's handJoints3D is in MANO's joint order with the tips appended (vis_HO3D.py jointsMapManoToSimple): wrist,
+# index 1-3, middle 1-3, pinky 1-3, ring 1-3, thumb 1-3, then the thumb, index, middle, ring and pinky tips.
+# manopth (and models.mano) order: wrist, then thumb, index, middle, ring, pinky, 4 each (base to tip).
+MANOPTH_TO_HO3D = [0, 5, 6, 7, 9, 10, 11, 17, 18, 19, 13, 14, 15, 1, 2, 3, 4, 8, 12, 16, 20]
 SPLITS: dict[str, Split] = {"train": "train", "evaluation": "test"}
 CAMERA = np.array([[614.6, 0.0, 320.0], [0.0, 614.6, 240.0], [0.0, 0.0, 1.0]], np.float32)  # synthetic intrinsics
 
@@ -72,6 +80,7 @@ def write_ho3d(root: str | Path, records: Iterable[GraspRecord], rng: np.random.
     pose is written as an evaluation-style frame (handPose None). Returns the meta files written."""
     root = Path(root)
     written = []
+    listed: list[str] = []
     for record in records:
         mesh_file = root / model_path(record.object_id)
         if not mesh_file.exists():
@@ -82,12 +91,20 @@ def write_ho3d(root: str | Path, records: Iterable[GraspRecord], rng: np.random.
             raise ValueError(f"HO-3D writer: two records for {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         # Python-2-compatible protocol, like the real meta files
-        path.write_bytes(pickle.dumps(_meta(record, template, rng), protocol=2))
+        path.write_bytes(pickle.dumps(_meta(record, template, rng, split), protocol=2))
         written.append(path)
+        listed.append(f"{path.parts[-3]}/{path.stem}")
+    _add_to_split_file(root / f"{split}.txt", listed)
     return written
 
 
-def _meta(record: GraspRecord, template: HandTemplate, rng: np.random.Generator) -> dict:
+def _add_to_split_file(path: Path, entries: list[str]) -> None:
+    """HO-3D lists each split's frames as `<sequence>/<frame>` lines in <root>/<split>.txt."""
+    existing = path.read_text().split() if path.exists() else []
+    path.write_text("".join(f"{line}\n" for line in sorted(set(existing) | set(entries))))
+
+
+def _meta(record: GraspRecord, template: HandTemplate, rng: np.random.Generator, split: str) -> dict:
     rotation = random_rotation(rng)
     translation = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1), rng.uniform(-0.7, -0.4)])
     vertices = np.asarray(record.object_vertices, np.float64)
@@ -102,6 +119,11 @@ def _meta(record: GraspRecord, template: HandTemplate, rng: np.random.Generator)
                                            rotation, translation)
         meta |= {"handPose": pose.astype(np.float32), "handBeta": betas.astype(np.float32),
                  "handTrans": trans.astype(np.float32)}
+    if record.hand_joints is not None:
+        # handJoints3D, camera frame: all 21 joints in MANO's order on train frames, the root joint alone on
+        # evaluation frames (as vis_HO3D.py reads them).
+        joints = np.asarray(record.hand_joints, np.float64)[MANOPTH_TO_HO3D] @ rotation.T + translation
+        meta["handJoints3D"] = (joints if split == "train" else joints[0]).astype(np.float32)
     return meta
 
 

@@ -14,7 +14,8 @@ The object of a grasp is <virtual_oid> when present, else <src_oid>; its mesh is
 (when there are several, the one whose file name contains "align", oikit's rule).
 
 source.txt holds one line `<pass>/<src_oid>_<intent>_<subject>/<timestamp>`, e.g. `pass1/A01001_0003_0002/00012`;
-the intent code is 0001 use, 0002 hold, 0003 liftup, 0004 handover (subject `0002_0005` for a handover pair).
+the intent code is 0001 use, 0002 hold, 0003 liftup, 0004 handover (subject `0002_0005` for a handover pair, the
+second hand's line ending in `_alt`, as oikit reads it).
 
 hand_param.pkl is a pickle of {"pose", "shape", "tsl"} arrays. `pose` is (48,) axis-angle (what oikit feeds to
 its MANO layer) or (16, 4) quaternions (w, x, y, z) as some documentation says; both are accepted. shape: (10,)
@@ -74,7 +75,8 @@ DATASET = "oakink"
 SHAPE_DIR = "oakink_shape_v2"
 INTENT_CODES = {"use": "0001", "hold": "0002", "liftup": "0003", "handover": "0004"}
 INTENTS = {code: name for name, code in INTENT_CODES.items()}
-_SOURCE = re.compile(r"^(?P<stage>[^/]+)/(?P<oid>.+?)_(?P<code>\d{4})_(?P<subject>[_0-9]+)/(?P<ts>[-0-9]+)$")
+# oikit's own pattern is unanchored; a handover's second hand has the same line with an `_alt` suffix.
+_SOURCE = re.compile(r"^(?P<stage>[^/]+)/(?P<oid>.+?)_(?P<code>\d{4})_(?P<subject>[_0-9]+)/(?P<ts>[-0-9]+)(?:_alt)?$")
 _KINDS = {False: ("object_id.json", "OakInkObjectsV2"), True: ("virtual_object_id.json", "OakInkVirtualObjectsV2")}
 
 

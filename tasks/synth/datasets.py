@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from models.mano import ManoLayer
 from models.mano_pickle import ManoParams, load_mano_pickle
@@ -78,7 +79,7 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
         affordances: list[str] = []
         for done, obj in enumerate(made, start=1):
             synthesized = synthesize_grasps(obj, params, layer, grasps[dataset], rng, steps=steps)
-            records += [_record(obj, g, dataset, i, rng, params) for i, g in enumerate(synthesized)]
+            records += [_record(obj, g, dataset, i, rng, params, layer) for i, g in enumerate(synthesized)]
             affordances += [g.affordance for g in synthesized]
             if progress:
                 progress(dataset, done, len(made))
@@ -102,7 +103,7 @@ def _per_dataset(name: str, value: int | Mapping[str, int]) -> dict[str, int]:
 
 
 def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: np.random.Generator,
-            params: ManoParams) -> GraspRecord:
+            params: ManoParams, layer: ManoLayer) -> GraspRecord:
     """A writer record; only AffordPose keeps the affordance (the others are the unlabelled targets). A format
     that stores its own hand mesh (AffordPose: GraspIt!'s ManoHand) gets one built around the MANO grasp."""
     fmt = get_format(dataset)
@@ -114,6 +115,8 @@ def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: 
                 "palm_rotation": built.palm_rotation, "palm_translation": built.palm_translation}
     elif fmt.labelled:
         hand = {"hand_verts": grasp.verts, "hand_faces": params.f}
+    else:  # the MANO datasets: joints for the formats that store them (HO-3D's handJoints3D)
+        hand = {"hand_joints": _joints(layer, grasp)}
     return GraspRecord(
         category=obj.category, object_id=obj.object_id, object_vertices=obj.vertices, object_faces=obj.faces,
         object_vertex_labels=obj.vertex_labels, affordance=grasp.affordance if fmt.labelled else None,
@@ -121,6 +124,14 @@ def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: 
         # GRAB: one subject per object, its betas shared by the sequence; frames are the object's grasps.
         subject=f"s{1 + int(rng.integers(0, 10))}" if dataset == "grab" else None,
         sequence=None, frame=index)
+
+
+def _joints(layer: ManoLayer, grasp: SynthGrasp) -> np.ndarray:
+    """(21, 3) MANO joints of the grasp, metres, object frame (manopth order)."""
+    with torch.no_grad():
+        inputs = (torch.tensor(np.asarray(a, np.float32))[None] for a in (grasp.pose, grasp.betas, grasp.trans))
+        joints = layer(*inputs)[1]
+    return joints[0].numpy().astype(np.float64) / 1000.0
 
 
 def _write(dataset: str, root: Path, records: list[GraspRecord], rng: np.random.Generator,

@@ -136,3 +136,14 @@ def test_writer_refuses_an_unknown_intent(tmp_path):
     records = make_records(1, make_template(), intents=("drink",))
     with pytest.raises(ValueError, match="intent"):
         write_oakink(tmp_path, records, np.random.default_rng(0), make_template())
+
+
+def test_a_handover_second_hand_line_with_alt_reads_as_handover(tmp_path):
+    """oikit matches source.txt unanchored and swaps the subjects of a line holding `_alt` (oi_shape.py): such a
+    line is a handover, not a malformed one."""
+    _, paths = _dataset(tmp_path, 4)
+    handover = paths[3].parent / "source.txt"  # fourth record: intent handover
+    handover.write_text(handover.read_text() + "_alt")
+    loaded = {s.source_path: s for s in iter_oakink(tmp_path, make_template())}
+    sample = loaded[paths[3].relative_to(tmp_path).as_posix()]
+    assert isinstance(sample, RawSample) and sample.intent == "handover"

@@ -11,7 +11,8 @@ synthetic writers produced:
   vtemp as template, betas 0, fingers = hand_pose (24 PCA coefficients) @ hands_components[:24] with no mean
   (flat_hand_mean=True), plus transl; the object in the world is v @ R(global_orient) + transl (row vectors).
 - HO-3D (shreyashampali/ho3d, vis_HO3D.py forwardKinematics): MANO with the 48 handPose values, flat hand mean,
-  handBeta and handTrans, in the camera frame; the object is v @ Rodrigues(objRot).T + objTrans.
+  handBeta and handTrans, in the camera frame; the object is v @ Rodrigues(objRot).T + objTrans; handJoints3D is
+  MANO's joints in MANO order with the tips appended (jointsMapManoToSimple), and train.txt lists the frames.
 The table's frame is the object mesh minus its volume centroid c; c is taken from the table itself (the offset
 between the file's mesh and the table's object vertices), not from the loader's code.
 """
@@ -36,6 +37,8 @@ from tasks.store.read import open_table
 from tasks.synth.datasets import synthesize_datasets
 
 TOLERANCE_M = 1e-5  # 0.01 mm
+# vis_HO3D.py's jointsMapManoToSimple: handJoints3D (MANO order + tips) -> wrist, thumb, index, middle, ring, pinky
+HO3D_TO_SIMPLE = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]
 
 
 def _ingested(tmp_path: Path, dataset: str) -> tuple[Path, ManoParams, list[Sample]]:
@@ -111,8 +114,13 @@ def test_ho3d_hands_match_ho3d_code(tmp_path):
     root, params, rows = _ingested(tmp_path, "ho3d")
     for row in rows:
         meta = pickle.loads((root / row.source_path).read_bytes(), encoding="latin1")  # our own synthetic file
-        camera = _mano_mm(params, meta["handPose"], meta["handBeta"], meta["handTrans"])[0] / 1000
+        verts_mm, joints_mm = _mano_mm(params, meta["handPose"], meta["handBeta"], meta["handTrans"])
+        camera = verts_mm / 1000
+        # handJoints3D (camera frame) reordered thumb-to-pinky is the MANO forward's joints in that order
+        np.testing.assert_allclose(meta["handJoints3D"][HO3D_TO_SIMPLE], joints_mm / 1000, atol=2e-6)
         rotation = Rotation.from_rotvec(np.asarray(meta["objRot"], np.float64).reshape(3)).as_matrix()
         in_object = (camera - meta["objTrans"]) @ rotation  # inverse of v @ R.T + t
         mesh = trimesh.load(root / "models" / meta["objName"] / "textured_simple.obj", process=False, force="mesh")
         _close(row, in_object - _centroid(mesh.vertices, row))
+    listed = (root / "train.txt").read_text().split()
+    assert sorted(listed) == sorted(f"{Path(r.source_path).parts[1]}/{Path(r.source_path).stem}" for r in rows)
