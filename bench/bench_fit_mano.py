@@ -49,6 +49,8 @@ def run(objects: int, grasps: int, steps: int, seed: int, sample: Path | None = 
     from tasks.ingest.pipeline import ingest
     from tasks.synth.datasets import synthesize_datasets
 
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()  # the code that runs, read before it runs
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         start = time.perf_counter()
@@ -67,8 +69,7 @@ def run(objects: int, grasps: int, steps: int, seed: int, sample: Path | None = 
         "official_sample": official,
         "command": f"python -m bench.bench_fit_mano --objects-per-category {objects} --grasps-per-part {grasps} "
                    f"--steps {steps} --seed {seed}" + (" --affordpose-sample samples/data.json" if sample else ""),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                 cwd=ROOT).stdout.strip(),
+        "commit": commit,
         "machine": f"{platform.machine()}, {_cores()} cores, no GPU, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
         "hands": len(fits.sample_ids), "synth_seconds": round(synth_s, 1), "fit_seconds": round(fits.seconds, 1),
