@@ -45,7 +45,7 @@ def run(objects: int, grasps: int, steps: int, seed: int, sample: Path | None = 
     from models.mano_pickle import load_mano_pickle
     from schemas.mano_fit import USABLE_FIT_MEAN_MM
     from tasks.fit_mano.figure import fit_figure
-    from tasks.fit_mano.stage import _verts, fit_table
+    from tasks.fit_mano.stage import fit_table, fitted_vertices
     from tasks.ingest.pipeline import ingest
     from tasks.synth.datasets import synthesize_datasets
 
@@ -62,7 +62,7 @@ def run(objects: int, grasps: int, steps: int, seed: int, sample: Path | None = 
         params = load_mano_pickle(summary.mano_root / "MANO_RIGHT.pkl")
         fits = fit_table(table, params, steps=steps)
         layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
-        verts = {sid: _verts(layer, fit) for sid, (_, fit) in fits.fits.items()}
+        verts = {sid: fitted_vertices(layer, fit) for sid, (_, fit) in fits.fits.items()}
         figure = fit_figure(fits, verts, ROOT / "docs" / "fit_mano" / "fit_errors.png")
         official = official_sample(sample, tmp, params, steps) if sample else None
     return {

@@ -9,8 +9,6 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-DEFAULT_THRESHOLD_MM = 5.0
-
 
 def fit_mano(
     table: Path = typer.Argument(..., help="A samples table (from `afford ingest --format affordpose`)."),
@@ -19,15 +17,14 @@ def fit_mano(
     mano_root: Path | None = typer.Option(None, "--mano-root", help="Folder with MANO_RIGHT.pkl (default as for "
                                                                     "`afford ingest`)."),
     steps: int = typer.Option(300, min=61, help="Optimiser steps per hand (the first 60 choose the start)."),
-    threshold_mm: float = typer.Option(DEFAULT_THRESHOLD_MM, min=0.0, help="Mean error under which a fit counts "
-                                       "as usable (reported; `annotate` reads the same setting)."),
 ) -> None:
     """Fit MANO (pose, shape, translation) to every hand in TABLE that is not MANO's; report the error per hand."""
     from cli.ingest_cmd import resolve_mano_root
     from models.mano import ManoLayer
     from models.mano_pickle import load_mano_pickle, mano_file
+    from schemas.mano_fit import USABLE_FIT_MEAN_MM
     from tasks.fit_mano.figure import fit_figure
-    from tasks.fit_mano.stage import _verts, fit_table
+    from tasks.fit_mano.stage import fit_table, fitted_vertices
     from tasks.store.errors import TableError
 
     console = Console()
@@ -45,7 +42,7 @@ def fit_mano(
         console.print(f"no hand to fit: {summary.skipped_mano} rows of {table} already carry MANO hands")
         return
     layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
-    verts = {sid: _verts(layer, fit) for sid, (_, fit) in summary.fits.items()}
+    verts = {sid: fitted_vertices(layer, fit) for sid, (_, fit) in summary.fits.items()}
     picture = fit_figure(summary, verts, figure or summary.table.with_suffix(".png"))
     report = Table(title=f"{len(summary.sample_ids)} hands fitted in {summary.seconds:.0f} s "
                          f"({summary.skipped_mano} MANO rows skipped)")
@@ -56,6 +53,7 @@ def fit_mano(
         q = summary.quantiles(values)
         report.add_row(name, *(f"{q[k]:.2f}" for k in ("min", "median", "p90", "max")))
     console.print(report)
-    usable = sum(m <= threshold_mm for m in summary.mean_mm)
-    console.print(f"{usable} of {len(summary.mean_mm)} fits have a mean error <= {threshold_mm:g} mm")
+    usable = sum(m <= USABLE_FIT_MEAN_MM for m in summary.mean_mm)
+    console.print(f"{usable} of {len(summary.mean_mm)} fits have a mean error <= {USABLE_FIT_MEAN_MM:g} mm: "
+                  "`afford annotate` joins them with MANO parameters")
     console.print(f"table  {summary.table.absolute()}\nfigure {picture.absolute()}")

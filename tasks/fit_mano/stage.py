@@ -1,8 +1,8 @@
-"""`afford fit-mano`: fit MANO to every non-MANO hand of a samples table, write the fits and the error figure.
+"""`afford fit-mano`: fit MANO to every non-MANO hand of a samples table and write the fits.
 
 The fit table goes beside the samples table (`<tables>/mano_fits`, upserted by sample_id); the summary carries
-the error distribution and, per hand, whether the fitted MANO hand touches the object where the dataset's hand
-does (contact agreement, below), which is what the threshold for training on the fits is chosen from.
+the error distribution and, per hand, how far the fitted MANO hand touches the object where the dataset's hand
+does (contact IoU, below). tasks/fit_mano/figure.py draws it.
 """
 
 from __future__ import annotations
@@ -69,12 +69,14 @@ def fit_table(samples: Path, params: ManoParams, out: Path | None = None, steps:
         else:
             rows.append(row)
     summary = FitSummary(table=out, skipped_mano=skipped)
+    if not rows:  # nothing to fit: no table version is written
+        return summary
     fits = fit_mano([np.asarray(r.hand_verts, np.float64) for r in rows], params, steps=steps, progress=progress)
     layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
     lineage = Lineage(stage="fit-mano", stage_version=STAGE_VERSION, params={"steps": steps})
     with TableWriter(out, ManoFitRow, lineage=lineage) as writer:
         for row, fit in zip(rows, fits, strict=True):
-            mano_verts = _verts(layer, fit)
+            mano_verts = fitted_vertices(layer, fit)
             summary.sample_ids.append(row.sample_id)
             summary.mean_mm.append(fit.mean_error_mm)
             summary.max_mm.append(fit.max_error_mm)
@@ -89,7 +91,8 @@ def fit_table(samples: Path, params: ManoParams, out: Path | None = None, steps:
     return summary
 
 
-def _verts(layer, fit: ManoFit) -> np.ndarray:
+def fitted_vertices(layer, fit: ManoFit) -> np.ndarray:
+    """(778, 3) metres: the fitted MANO hand, through `layer` (a models.mano.ManoLayer, flat hand mean)."""
     import torch
 
     with torch.no_grad():
