@@ -77,6 +77,16 @@ INTENT_CODES = {"use": "0001", "hold": "0002", "liftup": "0003", "handover": "00
 INTENTS = {code: name for name, code in INTENT_CODES.items()}
 # oikit's own pattern is unanchored; a handover's second hand has the same line with an `_alt` suffix.
 _SOURCE = re.compile(r"^(?P<stage>[^/]+)/(?P<oid>.+?)_(?P<code>\d{4})_(?P<subject>[_0-9]+)/(?P<ts>[-0-9]+)(?:_alt)?$")
+# oikit's categories (oakink/OakInk, oikit/oi_shape/utils.py ALL_CAT) and its path rules (oi_shape.py: object ids
+# of 6 characters, grasp ids of 10): what oikit finds. The synthetic datasets use only these (tasks/synth); the
+# writer writes what it is given and the loader reads any category and id.
+OIKIT_CATEGORIES = (
+    "apple", "banana", "binoculars", "bottle", "bowl", "cameras", "can", "cup", "cylinder_bottle", "donut",
+    "eyeglasses", "flashlight", "fryingpan", "gamecontroller", "hammer", "headphones", "knife", "lightbulb",
+    "lotion_pump", "mouse", "mug", "pen", "phone", "pincer", "power_drill", "scissors", "screwdriver", "squeezable",
+    "stapler", "teapot", "toothbrush", "trigger_sprayer", "wineglass", "wrench",
+)
+OIKIT_ID_LENGTH = 6
 _KINDS = {False: ("object_id.json", "OakInkObjectsV2"), True: ("virtual_object_id.json", "OakInkVirtualObjectsV2")}
 
 
@@ -136,7 +146,8 @@ def _write_grasp(root: Path, record: GraspRecord, index: int, virtual: bool, pla
     subject = record.subject or ("0001_0002" if record.intent == "handover" else "0001")
     if not re.fullmatch(r"[_0-9]+", subject):
         raise ValueError(f"OakInk record {record.object_id}: subject must be digits (and _), got {subject!r}")
-    src_oid = f"src{record.object_id}" if virtual else record.object_id
+    # A virtual object's grasp was made on a real source object: an id of its own, as long ("R" + the rest).
+    src_oid = f"R{record.object_id[1:]}" if virtual else record.object_id
     grasp_id = hashlib.md5(f"{record.object_id}/{index}".encode()).hexdigest()[:10]
     grasp_dir = root / SHAPE_DIR / record.category / src_oid / grasp_id
     param_dir = grasp_dir / record.object_id if virtual else grasp_dir

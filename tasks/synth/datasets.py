@@ -2,8 +2,9 @@
 
 Objects come from tasks.synth.objects, grasps from tasks.synth.grasps, files from each format's writer, so
 the loaders read them exactly as they read the real datasets. Each dataset gets its own objects (a seed
-offset per dataset). AffordPose keeps its affordance labels and a posed GraspIt!-ManoHand-style hand mesh
-(tasks.synth.manohand); the other three are written unlabelled, with MANO parameters, as the real ones are.
+offset per dataset; OakInk only the classes OakInk has, named and numbered as oikit reads them). AffordPose
+keeps its affordance labels and a posed GraspIt!-ManoHand-style hand mesh (tasks.synth.manohand); the other
+three are written unlabelled, with MANO parameters, as the real ones are.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from tasks.synth.truth import write_truth
 DATASETS = writable_formats()  # every registered format the project can write
 OAKINK_INTENTS = ("use", "hold", "liftup", "handover")
 GRAB_ACTIONS = ("lift", "pass", "use", "inspect")
+# The synthetic OakInk set holds the objects whose class OakInk has, under oikit's category name (oikit reads only
+# its own 34 categories, tasks/ingest/oakink.py OIKIT_CATEGORIES); the other 7 classes have no OakInk counterpart.
+OAKINK_CATEGORIES = {"bottle": "bottle", "mug": "mug", "knife": "knife", "scissors": "scissors",
+                     "dispenser": "lotion_pump", "earphone": "headphones"}
 
 
 @dataclass
@@ -73,8 +78,8 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
         if dataset not in datasets:
             continue
         rng = np.random.default_rng([seed, offset])
-        made = [make_object(c, rng, f"{dataset[:2]}{c.replace('-', '')}{i:03d}")
-                for c in (categories or CATEGORIES) for i in range(objects[dataset])]
+        made = [make_object(c, rng, _object_id(dataset, c, i)) for c in _categories(dataset, categories or CATEGORIES)
+                for i in range(objects[dataset])]
         records: list[GraspRecord] = []
         affordances: list[str] = []
         for done, obj in enumerate(made, start=1):
@@ -88,6 +93,18 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
             write_truth(root, dataset, records, affordances)
         summary.grasps[dataset], summary.files[dataset] = len(records), len(files)
     return summary
+
+
+def _categories(dataset: str, categories: Sequence[str]) -> list[str]:
+    """The object categories a dataset gets: OakInk only those it has itself (OAKINK_CATEGORIES)."""
+    return [c for c in categories if c in OAKINK_CATEGORIES] if dataset == "oakink" else list(categories)
+
+
+def _object_id(dataset: str, category: str, index: int) -> str:
+    """OakInk: 6 characters as oikit requires ("S" + category number + object number); else readable."""
+    if dataset == "oakink":
+        return f"S{CATEGORIES.index(category):02d}{index:03d}"
+    return f"{dataset[:2]}{category.replace('-', '')}{index:03d}"
 
 
 def _per_dataset(name: str, value: int | Mapping[str, int]) -> dict[str, int]:
@@ -117,8 +134,9 @@ def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: 
         hand = {"hand_verts": grasp.verts, "hand_faces": params.f}
     else:  # the MANO datasets: joints for the formats that store them (HO-3D's handJoints3D)
         hand = {"hand_joints": _joints(layer, grasp)}
+    category = OAKINK_CATEGORIES[obj.category] if dataset == "oakink" else obj.category
     return GraspRecord(
-        category=obj.category, object_id=obj.object_id, object_vertices=obj.vertices, object_faces=obj.faces,
+        category=category, object_id=obj.object_id, object_vertices=obj.vertices, object_faces=obj.faces,
         object_vertex_labels=obj.vertex_labels, affordance=grasp.affordance if fmt.labelled else None,
         intent=intent, hand_pose=grasp.pose, hand_betas=grasp.betas, hand_trans=grasp.trans, **hand,
         # GRAB: one subject per object, its betas shared by the sequence; frames are the object's grasps.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ from schemas.ids import make_sample_id
 from schemas.rows import Reject, Sample
 from tasks.ingest.common import RawSample, split_for
 from tasks.ingest.meshes import load_mesh
-from tasks.ingest.oakink import iter_oakink, write_oakink
+from tasks.ingest.oakink import OIKIT_CATEGORIES, iter_oakink, write_oakink
 from tasks.ingest.obj_text import format_obj
 from tasks.ingest.pickles import safe_load_pickle
+from tasks.synth.datasets import synthesize_datasets
 from tests.tasks.ingest.test_common import (
     _Evil,
     assert_same_rotations,
@@ -147,3 +149,25 @@ def test_a_handover_second_hand_line_with_alt_reads_as_handover(tmp_path):
     loaded = {s.source_path: s for s in iter_oakink(tmp_path, make_template())}
     sample = loaded[paths[3].relative_to(tmp_path).as_posix()]
     assert isinstance(sample, RawSample) and sample.intent == "handover"
+
+
+def test_synthetic_oakink_is_what_oikit_finds(tmp_path):
+    """oikit (oi_shape.py) walks oakink_shape_v2/<cat>/ for each of its own categories and keeps a hand_param.pkl
+    only where `<cat>/<6 chars>/<10 chars>/hand_param.pkl` (real) or `.../<6 chars>/hand_param.pkl` (virtual)
+    matches, then reads source.txt with `(.+)/(.{6})_(.{4})_([_0-9]+)/([\\-0-9]+)`. Every synthetic grasp must pass,
+    and a class OakInk does not have (laptop) is not in the synthetic OakInk set."""
+    summary = synthesize_datasets(tmp_path, datasets=("oakink",), categories=("mug", "dispenser", "laptop"), steps=5)
+    root = tmp_path / "oakink" / "oakink_shape_v2"
+    params = sorted(root.rglob("hand_param.pkl"))
+    assert len(params) == summary.grasps["oakink"] > 0
+    for path in params:
+        relative = path.relative_to(root).as_posix()
+        category = relative.split("/")[0]
+        assert category in OIKIT_CATEGORIES, relative
+        real = re.findall(rf"({category}/(.{{6}})/.{{10}})/hand_param\.pkl$", relative)
+        virtual = re.findall(rf"({category}/(.{{6}})/.{{10}})/(.{{6}})/hand_param\.pkl$", relative)
+        (match,) = virtual or real
+        source = (root / match[0] / "source.txt").read_text()
+        _, raw_oid, code, _, _ = re.findall(r"(.+)/(.{6})_(.{4})_([_0-9]+)/([\-0-9]+)", source)[0]
+        assert raw_oid == match[1] and code in ("0001", "0002", "0003", "0004")
+    assert {p.relative_to(root).parts[0] for p in params} == {"mug", "lotion_pump"}
