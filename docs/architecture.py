@@ -28,6 +28,7 @@ STAGES = [
     ("annotated join", "tasks/store", 18.0, 3.0),
     ("train generator", "tasks/grasp", 24.0, 4.4),
     ("evaluate grasps", "tasks/grasp/evaluation", 24.0, 1.6),
+    ("fit MANO to AffordPose\nhands (afford fit-mano)", "tasks/fit_mano", 6.0, 0.9),
 ]
 # (table, x, y): the tables between the stages, under <data root>/tables/.
 TABLES = [
@@ -36,11 +37,13 @@ TABLES = [
     ("instructions", 15.0, 4.4),
     ("affordance_maps", 15.0, 1.6),
     ("annotated", 21.0, 3.0),
+    ("mano_fits", 18.0, 0.9),
 ]
 # Arrows as (kind, index) pairs: stage -> table -> stage.
 EDGES = [(("s", 0), ("t", 0)), (("t", 0), ("s", 1)), (("s", 1), ("t", 1)), (("t", 1), ("s", 2)),
          (("t", 1), ("s", 3)), (("s", 2), ("t", 2)), (("s", 3), ("t", 3)), (("t", 2), ("s", 4)),
-         (("t", 3), ("s", 4)), (("s", 4), ("t", 4)), (("t", 4), ("s", 5)), (("s", 5), ("s", 6))]
+         (("t", 3), ("s", 4)), (("s", 4), ("t", 4)), (("t", 4), ("s", 5)), (("s", 5), ("s", 6)),
+         (("t", 0), ("s", 7)), (("s", 7), ("t", 5)), (("t", 5), ("s", 4))]
 # (who, x, y, stage index): people and services outside the engine.
 ACTORS = [
     ("datasets on disk\n(their own formats)", 0.0, 5.6, 0),
@@ -89,7 +92,7 @@ def main() -> None:
     for who, x, y, stage in ACTORS:
         box(ax, x, y, who, ACTOR_COLOUR, *ACTOR_SIZE, size=8)
         arrow(ax, (x, y), STAGES[stage][2:], (ACTOR_SIZE, STAGE_SIZE), colour="#b36b00", dashed=True)
-    ax.text(9.0, -0.1, "annotate flow (flows/annotate.py): ingest -> self_training -> instruct -> affordance -> join;"
+    ax.text(9.0, -0.5, "annotate flow (flows/annotate.py): ingest -> self_training -> instruct -> affordance -> join;"
             "\nreannotate (flows/reannotate.py) reruns it for the changed samples of a dataset on a dataset.changed "
             "event; the samples tables feed every later stage",
             ha="center", fontsize=8.5, color="#333333")
