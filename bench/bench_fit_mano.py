@@ -41,11 +41,10 @@ def official_sample(path: Path, tmp: Path, params, steps: int) -> dict:
 
 
 def run(objects: int, grasps: int, steps: int, seed: int, sample: Path | None = None) -> dict:
-    from models.mano import ManoLayer
     from models.mano_pickle import load_mano_pickle
     from schemas.mano_fit import USABLE_FIT_MEAN_MM
     from tasks.fit_mano.figure import fit_figure
-    from tasks.fit_mano.stage import fit_table, fitted_vertices
+    from tasks.fit_mano.stage import fit_table
     from tasks.ingest.pipeline import ingest
     from tasks.synth.datasets import synthesize_datasets
 
@@ -61,9 +60,7 @@ def run(objects: int, grasps: int, steps: int, seed: int, sample: Path | None = 
         ingest("affordpose", tmp / "datasets" / "affordpose", table, summary.mano_root, seed=seed)
         params = load_mano_pickle(summary.mano_root / "MANO_RIGHT.pkl")
         fits = fit_table(table, params, steps=steps)
-        layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
-        verts = {sid: fitted_vertices(layer, fit) for sid, (_, fit) in fits.fits.items()}
-        figure = fit_figure(fits, verts, ROOT / "docs" / "fit_mano" / "fit_errors.png")
+        figure = fit_figure(fits, ROOT / "docs" / "fit_mano" / "fit_errors.png")
         official = official_sample(sample, tmp, params, steps) if sample else None
     return {
         "official_sample": official,

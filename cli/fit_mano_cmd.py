@@ -20,11 +20,10 @@ def fit_mano(
 ) -> None:
     """Fit MANO (pose, shape, translation) to every hand in TABLE that is not MANO's; report the error per hand."""
     from cli.ingest_cmd import resolve_mano_root
-    from models.mano import ManoLayer
     from models.mano_pickle import load_mano_pickle, mano_file
     from schemas.mano_fit import USABLE_FIT_MEAN_MM
     from tasks.fit_mano.figure import fit_figure
-    from tasks.fit_mano.stage import fit_table, fitted_vertices
+    from tasks.fit_mano.stage import fit_table
     from tasks.store.errors import TableError
 
     console = Console()
@@ -41,9 +40,7 @@ def fit_mano(
     if not summary.sample_ids:
         console.print(f"no hand to fit: {summary.skipped_mano} rows of {table} already carry MANO hands")
         return
-    layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
-    verts = {sid: fitted_vertices(layer, fit) for sid, (_, fit) in summary.fits.items()}
-    picture = fit_figure(summary, verts, figure or summary.table.with_suffix(".png"))
+    picture = fit_figure(summary, figure or summary.table.with_suffix(".png"))
     report = Table(title=f"{len(summary.sample_ids)} hands fitted in {summary.seconds:.0f} s "
                          f"({summary.skipped_mano} MANO rows skipped)")
     for column in ("", "min", "median", "p90", "max"):

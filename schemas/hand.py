@@ -12,7 +12,6 @@ from typing import Literal
 import numpy as np
 
 HandModel = Literal["mano", "graspit_manohand"]
-HAND_MODELS: tuple[str, ...] = ("mano", "graspit_manohand")
 MANO_NUM_VERTS = 778
 
 

@@ -9,10 +9,9 @@ import numpy as np
 from tasks.fit_mano.stage import FitSummary
 
 
-def fit_figure(summary: FitSummary, mano_verts: dict[str, np.ndarray], path: Path) -> Path:
+def fit_figure(summary: FitSummary, path: Path) -> Path:
     """Histogram of mean and max error per hand, then the median and the worst fit (by mean error) from one view:
-    the dataset's hand vertices in grey, the fitted MANO vertices coloured by their distance to them (mm).
-    mano_verts: sample_id -> (778, 3) metres."""
+    the dataset's hand vertices in grey, the fitted MANO vertices coloured by their distance to them (mm)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,7 +31,7 @@ def fit_figure(summary: FitSummary, mano_verts: dict[str, np.ndarray], path: Pat
     ax.legend()
     for k, (title, sample_id) in enumerate(picks.items(), start=2):
         row, fit = summary.fits[sample_id]
-        target, verts = np.asarray(row.hand_verts), mano_verts[sample_id]
+        target, verts = np.asarray(row.hand_verts), fit.vertices
         ax = fig.add_subplot(1, 3, k, projection="3d")
         ax.scatter(*target.T, s=2, c="0.6", label=row.hand_model)
         distance = cKDTree(target).query(verts)[0] * 1000

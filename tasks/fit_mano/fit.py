@@ -38,11 +38,13 @@ _SIGNS = ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1))  # the four proper s
 
 @dataclass(frozen=True)
 class ManoFit:
-    """pose: (48,) axis-angle; betas: (10,); trans: (3,) metres; errors_mm: (H,) per target vertex."""
+    """pose: (48,) axis-angle; betas: (10,); trans: (3,) metres; vertices: (778, 3) metres, the fitted MANO hand;
+    errors_mm: (H,) per target vertex."""
 
     pose: np.ndarray
     betas: np.ndarray
     trans: np.ndarray
+    vertices: np.ndarray
     errors_mm: np.ndarray
     steps: int
 
@@ -106,7 +108,7 @@ def _fit_group(targets: torch.Tensor, layer: ManoLayer, params: ManoParams, step
         _, distance, _ = trimesh.proximity.closest_point(closed, targets[b].numpy().astype(np.float64))
         pose = np.concatenate([state["rot"][b].numpy(), state["fingers"][b].numpy()])
         fits.append(ManoFit(pose.astype(np.float32), state["betas"][b].numpy().astype(np.float32),
-                            state["trans"][b].numpy().astype(np.float32), distance * 1000.0, steps))
+                            state["trans"][b].numpy().astype(np.float32), verts, distance * 1000.0, steps))
     return fits
 
 

@@ -21,11 +21,11 @@ from schemas.manifest import Lineage
 from schemas.mano_fit import ManoFitRow
 from schemas.rows import Sample
 from tasks.fit_mano.fit import ManoFit, fit_mano
+from tasks.grasp.evaluation.contact import CONTACT_THRESHOLD_M
 from tasks.store.read import open_table
 from tasks.store.write import TableWriter
 
 STAGE_VERSION = "fit-mano-1"
-CONTACT_M = 0.005  # an object point within 5 mm of a hand vertex is in contact (GraspTTA's contact distance)
 
 
 @dataclass
@@ -46,8 +46,8 @@ class FitSummary:
         return {q: float(np.quantile(array, p)) for q, p in (("min", 0), ("median", 0.5), ("p90", 0.9), ("max", 1))}
 
 
-def contact_iou(object_points: np.ndarray, hand_a: np.ndarray, hand_b: np.ndarray, distance: float = CONTACT_M
-                ) -> float:
+def contact_iou(object_points: np.ndarray, hand_a: np.ndarray, hand_b: np.ndarray,
+                distance: float = CONTACT_THRESHOLD_M) -> float:
     """IoU of the object points within `distance` of hand a and of hand b (1.0 when neither touches)."""
     near_a = cKDTree(hand_a).query(object_points)[0] <= distance
     near_b = cKDTree(hand_b).query(object_points)[0] <= distance
@@ -58,8 +58,6 @@ def contact_iou(object_points: np.ndarray, hand_a: np.ndarray, hand_b: np.ndarra
 def fit_table(samples: Path, params: ManoParams, out: Path | None = None, steps: int = 300,
               progress: Callable[[int], None] | None = None) -> FitSummary:
     """Fit every row of `samples` whose hand is not MANO's; write the fits to `out` (default: mano_fits beside)."""
-    from models.mano import ManoLayer
-
     start = time.perf_counter()
     out = DataRoot.beside(samples, "mano_fits") if out is None else out
     rows, skipped = [], 0
@@ -72,16 +70,14 @@ def fit_table(samples: Path, params: ManoParams, out: Path | None = None, steps:
     if not rows:  # nothing to fit: no table version is written
         return summary
     fits = fit_mano([np.asarray(r.hand_verts, np.float64) for r in rows], params, steps=steps, progress=progress)
-    layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
     lineage = Lineage(stage="fit-mano", stage_version=STAGE_VERSION, params={"steps": steps})
     with TableWriter(out, ManoFitRow, lineage=lineage) as writer:
         for row, fit in zip(rows, fits, strict=True):
-            mano_verts = fitted_vertices(layer, fit)
             summary.sample_ids.append(row.sample_id)
             summary.mean_mm.append(fit.mean_error_mm)
             summary.max_mm.append(fit.max_error_mm)
             summary.contact_iou.append(contact_iou(np.asarray(row.object_points, np.float64),
-                                                   np.asarray(row.hand_verts, np.float64), mano_verts))
+                                                   np.asarray(row.hand_verts, np.float64), fit.vertices))
             summary.fits[row.sample_id] = (row, fit)
             writer.write([ManoFitRow(sample_id=row.sample_id, stage_version=STAGE_VERSION, dataset=row.dataset,
                                      hand_model=row.hand_model, hand_pose=fit.pose, hand_betas=fit.betas,
@@ -90,11 +86,3 @@ def fit_table(samples: Path, params: ManoParams, out: Path | None = None, steps:
     summary.seconds = time.perf_counter() - start
     return summary
 
-
-def fitted_vertices(layer, fit: ManoFit) -> np.ndarray:
-    """(778, 3) metres: the fitted MANO hand, through `layer` (a models.mano.ManoLayer, flat hand mean)."""
-    import torch
-
-    with torch.no_grad():
-        verts = layer(torch.tensor(fit.pose)[None], torch.tensor(fit.betas)[None], torch.tensor(fit.trans)[None])[0]
-    return verts[0].numpy().astype(np.float64) / 1000.0

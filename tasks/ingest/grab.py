@@ -213,9 +213,10 @@ def _write_sequence(root: Path, subject: str, sequence: str, frames: list[GraspR
     basis = template.pca_basis(NUM_PCA)
     fingers = np.asarray(hand["fullpose"], np.float64)
     coefficients = fingers @ basis.T
-    if len(fingers) and np.abs(coefficients @ basis - fingers).max() > FULLPOSE_TOLERANCE_RAD:
+    gap = float(np.abs(coefficients @ basis - fingers).max()) if len(fingers) else 0.0
+    if gap > FULLPOSE_TOLERANCE_RAD:
         raise ValueError(f"GRAB {subject}/{sequence}: finger poses leave the span of MANO's first {NUM_PCA} "
-                         f"PCA components by {np.abs(coefficients @ basis - fingers).max():.2e} rad")
+                         f"PCA components by {gap:.2e} rad")
     hand["fullpose"] = list(coefficients @ basis)
     params = {k: np.asarray(v, np.float32) for k, v in hand.items()}
     params["hand_pose"] = coefficients.astype(np.float32)

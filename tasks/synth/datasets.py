@@ -127,7 +127,7 @@ def _record(obj: SynthObject, grasp: SynthGrasp, dataset: str, index: int, rng: 
     intent = {"oakink": OAKINK_INTENTS[index % 4], "grab": GRAB_ACTIONS[index % 4]}.get(dataset)
     hand = {}
     if fmt.hand_model == "graspit_manohand":
-        built = manohand_from_mano(grasp.verts, params.weights, params.J_regressor @ grasp.verts, grasp.pose)
+        built = manohand_from_mano(grasp.verts, grasp.pose, params)
         hand = {"hand_verts": built.vertices, "hand_faces": built.faces, "hand_dofs": built.dofs,
                 "palm_rotation": built.palm_rotation, "palm_translation": built.palm_translation}
     elif fmt.labelled:

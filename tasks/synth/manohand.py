@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import ConvexHull
 
+from models.mano_pickle import ManoParams
 from tasks.ingest.mano_frame import rotvec_to_matrix
 
 # MANO joint -> ManoHand part vertex count. MANO's chain order: 0 wrist (palm), 1-3 index, 4-6 middle,
@@ -42,11 +43,11 @@ class ManoHandGrasp:
     palm_translation: np.ndarray
 
 
-def manohand_from_mano(verts: np.ndarray, weights: np.ndarray, joints: np.ndarray, pose: np.ndarray
-                       ) -> ManoHandGrasp:
-    """verts: (778, 3) posed MANO vertices; weights: (778, 16) skinning weights; joints: (16, 3) posed joints;
-    pose: (48,) MANO axis-angle (global rotation, then 15 finger joints)."""
-    owner = np.argmax(weights, axis=1)
+def manohand_from_mano(verts: np.ndarray, pose: np.ndarray, params: ManoParams) -> ManoHandGrasp:
+    """verts: (778, 3) posed MANO vertices of `params`' hand; pose: (48,) MANO axis-angle (global rotation, then
+    15 finger joints). Parts follow the skinning weights; the palm sits at the wrist joint regressed from verts."""
+    owner = np.argmax(params.weights, axis=1)
+    wrist = params.J_regressor[0] @ np.asarray(verts, np.float64)
     vertices, faces = [], []
     for joint, count in enumerate(PART_VERTICES):
         part_vertices, part_faces = _ellipsoid_part(np.asarray(verts, np.float64)[owner == joint], count)
@@ -55,7 +56,7 @@ def manohand_from_mano(verts: np.ndarray, weights: np.ndarray, joints: np.ndarra
     fingers = np.asarray(pose, np.float64)[3:].reshape(15, 3)
     dofs = np.append(np.linalg.norm(fingers, axis=1), 0.0)
     return ManoHandGrasp(np.concatenate(vertices), np.concatenate(faces), dofs,
-                         rotvec_to_matrix(np.asarray(pose, np.float64)[:3]), np.asarray(joints[0], np.float64))
+                         rotvec_to_matrix(np.asarray(pose, np.float64)[:3]), wrist)
 
 
 def _ellipsoid_part(points: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -48,7 +48,7 @@ def test_a_mano_hand_is_recovered_to_millimetres():
 @pytest.mark.slow
 def test_a_graspit_style_hand_fits_within_millimetres():
     pose, verts = _mano_hand(1)
-    built = manohand_from_mano(verts, HAND.weights, HAND.J_regressor @ verts, pose)
+    built = manohand_from_mano(verts, pose, HAND)
     fit = fit_mano([built.vertices], HAND, steps=250)[0]
     assert fit.errors_mm.shape == (946,)
     assert fit.mean_error_mm < 5.0, fit.mean_error_mm
@@ -74,7 +74,7 @@ def test_fit_mano_command_writes_the_fit_table_and_figure(tmp_path):
     rows = sample_dicts(3)
     for k, row in enumerate(rows[1:], start=2):
         pose, verts = _mano_hand(k)
-        built = manohand_from_mano(verts, HAND.weights, HAND.J_regressor @ verts, pose)
+        built = manohand_from_mano(verts, pose, HAND)
         row.update(hand_pose=None, hand_betas=None, hand_trans=None, hand_verts=built.vertices,
                    hand_faces=built.faces, hand_model="graspit_manohand", hand_dofs=built.dofs)
     table = tmp_path / "tables" / "affordpose"

@@ -27,8 +27,7 @@ HAND = build_synthetic_hand()
 
 def with_manohand(record: GraspRecord) -> GraspRecord:
     """The record with its MANO hand replaced by a 946-vertex ManoHand-style mesh, as AffordPose stores hands."""
-    hand = manohand_from_mano(record.hand_verts, HAND.weights, HAND.J_regressor @ record.hand_verts,
-                              record.hand_pose)
+    hand = manohand_from_mano(record.hand_verts, record.hand_pose, HAND)
     record.hand_verts, record.hand_faces, record.hand_dofs = hand.vertices, hand.faces, hand.dofs
     record.palm_rotation, record.palm_translation = hand.palm_rotation, hand.palm_translation
     return record

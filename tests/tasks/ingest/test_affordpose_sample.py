@@ -42,7 +42,7 @@ def _sample_shaped_file(root: Path) -> Path:
     """bottle/3574/3574_Wrap-grasp/1.json with a 946-vertex hand whose nearest vertex is GAP_M off the bottle
     (part labels as in the sample: 5 below the shoulder, 6 above)."""
     hand = build_synthetic_hand()
-    built = manohand_from_mano(hand.v_template, hand.weights, hand.J_regressor @ hand.v_template, np.zeros(48))
+    built = manohand_from_mano(hand.v_template, np.zeros(48), hand)
     bottle = _bottle()
     # Put the palm against the bottle's side (+x), then slide it until its nearest vertex is GAP_M away.
     vertices = built.vertices - built.vertices.mean(axis=0) + [0.1, 0.0, 0.0]
