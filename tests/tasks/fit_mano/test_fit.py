@@ -90,3 +90,11 @@ def test_fit_mano_command_writes_the_fit_table_and_figure(tmp_path):
     assert (tmp_path / "tables" / "mano_fits.png").stat().st_size > 10_000
     summary = fit_table(table, HAND, tmp_path / "again", steps=61)  # the function behind it, upserting
     assert len(summary.sample_ids) == 2 and summary.skipped_mano == 1
+
+
+def test_fit_mano_command_names_a_path_that_is_not_a_samples_table(tmp_path):
+    write_synthetic_mano(tmp_path / "mano")
+    missing = tmp_path / "tables" / "nothing"
+    result = CliRunner().invoke(app, ["fit-mano", str(missing), "--mano-root", str(tmp_path / "mano")])
+    assert result.exit_code == 2 and f"{missing}: no manifest.json" in result.output
+    assert not (tmp_path / "tables" / "mano_fits").exists()  # nothing written
