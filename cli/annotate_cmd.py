@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from cli.flow_report import print_flow_report
+from cli.flow_report import invocation, print_flow_report
 from cli.ingest_cmd import resolve_mano_root
 from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS
 from schemas.settings import AffordSettings
@@ -71,7 +71,8 @@ def annotate(
                            num_points=num_points, seed=seed, reviewer=reviewer, review_url=review_url,
                            truth_root=str(truth_root or datasets_root), epochs=epochs, max_cycles=max_cycles,
                            queue_size=queue_size, instructions=instructions, affordance_steps=affordance_steps,
-                           affordance_preset=affordance_preset, classifier_preset=classifier_preset)
+                           affordance_preset=affordance_preset, classifier_preset=classifier_preset,
+                           command=invocation())
     print_flow_report(report, root)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli.flow_report import print_flow_report
+from cli.flow_report import invocation, print_flow_report
 from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS
 from schemas.settings import AffordSettings
 
@@ -50,5 +50,5 @@ def demo(
                        labelled_grasps_per_part=labelled_grasps_per_part, seed=seed, num_points=num_points,
                        epochs=epochs, max_cycles=max_cycles, queue_size=queue_size, instructions=instructions,
                        affordance_steps=affordance_steps, affordance_preset=affordance_preset,
-                       classifier_preset=classifier_preset)
+                       classifier_preset=classifier_preset, command=invocation())
     print_flow_report(report, root)

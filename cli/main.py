@@ -20,6 +20,7 @@ from cli import (  # noqa: E402
     llm_cmd,
     pseudo_label_cmd,
     render_cmd,
+    report_cmd,
     review_cmd,
     sample_cmd,
     server_cmd,
@@ -44,6 +45,7 @@ app.command("ingest")(ingest_cmd.ingest)
 app.command("annotate")(annotate_cmd.annotate)
 app.command("reannotate")(annotate_cmd.reannotate)
 app.command("render")(render_cmd.render)
+app.command("report")(report_cmd.report)
 app.command("fit-mano")(fit_mano_cmd.fit_mano)
 app.command("pseudo-label")(pseudo_label_cmd.pseudo_label)
 app.add_typer(review_cmd.app, name="review")

@@ -40,6 +40,9 @@ from tasks.affordance.maps import (
     write_json,
 )
 from tasks.affordance.train import train_map_model
+from tasks.report.figures import affordance_figures
+from tasks.report.render import render_affordance
+from tasks.report.run_files import write_stage
 from tasks.store.write import write_table
 
 
@@ -82,11 +85,12 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
                batch_size: int = MapTrainConfig.batch_size, lr: float = MapTrainConfig.lr,
                focal_alpha: float = MapTrainConfig.focal_alpha, focal_gamma: float = MapTrainConfig.focal_gamma,
                test_fraction: float = 0.25, seed: int = 0, device: str = "auto",
-               current_record: str | None = None) -> str:
+               current_record: str | None = None, reports_dir: str | None = None) -> str:
     """Train (or load `checkpoint`), evaluate on held-out objects, infer maps for the targets, write the table.
     `instructions_table`: the instruct stage's output, whose texts train the model alongside the templates and
     are what each target sample's map is predicted for (without it, no inference). `current_record`: a JSON file
-    (a data root's current/affordance.json) to record the model in, for re-annotation to load."""
+    (a data root's current/affordance.json) to record the model in, for re-annotation to load. `reports_dir`: where
+    to write the stage's figures (a data root's reports/, as annotate does)."""
     config = MapTrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, focal_alpha=focal_alpha,
                             focal_gamma=focal_gamma, seed=seed, device=device)
     out, labelled = Path(out_dir), Path(labelled_table)
@@ -107,7 +111,7 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
           f"instructions; {len(inputs)} target samples to map")
     model = load_map_model(checkpoint, device) if checkpoint else train_task(train, texts, bank, config, out)
     evaluation = evaluate_maps(model.model, test, texts, bank)
-    tables, numbers = evaluation_report(evaluation)
+    _, numbers = evaluation_report(evaluation)
     write_json(out / "metrics.json", numbers | {"checkpoint": str(model.checkpoint),
                                                 "checkpoint_sha256": model.checkpoint_sha256})
     if current_record:
@@ -117,13 +121,18 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
         write_json(out / "training.json", {"config": config.__dict__, "history": model.history,
                                            "train_seconds": model.train_seconds})
     lineage = Lineage(stage="affordance", stage_version=STAGE_VERSION,
-                      params={"checkpoint_sha256": model.checkpoint_sha256, "text_encoder": bank.encoder_identity})
+                      params={"checkpoint_sha256": model.checkpoint_sha256, "text_encoder": bank.encoder_identity},
+                      seed=seed)
     mapped, seconds = infer_task(model, inputs, bank, table, lineage) if inputs else (0, 0.0)
     write_table(DataRoot.beside(labelled, "rejects"), rejects, Reject, lineage=lineage)
     figure = figure_for_object(model.model, test if len(test) else train, texts,
                                lambda extra: TextBank(extra, encoder), out / "figures" / "maps_three_instructions.png",
                                held_out=len(test) > 0)
-    markdown = _summary(model, len(train), len(test), tables, mapped, seconds, unlabelled, len(rejects), table, figure)
+    figures = affordance_figures(numbers, len(train), len(test), bool(model.history), model.checkpoint_sha256, mapped,
+                                 unlabelled, len(rejects))
+    if reports_dir:
+        write_stage(Path(reports_dir), "affordance", figures)
+    markdown = "\n\n".join([render_affordance(figures), _where(model, seconds, mapped, table, figure)])
     (out / "metrics.md").write_text(markdown + "\n")
     create_markdown_artifact(markdown=markdown, key="affordance-maps", description="Affordance-map model report")
     create_table_artifact(table=[{"group": "OVERALL", **{k: v for k, v in numbers["overall"].items() if k != "counts"}}]
@@ -133,19 +142,11 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
     return markdown
 
 
-def _summary(model: MapModel, n_train: int, n_test: int, tables: str, mapped: int, seconds: float,
-             unlabelled: int, rejected: int, table: Path, figure: tuple[Path, str] | None) -> str:
-    how = (f"trained {model.train_seconds:.0f} s" if model.history else "loaded")
-    speed = f" in {seconds:.1f} s ({mapped / seconds:.1f} objects/s)" if mapped and seconds else ""
-    parts = [
-        "## Affordance maps",
-        f"Model `{model.checkpoint}` ({how}; sha256 {model.checkpoint_sha256[:12]}). Items: {n_train} train, "
-        f"{n_test} test (objects held out of training), each test item with every instruction of its key.",
-        tables,
-        f"Mapped {mapped} target samples{speed}; {unlabelled} without an instruction (no label) were not mapped; "
-        f"{rejected} rejected. Table `{table.absolute()}`.",
-    ]
+def _where(model: MapModel, seconds: float, mapped: int, table: Path, figure: tuple[Path, str] | None) -> str:
+    """What the figures do not hold: the files written and the wall-clock times of this run."""
+    how = f"trained in {model.train_seconds:.0f} s" if model.history else "loaded"
+    speed = f"; mapped in {seconds:.1f} s ({mapped / seconds:.1f} objects/s)" if mapped and seconds else ""
+    lines = [f"Model `{model.checkpoint}` ({how}{speed}). Table `{table.absolute()}`."]
     if figure:
-        parts += [f"Figure `{figure[0].absolute()}`:", figure[1]]
-    return "\n\n".join(parts)
-
+        lines += [f"Figure `{figure[0].absolute()}`:", figure[1]]
+    return "\n\n".join(lines)

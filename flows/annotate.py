@@ -9,6 +9,8 @@ each.
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -28,12 +30,15 @@ from tasks.affordance.config import MapTrainConfig
 from tasks.affordance.data import NoMapItems
 from tasks.ingest.formats import FORMATS, get_format, labelled_format
 from tasks.ingest.ingest_task import ingest_counts, ingest_task
-from tasks.ingest.pipeline import IngestCounts, check_counts
+from tasks.ingest.pipeline import IngestCounts
 from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.stage import NoLabelledSamples
+from tasks.report.figures import ingest_figures
+from tasks.report.render import render_annotated, render_ingest
+from tasks.report.run_files import write_stage
+from tasks.runtime.provenance import provenance
 from tasks.runtime.task_runners import make_task_runner
 from tasks.store.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs, load_mano_fits
-from tasks.store.inspect import human_bytes, summarise
 from tasks.store.read import open_table
 from tasks.store.write import write_table
 
@@ -61,24 +66,6 @@ def join_task(layout: DataRoot, formats: list[str]) -> JoinCounts:
     return counts
 
 
-def ingest_report(counts: list[IngestCounts]) -> str:
-    """Markdown: one line per dataset table, the input = rows + rejects total, and every reject's reason."""
-    check_counts(counts)
-    lines = ["| dataset | inputs | rows | rejects | shards | size | table |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for c in counts:
-        s = summarise(open_table(c.table, Sample))
-        lines.append(f"| {c.dataset} | {c.inputs} | {c.rows} | {c.rejects} | {s.num_shards} | {human_bytes(s.bytes)} "
-                     f"| `{c.table.absolute()}` |")
-    total = sum(c.inputs for c in counts)
-    lines.append(f"\n{total} inputs = {sum(c.rows for c in counts)} rows + {sum(c.rejects for c in counts)} rejects.")
-    rejects = [r for r in open_table(counts[0].rejects_table, Reject).iter_rows() if r.stage == "ingest"]
-    if rejects:
-        lines.append(f"\nRejects (`{counts[0].rejects_table.absolute()}`):\n")
-        lines += [f"- {r.dataset}: {r.reason}" for r in rejects]  # the reason names the file
-    return "\n".join(lines)
-
-
 @flow(name="annotate", log_prints=True)
 def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data", num_points: int = 2048,
              seed: int = 0, reviewer: Literal["web", "simulated"] = "web", review_url: str = "http://127.0.0.1:8765",
@@ -87,21 +74,27 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
              instructions: Literal["auto", "openai", "template"] = "auto",
              affordance_steps: int = MapTrainConfig.steps,
              affordance_preset: AffordancePreset = AFFORDANCE_PRESETS.default,
-             classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default) -> str:
+             classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default, command: str = "annotate flow") -> str:
     """Annotate every dataset folder under `datasets_root` end to end and write `<data_root>/tables/annotated`.
     `reviewer`: "web" pauses each self-training cycle for people (`afford review serve`); "simulated" answers
-    from the synthetic ground truth under `truth_root` (demo, tests)."""
+    from the synthetic ground truth under `truth_root` (demo, tests). Every stage's figures go to
+    `<data_root>/reports/` (`afford report` renders them), headed by `command`, the seed and the code version."""
     layout, datasets = DataRoot(data_root), Path(datasets_root)
     root = layout.path
     formats = [fmt for fmt in FORMATS if (datasets / fmt).is_dir()]
     if not formats:
         raise ValueError(f"datasets_root {datasets}: no dataset folder ({', '.join(FORMATS)}) inside")
     runner = make_task_runner(AffordSettings())
+    run = provenance(command, seed)
+    shutil.rmtree(layout.reports, ignore_errors=True)  # the last run's figures must not mix with this run's
+    write_stage(layout.reports, "run", run | {"finished": False})
     counts = ingest_all.with_options(task_runner=runner)(formats, str(datasets), str(root), mano_root, num_points,
                                                         seed)
     labelled = labelled_format()
     targets = [str(layout.table(fmt)) for fmt in formats if not get_format(fmt).labelled]
-    parts = ["## Ingest", ingest_report(counts)]
+    ingest = ingest_figures(counts)
+    write_stage(layout.reports, "ingest", ingest)
+    parts = [render_ingest(ingest) + f"\n\nTables in `{layout.tables.absolute()}`."]
     try:
         parts.append(self_training(data_root=str(root), labelled_table=str(layout.table(labelled)),
                                    target_tables=targets, mano_root=mano_root, epochs=epochs, seed=seed,
@@ -109,20 +102,26 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
                                    simulated_error_rate=simulated_error_rate, max_cycles=max_cycles,
                                    queue_size=queue_size, classifier_preset=classifier_preset))
     except NoLabelledSamples as exc:  # e.g. every AffordPose input was rejected: nothing to learn from
+        write_stage(layout.reports, "self_training", skipped=str(exc))
         parts.append(f"## Self-training skipped\n\n{exc}")
     labels_table = layout.affordance_labels
     parts.append(instruct(tables=[str(layout.table(fmt)) for fmt in formats], out_table=str(layout.instructions),
                           labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
-                          generator=instructions, data_root=str(root)))
+                          generator=instructions, data_root=str(root), seed=seed,
+                          reports_dir=str(layout.reports)))
     try:
         parts.append(affordance(labelled_table=str(layout.table(labelled)), target_tables=targets,
                                 out_dir=str(layout.affordance), instructions_table=str(layout.instructions),
                                 preset=affordance_preset, steps=affordance_steps, seed=seed,
-                                current_record=str(layout.current("affordance"))))
+                                current_record=str(layout.current("affordance")),
+                                reports_dir=str(layout.reports)))
     except NoMapItems as exc:  # as above: no AffordPose row with part labels to learn from
+        write_stage(layout.reports, "affordance", skipped=str(exc))
         parts.append(f"## Affordance maps skipped\n\n{exc}")
     joined = join_task(layout, formats)
-    parts.append(f"## Annotated\n\n{joined.summary()}. Table `{layout.annotated.absolute()}`.")
+    write_stage(layout.reports, "annotated", asdict(joined))
+    parts.append(f"{render_annotated(asdict(joined))} Table `{layout.annotated.absolute()}`.")
+    write_stage(layout.reports, "run", run | {"finished": True})
     markdown = "\n\n".join(parts)
     create_markdown_artifact(markdown=markdown, key="annotate-summary", description="Every stage of the run")
     return markdown

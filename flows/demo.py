@@ -70,7 +70,7 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
          instructions: Literal["auto", "openai", "template"] = "auto",
          affordance_steps: int = MapTrainConfig.steps,
          affordance_preset: AffordancePreset = AFFORDANCE_PRESETS.default,
-         classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default) -> str:
+         classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default, command: str = "demo flow") -> str:
     """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose), then
     run the whole `annotate` flow on them and draw one grasp of each: ingest all four into sample tables,
     self-train the affordance classifier:
@@ -83,7 +83,8 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     1-2 requests of about 5 s each per (object class, affordance) key on 2 CPU cores, about 30 keys with the
     default sizes, each generated once and cached), "openai" (the configured endpoint), or "template" (no model).
     Then the affordance-map model (`affordance_preset`): trained `affordance_steps` steps on AffordPose's part
-    labels, evaluated on held-out objects, and run on every labelled target sample with its instruction."""
+    labels, evaluated on held-out objects, and run on every labelled target sample with its instruction.
+    `command`: what started the run, for the report header (`afford report DATA_ROOT` renders the figures)."""
     layout = DataRoot(data_root)
     root = layout.path
     clear_synthetic_datasets(layout.datasets)
@@ -98,7 +99,7 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
                       num_points=num_points, seed=seed, reviewer="simulated", truth_root=str(synth.root),
                       simulated_error_rate=simulated_error_rate, epochs=epochs, max_cycles=max_cycles,
                       queue_size=queue_size, instructions=instructions, affordance_steps=affordance_steps,
-                      affordance_preset=affordance_preset, classifier_preset=classifier_preset)
+                      affordance_preset=affordance_preset, classifier_preset=classifier_preset, command=command)
     renders = render_task(layout, synth.mano_root, layout.renders)
     where = "\n".join([f"Inputs broken on purpose: {', '.join(f'`{b}`' for b in broken)}.",
                        f"Datasets: `{synth.root.absolute()}` (MANO model: `{synth.mano_root.absolute()}`)",

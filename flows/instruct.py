@@ -22,8 +22,11 @@ from schemas.rows import AffordanceLabel, Reject
 from schemas.settings import AffordSettings
 from tasks.instruct.cache import InstructionCache
 from tasks.instruct.choice import chosen_generator, instruct_inputs
-from tasks.instruct.report import instructions_markdown
+from tasks.instruct.report import escape_code
 from tasks.instruct.stage import STAGE_VERSION, InstructCounts, instruct_samples
+from tasks.report.figures import instruction_figures
+from tasks.report.render import render_instructions
+from tasks.report.run_files import write_stage
 from tasks.store.read import open_table
 from tasks.store.write import write_table
 
@@ -55,16 +58,21 @@ def generate_task(inputs: list[tuple[str, str, str, str, str | None]], kind: str
 @flow(name="instruct", log_prints=True)
 def instruct(tables: list[str], out_table: str, labels_table: str | None = None,
              generator: Literal["auto", "openai", "template"] = "auto", k: int = 3,
-             data_root: str | None = None) -> str:
+             data_root: str | None = None, seed: int | None = None, reports_dir: str | None = None) -> str:
     """Write one instruction per labelled sample of `tables` into `out_table`. `labels_table`: the self-training
     labels (affordance_labels) for samples that carry no affordance of their own. `data_root`: where the answer
-    cache and the embedded model live (default AFFORD_DATA_ROOT)."""
-    settings = AffordSettings(data_root=data_root) if data_root else AffordSettings()
+    cache and the embedded model live (default AFFORD_DATA_ROOT). `seed`: the endpoint's sampling seed (default
+    AFFORD_SEED). `reports_dir`: where to write the stage's figures (a data root's reports/, as annotate does)."""
+    given = {"data_root": data_root or None, "seed": seed}
+    settings = AffordSettings(**{name: value for name, value in given.items() if value is not None})
     labels = ({r.sample_id: r.affordance for r in open_table(labels_table, AffordanceLabel).iter_rows()}
               if labels_table else {})
     inputs = instruct_inputs([Path(t) for t in tables], labels)
     out = Path(out_table)
     counts = generate_task(inputs, generator, settings, k, out)
-    markdown = instructions_markdown(counts.summary(), open_table(out, InstructionRow).iter_rows(), out)
+    figures = instruction_figures(counts, open_table(out, InstructionRow).iter_rows())
+    if reports_dir:
+        write_stage(Path(reports_dir), "instructions", figures)
+    markdown = f"{render_instructions(figures)}\n\nTable `{escape_code(str(out.absolute()))}`."
     create_markdown_artifact(markdown=markdown, key="instructions", description="Instruction generation summary")
     return markdown

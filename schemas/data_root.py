@@ -9,6 +9,7 @@
       self_training/             classifier cycles: checkpoints, plots, cycles.md/json
       affordance/                the affordance-map model: checkpoint, metrics, figures
       current/<stage>.json       which checkpoint is current per stage (what re-annotation and evaluation use)
+      reports/<stage>.json       the last annotate run's figures per stage, and run.json (command, seed, code, machine)
       reannotate/                one JSON report per incremental pass
       watch/                     the dataset watcher's hash manifests
       datasets/, renders/        the demo's synthetic datasets and pictures
@@ -131,6 +132,11 @@ class DataRoot:
     @property
     def affordance(self) -> Path:
         return self.path / "affordance"
+
+    @property
+    def reports(self) -> Path:
+        """The last run's figures, one JSON file per stage (what `afford report` renders)."""
+        return self.path / "reports"
 
     @property
     def reannotate_reports(self) -> Path:

@@ -44,6 +44,11 @@ class Lineage(BaseModel):
     checkpoint_sha256: str | None = Field(None, pattern=SHA256_PATTERN)
     prompt_version: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="JSON-able stage parameters.")
+    seed: int | None = Field(None, description="The run's random seed, where the stage draws random numbers.")
+    code_version: str | None = Field(None, description="git:<commit>[+dirty], or the package version; the writer "
+                                                       "fills it in.")
+    libraries: dict[str, str] = Field(default_factory=dict, description="Versions of the libraries that computed "
+                                                                       "the rows (torch, numpy, pyarrow, ...).")
 
 
 class ColumnInfo(BaseModel):

@@ -90,7 +90,7 @@ def ingest_delta(fmt: str, root: Path, table: Path, mano_root: Path, *, num_poin
     delta, seen, written, rejects = SampleDelta(dataset=fmt), set(), set(), []
     lineage = Lineage(stage="ingest", stage_version=INGEST_VERSION,
                       params={"format": fmt, "root": str(root), "num_points": num_points, "seed": seed,
-                              "frame_step": frame_step, "incremental": True})
+                              "frame_step": frame_step, "incremental": True}, seed=seed)
     with ExitStack() as stack:
         writer: TableWriter | None = None
 

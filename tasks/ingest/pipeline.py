@@ -148,7 +148,7 @@ def ingest(fmt: str, root: str | Path, table: str | Path, mano_root: str | Path,
     hands = HandVertices(params, layer)
     lineage = Lineage(stage="ingest", stage_version=STAGE_VERSION,
                       params={"format": fmt, "root": str(root), "num_points": num_points, "seed": seed,
-                              "frame_step": frame_step})
+                              "frame_step": frame_step}, seed=seed)
     rejects: list[Reject] = []
     inputs = 0
     with TableWriter(table, Sample, lineage=lineage, on_invalid="collect", rows_per_shard=rows_per_shard) as writer:

@@ -10,6 +10,7 @@ unavailable endpoint; it raises `EndpointConfigError` when the endpoint refuses 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -195,6 +196,9 @@ class OpenAIGenerator:
     is min(max_backoff_s, backoff_s * 2**(n-1)) scaled by a random factor in [0.5, 1) (jitter, so a pool of
     threads does not retry in lockstep; max_backoff_s stays a true bound); a 429's Retry-After, when given,
     replaces it (capped at max_backoff_s).
+    seed: every request carries a seed derived from it and the prompt (request_seed), so an endpoint that honours
+    the OpenAI `seed` field (the embedded `transformers serve` does) answers the same prompt the same way on every
+    run, whatever order a thread pool sends the prompts in; it also seeds the backoff jitter.
     The API key is held as a SecretStr and never logged, repr'd or stored.
     """
 
@@ -203,7 +207,7 @@ class OpenAIGenerator:
 
     def __init__(self, base_url: str, model: str, api_key: str | SecretStr | None = None, *,
                  timeout_s: float = 60.0, max_retries: int = 4, backoff_s: float = 1.0, max_backoff_s: float = 30.0,
-                 temperature: float = 0.7, max_tokens: int = 300, seed: int | None = None,
+                 temperature: float = 0.7, max_tokens: int = 300, seed: int = 0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or max_backoff_s < 0:
             raise ValueError("timeout_s must be > 0; max_retries, backoff_s and max_backoff_s must be >= 0")
@@ -217,6 +221,7 @@ class OpenAIGenerator:
         self.max_tokens = max_tokens
         self.fallback = TemplateGenerator()
         self._sleep = sleep
+        self.seed = seed
         self._rng = random.Random(seed)
         self._counter = _StatsCounter()
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key or "EMPTY")  # local servers need none
@@ -230,7 +235,7 @@ class OpenAIGenerator:
         if not settings.llm_base_url or not settings.llm_model:
             raise ValueError("AFFORD_LLM_BASE_URL and AFFORD_LLM_MODEL must both be set for the OpenAI generator")
         return cls(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
-                   timeout_s=settings.llm_timeout_s, **overrides)
+                   timeout_s=settings.llm_timeout_s, **{"seed": settings.seed, **overrides})
 
     def __repr__(self) -> str:
         return f"OpenAIGenerator(base_url={self.base_url!r}, model={self.model!r})"
@@ -306,7 +311,8 @@ class OpenAIGenerator:
     def _request(self, messages: list[dict[str, str]]) -> str | None:
         try:
             response = self._client.chat.completions.create(
-                model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens)
+                model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
+                seed=request_seed(self.seed, messages))
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as error:
             raise EndpointConfigError(f"{self.base_url} refused the request ({error.status_code}): "
                                       f"check AFFORD_LLM_API_KEY and AFFORD_LLM_MODEL={self.model!r}") from None
@@ -323,6 +329,13 @@ class OpenAIGenerator:
         if isinstance(response, str) or not getattr(response, "choices", None):
             raise _Transient("malformed response body")  # a 200 whose body is not a chat completion
         return response.choices[0].message.content
+
+
+def request_seed(seed: int, messages: list[dict[str, str]]) -> int:
+    """sha256(seed, messages) as a 31-bit int: the same prompt gets the same seed on every run and machine (unlike
+    Python's salted hash()), and the prompts of one run get different ones."""
+    digest = hashlib.sha256(json.dumps([seed, messages], sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def _retry_after(headers: object) -> float | None:

@@ -34,16 +34,18 @@ from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.classifier_data import Clouds
 from tasks.pseudo_label.classifier_model import TrainResult
 from tasks.pseudo_label.label_quality import label_quality, passes_gate, quality_markdown
-from tasks.pseudo_label.report import epoch_line, rule_table, summary_table
+from tasks.pseudo_label.report import epoch_line
 from tasks.pseudo_label.self_training import (
     STAGE_VERSION,
     CycleRecord,
-    cycle_table,
     decision_rows,
     low_confidence,
     merge_cycle,
 )
 from tasks.pseudo_label.stage import StageReport, label_clouds, prepare_clouds, train_and_evaluate
+from tasks.report.figures import classifier_figures, self_training_figures
+from tasks.report.render import render_self_training
+from tasks.report.run_files import write_stage
 from tasks.store.write import write_table
 
 
@@ -78,10 +80,10 @@ def train_cycle_task(labelled: Clouds, extra: Clouds, config: TrainConfig, out_d
 
 @task(name="pseudo-label-cycle", cache_policy=NONE)
 def label_cycle_task(result: TrainResult, report: StageReport, remaining: Clouds, k: float, cycle: int,
-                     labels_table: Path) -> list[PseudoLabel]:
+                     labels_table: Path, seed: int) -> list[PseudoLabel]:
     labels = label_clouds(result, report, remaining, k, cycle)
     lineage = Lineage(stage="self_training", stage_version=STAGE_VERSION, checkpoint_sha256=report.checkpoint_sha256,
-                      params={"rule": report.rule, "k": k, "cycle": cycle})
+                      params={"rule": report.rule, "k": k, "cycle": cycle}, seed=seed)
     write_table(labels_table, labels, PseudoLabel, lineage=lineage)
     return labels
 
@@ -105,30 +107,22 @@ def _simulated_review(base_url: str, cycle: int, truth: dict[str, str], error_ra
     return thread
 
 
-def _classifier_markdown(report: StageReport) -> str:
-    """Cycle 0's classifier figures: accuracy per split, both rules on the held-out test split, the choice."""
-    return "\n\n".join(["## Classifier (cycle 0, AffordPose only)", summary_table(report.split_accuracy),
-                         "Confidence rules on the held-out test split (treated as unlabelled):",
-                         rule_table(report.measurement.reports),
-                         f"Default rule: **{report.rule}**. {report.measurement.choice.reason}",
-                         f"Checkpoint `{report.checkpoint}`; plots " +
-                         ", ".join(f"`{p}`" for p in report.files.values())])
-
-
 def _finish(root: Path, out: Path, pool: Clouds, merged: dict[str, AffordanceLabel],
             last_label: dict[str, PseudoLabel], records: list[CycleRecord], first: StageReport | None) -> str:
-    """Write the final labels (merged + low_confidence), the per-cycle table, and the artifacts."""
+    """Write the final labels (merged + low_confidence), the stage's figures (reports/self_training.json), the
+    per-cycle table, and the artifacts."""
+    layout = DataRoot(root)
     final = list(merged.values()) + low_confidence(last_label.values(), set(merged))
-    write_table(DataRoot(root).affordance_labels, final, AffordanceLabel,
+    write_table(layout.affordance_labels, final, AffordanceLabel,
                 lineage=Lineage(stage="self_training", stage_version=STAGE_VERSION, params={"cycles": len(records)}))
-    table = cycle_table(records)
-    origins = {o: sum(label.origin == o for label in final) for o in ("validated", "relabelled", "low_confidence")}
-    markdown = "\n\n".join([
-        *([_classifier_markdown(first)] if first else []), "## Self-training", table,
-        f"{len(final)} of {len(pool)} target samples labelled ({100 * len(final) / max(len(pool), 1):.1f} % "
-        f"coverage): {origins['validated']} validated, {origins['relabelled']} relabelled by a reviewer, "
-        f"{origins['low_confidence']} low_confidence (never accepted; the last model's label). Table "
-        f"`{DataRoot(root).affordance_labels.absolute()}`."])
+    classifier = None if first is None else classifier_figures(
+        first.split_accuracy, first.measurement.reports, first.rule, first.measurement.choice.reason,
+        first.measurement.stats, first.checkpoint_sha256)
+    figures = self_training_figures(classifier, records, final, len(pool))
+    write_stage(layout.reports, "self_training", figures)
+    files = (f"Checkpoint of cycle 0 `{first.checkpoint}`; plots " + ", ".join(f"`{p}`" for p in first.files.values())
+             + "\n\n" if first else "")
+    markdown = f"{render_self_training(figures)}\n\n{files}Table `{layout.affordance_labels.absolute()}`."
     out.mkdir(parents=True, exist_ok=True)
     (out / "cycles.md").write_text(markdown)
     (out / "cycles.json").write_text(json.dumps([r.as_dict() for r in records], indent=2))
@@ -196,7 +190,7 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     result, report = train_cycle_task(run.labelled, extra, config, out / f"cycle-{cycle}", s.k, run.previous)
     run.previous = result
     run.reports.append(report)
-    labels = label_cycle_task(result, report, remaining, s.k, cycle, run.layout.labels)
+    labels = label_cycle_task(result, report, remaining, s.k, cycle, run.layout.labels, s.seed)
     run.last_label |= {label.sample_id: label for label in labels}
     accepted = sum(label.accepted for label in labels)
     record = CycleRecord(cycle=cycle, unlabelled_before=len(remaining), accepted=accepted,

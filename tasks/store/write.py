@@ -29,6 +29,7 @@ from schemas.manifest import ColumnInfo, Lineage, ShardInfo, TableManifest
 from schemas.rows import SAMPLE_ID_PATTERN, Reject, Row
 from schemas.settings import AffordSettings
 from schemas.text import bounded_reason
+from tasks.runtime.provenance import code_version, library_versions
 from tasks.store import layout
 from tasks.store.errors import DuplicateKeyError, RowValidationError, SchemaMismatchError, describe_validation
 from tasks.store.keys import key_array, key_of, normalise_keys
@@ -69,7 +70,7 @@ class TableWriter:
         self.model = model
         self.mode = mode
         self.rows_per_shard = rows_per_shard
-        self.lineage = lineage or Lineage(stage="write", stage_version="1")
+        self.lineage = stamped(lineage or Lineage(stage="write", stage_version="1"))
         self.on_invalid = on_invalid
         self.compression = compression
         self.progress = progress
@@ -281,6 +282,12 @@ class TableWriter:
     def _emit(self, kind: str, name: str, rows: int) -> None:
         if self.progress is not None:
             self.progress(WriteEvent(kind, name, rows))
+
+
+def stamped(lineage: Lineage) -> Lineage:
+    """The lineage with the code version and library versions filled in where the stage left them out."""
+    return lineage.model_copy(update={"code_version": lineage.code_version or code_version(),
+                                      "libraries": lineage.libraries or library_versions()})
 
 
 def parquet_encoding(model: type[Row]) -> dict[str, Any]:

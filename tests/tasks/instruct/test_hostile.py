@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+from dataclasses import fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +16,10 @@ from schemas.instruction import InstructionRow
 from schemas.rows import Reject
 from tasks.instruct.generators import OpenAIGenerator
 from tasks.instruct.prompts import unsafe_text, validate_instruction
-from tasks.instruct.report import escape_markdown, instructions_markdown
-from tasks.instruct.stage import InstructInput, instruct_samples
+from tasks.instruct.report import escape_markdown
+from tasks.instruct.stage import InstructCounts, InstructInput, instruct_samples
+from tasks.report.figures import instruction_figures
+from tasks.report.render import render_instructions
 from tests.tasks.instruct.test_faults import completion
 
 # object class -> (answer items written with {t} = the target phrase, the reason the stage must give)
@@ -129,6 +131,7 @@ def test_the_artifact_escapes_a_stored_instruction() -> None:
     row = InstructionRow(sample_id="grab-" + "c" * 16, stage_version="1", dataset="grab", object_class="mug",
                          affordance="lift", instruction="Lift the mug <img src=x onerror=alert(1)> | [a](b)",
                          variant=0, generator="openai", model="m", prompt_version="p", fallback=False)
-    markdown = instructions_markdown("1 samples", [row], Path("/t/instructions"))
+    counts = InstructCounts(*([1] * len(fields(InstructCounts))))
+    markdown = render_instructions(instruction_figures(counts, [row]))
     assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt; \\| \\[a\\](b)" in markdown
     assert markdown.count("\n|") == 3  # header, separator, one row: the pipe in the text made no extra cell

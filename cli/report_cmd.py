@@ -1,0 +1,69 @@
+"""`afford report`: render a run's figures as Markdown and rewrite the generated blocks of README/BENCHMARKS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def report(
+    run: Path = typer.Argument(..., help="A data root after `afford demo` / `afford annotate` (its reports/ "
+                                         "folder), or a results folder this command wrote (its run.json)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder to write run.json (the figures, bundled) and "
+                                                        "run.md (the whole report) into."),
+    update: list[Path] = typer.Option([], "--update", help="Markdown file whose generated blocks "
+                                                           "(<!-- report:NAME:begin -->) to rewrite; repeatable."),
+    check: bool = typer.Option(False, "--check", help="Change nothing: exit 1 when --out's run.md or a block of "
+                                                      "an --update file differs from what the figures render to."),
+) -> None:
+    """Render a run's figures (the JSON each stage wrote) as Markdown: the whole run into --out, and each
+    generated block of the --update files. With --check, say which file is stale instead of writing."""
+    from tasks.report.blocks import fill_blocks
+    from tasks.report.render import SECTIONS, render_run, render_section
+    from tasks.report.run_files import ReportError, read_run, write_bundle
+
+    try:
+        bundle = read_run(run)
+    except ReportError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    markdown = render_run(bundle)
+    missing = [str(p) for p in update if not p.is_file()]
+    if missing:
+        typer.echo(f"error: --update {', '.join(missing)}: no such file", err=True)
+        raise typer.Exit(2)
+    if check:
+        raise typer.Exit(_check(bundle, markdown, out, update))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if out.resolve() != Path(run).resolve():  # a results folder re-rendered in place keeps its own bundle
+            write_bundle(bundle, out)
+        (out / "run.md").write_text(markdown)
+        typer.echo(f"wrote {out / 'run.json'} and {out / 'run.md'}")
+    for path in update:
+        names = fill_blocks(path, lambda name: render_section(name, bundle))
+        typer.echo(f"{path}: rewrote {', '.join(names) if names else 'no block'} "
+                   f"(blocks this command writes: {', '.join(SECTIONS)})")
+    if out is None and not update:
+        typer.echo(markdown)
+
+
+def _check(bundle: dict, markdown: str, out: Path | None, update: list[Path]) -> int:
+    """1 and a line per stale file when a committed rendering differs from the figures; else 0."""
+    from tasks.report.blocks import blocks
+    from tasks.report.render import render_section
+
+    stale = []
+    if out is not None and (not (out / "run.md").is_file() or (out / "run.md").read_text() != markdown):
+        stale.append(f"{out / 'run.md'}: differs from what {out / 'run.json'} renders to")
+    for path in update:
+        for name, body in blocks(path.read_text()).items():
+            expected = render_section(name, bundle)
+            if expected is not None and body.rstrip() != expected.rstrip():
+                stale.append(f"{path}: block {name!r} differs from what the run's figures render to")
+    for line in stale:
+        typer.echo(f"stale: {line}", err=True)
+    if not stale:
+        typer.echo("up to date: every rendering matches the run's figures")
+    return 1 if stale else 0

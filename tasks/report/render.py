@@ -1,0 +1,171 @@
+"""A run's figures (run_files.py's JSON) as Markdown: the one renderer behind the flows' Prefect artifacts,
+`afford report`, and the run tables README.md and BENCHMARKS.md include. Pure functions of the JSON: the same
+files always render the same text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from tasks.affordance.metrics import MetricSummary, metrics_table, overall_table
+from tasks.instruct.report import escape_markdown
+from tasks.instruct.stage import InstructCounts
+from tasks.pseudo_label.confidence_filter import ClassRow, ClassStats, RuleReport
+from tasks.pseudo_label.label_quality import Interval
+from tasks.pseudo_label.report import class_stats_table, markdown_table, rule_table, summary_table
+from tasks.pseudo_label.self_training import CycleRecord, cycle_table
+from tasks.report.run_files import STAGES
+from tasks.store.annotated_join import JoinCounts
+from tasks.store.inspect import human_bytes
+
+TITLES = {"ingest": "Ingest", "self_training": "Self-training", "instructions": "Instructions",
+          "affordance": "Affordance maps", "annotated": "Annotated"}
+
+
+def render_run(bundle: dict[str, Any]) -> str:
+    """The whole run: the provenance header, then every stage in order (a skipped stage says why)."""
+    parts = [render_provenance(bundle["provenance"])]
+    for stage in STAGES:
+        figures = bundle["stages"][stage]
+        parts.append(f"## {TITLES[stage]} skipped\n\n{figures['skipped']}" if "skipped" in figures
+                     else RENDERERS[stage](figures))
+    return "\n\n".join(parts) + "\n"
+
+
+def render_section(name: str, bundle: dict[str, Any]) -> str | None:
+    """The body of the generated block `name` (blocks.py) from a run's bundle; None for a name that is not a run
+    section. Each section starts with the provenance line, so a block always says which run it shows."""
+    if name not in SECTIONS:
+        return None
+    return f"{render_provenance(bundle['provenance'])}\n\n{SECTIONS[name](bundle['stages'])}"
+
+
+def _summary_section(stages: dict[str, Any]) -> str:
+    """The run in brief (README): ingest, the classifier's accuracy and rules, the cycles, counts of the rest."""
+    parts = []
+    for stage in STAGES:
+        f = stages[stage]
+        if "skipped" in f:
+            parts.append(f"**{TITLES[stage]} skipped.** {f['skipped']}")
+        elif stage == "self_training":
+            parts.append(render_self_training(f, per_class=False))
+        elif stage == "instructions":
+            parts.append(f"## Instructions\n\n{InstructCounts(**f['counts']).summary()}")
+        elif stage == "affordance":
+            parts.append(render_affordance(f, per_group=False))
+        else:
+            parts.append(RENDERERS[stage](f))
+    return _demote("\n\n".join(parts))
+
+
+def _demote(markdown: str) -> str:
+    """Headings two levels down: a section sits inside a document's own "## ..." section."""
+    return re.sub(r"^(#{2,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", markdown, flags=re.MULTILINE)
+
+
+def render_provenance(p: dict[str, Any]) -> str:
+    """One paragraph: what produced the figures below (command, seed, code, date, machine, libraries)."""
+    m = p["machine"]
+    memory = f", {m['memory_gib']:g} GiB" if m.get("memory_gib") else ""
+    libraries = ", ".join(f"{name} {version}" for name, version in p["libraries"].items())
+    return (f"Run: `{p['command']}` (seed {p['seed']}), code `{p['code_version']}`, {p['date']}; machine: "
+            f"{m['cpu']}, {m['cores']} logical cores{memory}, {m['os']}; {libraries}.")
+
+
+def render_ingest(f: dict[str, Any]) -> str:
+    rows = [[d["dataset"], d["inputs"], d["rows"], d["rejects"], d["shards"], human_bytes(d["bytes"])]
+            for d in f["datasets"]]
+    total = (f"{sum(d['inputs'] for d in f['datasets'])} inputs = {sum(d['rows'] for d in f['datasets'])} rows + "
+             f"{sum(d['rejects'] for d in f['datasets'])} rejects.")
+    parts = ["## Ingest", markdown_table(["dataset", "inputs", "rows", "rejects", "shards", "size"], rows), total]
+    if f["rejects"]:
+        parts.append("Rejects:\n\n" + "\n".join(f"- {r['dataset']}: {escape_markdown(r['reason'], 300)}"
+                                                for r in f["rejects"]))
+    return "\n\n".join(parts)
+
+
+def render_classifier(c: dict[str, Any], per_class: bool = True) -> str:
+    """Cycle 0: accuracy per split, both rules on the held-out test split (per predicted class too, and the
+    class-conditional statistics with n per class, unless per_class is False), the default rule."""
+    reports = {name: RuleReport(**{**r, "per_class": [ClassRow(**row) for row in r["per_class"]]})
+               for name, r in c["rules"].items()}
+    parts = ["## Classifier (cycle 0, AffordPose only)", summary_table(c["split_accuracy"]),
+             "Confidence rules on the held-out test split (treated as unlabelled):",
+             rule_table(reports) if per_class else rule_table(reports).split("\n\n")[0],
+             f"Default rule: **{c['rule']}**. {c['reason']}"]
+    if per_class and c["class_stats"] is not None:
+        s = c["class_stats"]
+        stats = ClassStats(mean=np.asarray(s["mean"]), std=np.asarray(s["std"]), count=np.asarray(s["count"]),
+                           fallback=np.asarray(s["fallback"]), pooled_mean=s["pooled_mean"],
+                           pooled_std=s["pooled_std"], k=s["k"])
+        parts += ["Class-conditional statistics (fitted on the correct validation predictions; a class with too "
+                  "few uses the pooled ones):", class_stats_table(stats)]
+    return "\n\n".join(parts)
+
+
+def render_self_training(f: dict[str, Any], per_class: bool = True) -> str:
+    records = [CycleRecord(**{k: v for k, v in r.items() if k not in ("reviewed_low", "reviewed_high")}
+                           | {"reviewed_accuracy": None if r["reviewed_accuracy"] is None else
+                              Interval(r["reviewed_accuracy"], r["reviewed_low"], r["reviewed_high"])})
+               for r in f["cycles"]]
+    o, pool = f["origins"], f["pool"]
+    coverage = (f"{f['labelled']} of {pool} target samples labelled ({100 * f['labelled'] / max(pool, 1):.1f} % "
+                f"coverage): {o['validated']} validated, {o['relabelled']} relabelled by a reviewer, "
+                f"{o['low_confidence']} low_confidence (never accepted; the last model's label).")
+    classifier = [render_classifier(f["classifier"], per_class)] if f["classifier"] else []
+    return "\n\n".join([*classifier, "## Self-training", cycle_table(records), coverage])
+
+
+def render_instructions(f: dict[str, Any]) -> str:
+    rows = [[escape_markdown(e["object_class"]), escape_markdown(e["affordance"]), escape_markdown(e["instruction"]),
+             escape_markdown(e["generator"]), "yes" if e["fallback"] else ""] for e in f["examples"]]
+    # escape_markdown already escaped the pipes; markdown_table would escape them again
+    table = "\n".join(["| object | affordance | instruction | generator | fallback |",
+                       "| --- | --- | --- | --- | --- |", *("| " + " | ".join(r) + " |" for r in rows)])
+    return "\n\n".join(["## Instructions", InstructCounts(**f["counts"]).summary(), table])
+
+
+def render_affordance(f: dict[str, Any], per_group: bool = True) -> str:
+    """Held-out metrics (overall; per object class and per action unless per_group is False) and inference."""
+    m = f["metrics"]
+    how = "trained" if f["trained"] else "loaded"
+    parts = ["## Affordance maps",
+             f"Model sha256 {f['checkpoint_sha256'][:12]} ({how}). Items: {f['n_train']} train, {f['n_test']} test "
+             f"(objects held out of training), each test item with every instruction of its key."]
+    if m["per_class"]:
+        overall = _summary(m["overall"])
+        parts += ["### Overall", overall_table(overall)]
+        if per_group:
+            parts += ["### Per object class (layout of Table 7)", metrics_table(_groups(m["per_class"])),
+                      "### Per action (layout of Table 8)", metrics_table(_groups(m["per_action"]), overall=overall)]
+    else:
+        parts.append("No held-out objects to evaluate on: a class needs at least two objects for one to be held out.")
+    parts.append(f"Mapped {f['mapped']} target samples; {f['unlabelled']} without an instruction (no label) were not "
+                 f"mapped; {f['rejected']} rejected.")
+    return "\n\n".join(parts)
+
+
+def render_annotated(f: dict[str, Any]) -> str:
+    return f"## Annotated\n\n{JoinCounts(**f).summary()}."
+
+
+def _summary(plain: dict[str, Any]) -> MetricSummary:
+    values = {k: v for k, v in plain.items() if k not in ("n", "counts")}
+    return MetricSummary(values=values, counts=plain["counts"], n=plain["n"])
+
+
+def _groups(groups: dict[str, Any]) -> dict[str, MetricSummary]:
+    return {name: _summary(plain) for name, plain in groups.items()}
+
+
+RENDERERS = {"ingest": render_ingest, "self_training": render_self_training, "instructions": render_instructions,
+             "affordance": render_affordance, "annotated": render_annotated}
+SECTIONS = {
+    "demo-summary": _summary_section,
+    "demo-classifier": lambda stages: _demote(render_classifier(stages["self_training"]["classifier"])),
+    "demo-self-training": lambda stages: _demote(render_self_training({**stages["self_training"], "classifier": None})),
+    "demo-affordance": lambda stages: _demote(render_affordance(stages["affordance"])),
+}
