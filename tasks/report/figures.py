@@ -3,14 +3,13 @@
 
 Only figures that a seeded run reproduces go here: counts, accuracies, metrics, the choices made. Wall-clock
 times depend on the machine's load and are left out, so two runs with one seed write identical files.
-Paths are relative to the data root, so the files do not depend on where the run was made.
+No paths are stored, so the files do not depend on where the run was made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from schemas.instruction import InstructionRow
@@ -82,11 +81,3 @@ def affordance_figures(metrics: dict[str, Any], n_train: int, n_test: int, train
     return {"metrics": metrics, "n_train": n_train, "n_test": n_test, "trained": trained,
             "checkpoint_sha256": checkpoint_sha256, "mapped": mapped, "unlabelled": unlabelled, "rejected": rejected}
 
-
-def relative(path: Path, root: Path) -> str:
-    """`path` relative to the data root when it lies inside it, else as given (a report never names the machine's
-    folders it can avoid)."""
-    try:
-        return Path(path).absolute().relative_to(Path(root).absolute()).as_posix()
-    except ValueError:
-        return str(path)
