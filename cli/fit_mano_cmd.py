@@ -17,6 +17,8 @@ def fit_mano(
     mano_root: Path | None = typer.Option(None, "--mano-root", help="Folder with MANO_RIGHT.pkl (default as for "
                                                                     "`afford ingest`)."),
     steps: int = typer.Option(300, min=61, help="Optimiser steps per hand (the first 60 choose the start)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write the figures to the data root's "
+                                "reports/fit_mano.json (when TABLE is <root>/tables/<name>), for `afford report`."),
 ) -> None:
     """Fit MANO (pose, shape, translation) to every hand in TABLE that is not MANO's; report the error per hand."""
     from cli.ingest_cmd import resolve_mano_root
@@ -54,3 +56,23 @@ def fit_mano(
     console.print(f"{usable} of {len(summary.mean_mm)} fits have a mean error <= {USABLE_FIT_MEAN_MM:g} mm: "
                   "`afford annotate` joins them with MANO parameters")
     console.print(f"table  {summary.table.absolute()}\nfigure {picture.absolute()}")
+    if report:
+        _write_report(table, summary, USABLE_FIT_MEAN_MM, console)
+
+
+def _write_report(table: Path, summary, usable_mm: float, console: Console) -> None:
+    """reports/fit_mano.json beside the table's data root's other stage reports; nothing when the table does not
+    sit in a data root's tables/ folder (there is no run to report with)."""
+    from cli.flow_report import invocation
+    from schemas.data_root import DataRoot
+    from tasks.report.figures import fit_mano_figures
+    from tasks.report.run_files import write_stage
+    from tasks.runtime.provenance import provenance
+
+    if table.absolute().parent.name != "tables":
+        console.print(f"no report written: {table} is not in a data root's tables/ folder")
+        return
+    # The fit has no random draws (deterministic starts, then Adam), so there is no seed to record.
+    path = write_stage(DataRoot.of_table(table).reports, "fit_mano",
+                       fit_mano_figures(provenance(invocation(), None), summary, usable_mm))
+    console.print(f"report {path.absolute()} (render with `afford report`)")

@@ -167,12 +167,30 @@ def _loss(targets: torch.Tensor, layer: ManoLayer, rot: torch.Tensor, fingers: t
           trans: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-hand loss (B,) and MANO vertices (B, 778, 3) in metres."""
     verts = layer(torch.cat([rot, fingers], 1), betas, trans)[0] / 1000.0
-    squared = torch.cdist(targets, verts) ** 2  # (B, H, 778)
+    to_mano, to_target = _nearest_squared(targets, verts)
     # A target part that no MANO vertex covers (a finger lying on its neighbour) costs TARGET_WEIGHT times more
     # than MANO vertices off the target. Measured at 250 steps on four GraspIt-style hands built from MANO grasps
     # (seeds 0-3 of the tests): mean error 4.5/4.7/2.2/5.3 mm with weights 1:1, 3.5/3.4/1.7/3.8 mm with 3:1 and
     # the three finger starts. Fitting those MANO hands themselves still ends at 1.6/0.8/0.3/1.8 mm: chamfer
     # keeps some fingers a few millimetres off near the joints.
-    chamfer = TARGET_WEIGHT * squared.min(2).values.mean(1) + squared.min(1).values.mean(1)
+    chamfer = TARGET_WEIGHT * to_mano.mean(1) + to_target.mean(1)
     prior = POSE_PRIOR * ((fingers - mean) ** 2).sum(1) + SHAPE_PRIOR * (betas ** 2).sum(1)
     return chamfer + prior, verts
+
+
+def _nearest_squared(targets: torch.Tensor, verts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared distance from each target vertex to its nearest MANO vertex (B, H), and from each MANO vertex to
+    its nearest target vertex (B, 778), differentiable in both.
+
+    The nearest pairs are found without gradients (one batched matmul), then only those pairs' distances are
+    recomputed with gradients. The gradient of a minimum flows only through the pair that attains it, so this is
+    the gradient of min(cdist^2) exactly, at a third of the time: cdist's backward over the whole (B, H, 778)
+    matrix was 70 % of a fit (measured on 192 hands x 946 vertices, 2 cores: 3.6 s against 1.0 s per step).
+    """
+    with torch.no_grad():
+        squared = ((targets * targets).sum(-1)[:, :, None] + (verts * verts).sum(-1)[:, None, :]
+                   - 2 * torch.bmm(targets, verts.transpose(1, 2)))  # (B, H, 778)
+        nearest_mano, nearest_target = squared.argmin(2), squared.argmin(1)
+    to_mano = ((targets - torch.gather(verts, 1, nearest_mano[..., None].expand(-1, -1, 3))) ** 2).sum(-1)
+    to_target = ((verts - torch.gather(targets, 1, nearest_target[..., None].expand(-1, -1, 3))) ** 2).sum(-1)
+    return to_mano, to_target

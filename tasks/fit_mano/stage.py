@@ -38,6 +38,7 @@ class FitSummary:
     max_mm: list[float] = field(default_factory=list)
     contact_iou: list[float] = field(default_factory=list)
     skipped_mano: int = 0
+    steps: int = 0
     seconds: float = 0.0
     fits: dict[str, tuple[Sample, ManoFit]] = field(default_factory=dict, repr=False)
 
@@ -66,7 +67,7 @@ def fit_table(samples: Path, params: ManoParams, out: Path | None = None, steps:
             skipped += 1
         else:
             rows.append(row)
-    summary = FitSummary(table=out, skipped_mano=skipped)
+    summary = FitSummary(table=out, skipped_mano=skipped, steps=steps)
     if not rows:  # nothing to fit: no table version is written
         return summary
     fits = fit_mano([np.asarray(r.hand_verts, np.float64) for r in rows], params, steps=steps, progress=progress)

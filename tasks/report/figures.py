@@ -81,3 +81,14 @@ def affordance_figures(metrics: dict[str, Any], n_train: int, n_test: int, train
     return {"metrics": metrics, "n_train": n_train, "n_test": n_test, "trained": trained,
             "checkpoint_sha256": checkpoint_sha256, "mapped": mapped, "unlabelled": unlabelled, "rejected": rejected}
 
+
+
+def fit_mano_figures(provenance: dict[str, Any], summary: Any, usable_mm: float) -> dict[str, Any]:
+    """`afford fit-mano` (a FitSummary): how many hands, the quantiles of mean and max error (mm) and of the contact
+    IoU, how many fits are usable. A command of its own after the run, so it carries its own provenance; and a
+    benchmark, so its wall time is kept (as `seconds`: the one timing in these files)."""
+    return {"provenance": provenance, "hands": len(summary.sample_ids), "skipped_mano": summary.skipped_mano,
+            "steps": summary.steps, "seconds": round(summary.seconds, 1),
+            "mean_mm": summary.quantiles(summary.mean_mm), "max_mm": summary.quantiles(summary.max_mm),
+            "contact_iou": summary.quantiles(summary.contact_iou), "usable_mm": usable_mm,
+            "usable": sum(m <= usable_mm for m in summary.mean_mm)}

@@ -17,18 +17,19 @@ from tasks.pseudo_label.confidence_filter import ClassRow, ClassStats, RuleRepor
 from tasks.pseudo_label.label_quality import Interval
 from tasks.pseudo_label.report import class_stats_table, markdown_table, rule_table, summary_table
 from tasks.pseudo_label.self_training import CycleRecord, cycle_table
-from tasks.report.run_files import STAGES
+from tasks.report.run_files import EXTRA_STAGES, STAGES
 from tasks.store.annotated_join import JoinCounts
 from tasks.store.inspect import human_bytes
 
 TITLES = {"ingest": "Ingest", "self_training": "Self-training", "instructions": "Instructions",
-          "affordance": "Affordance maps", "annotated": "Annotated"}
+          "affordance": "Affordance maps", "annotated": "Annotated", "fit_mano": "MANO fits (`afford fit-mano`)"}
 
 
 def render_run(bundle: dict[str, Any]) -> str:
-    """The whole run: the provenance header, then every stage in order (a skipped stage says why)."""
+    """The whole run: the provenance header, then every stage in order (a skipped stage says why), then the
+    commands run on its tables afterwards (fit-mano) where the run has their figures."""
     parts = [render_provenance(bundle["provenance"])]
-    for stage in STAGES:
+    for stage in STAGES + tuple(s for s in EXTRA_STAGES if s in bundle["stages"]):
         figures = bundle["stages"][stage]
         parts.append(f"## {TITLES[stage]} skipped\n\n{figures['skipped']}" if "skipped" in figures
                      else RENDERERS[stage](figures))
@@ -40,6 +41,11 @@ def render_section(name: str, bundle: dict[str, Any]) -> str | None:
     section. Each section starts with the provenance line, so a block always says which run it shows."""
     if name not in SECTIONS:
         return None
+    if name in EXTRA_SECTIONS:
+        stage = EXTRA_SECTIONS[name]
+        if stage not in bundle["stages"]:
+            return (f"{render_provenance(bundle['provenance'])}\n\nThis run has no {TITLES[stage]} figures: run the "
+                    f"command on its tables, then `afford report` again.")
     return f"{render_provenance(bundle['provenance'])}\n\n{SECTIONS[name](bundle['stages'])}"
 
 
@@ -69,9 +75,10 @@ def _demote(markdown: str) -> str:
 def render_provenance(p: dict[str, Any]) -> str:
     """One paragraph: what produced the figures below (command, seed, code, date, machine, libraries)."""
     m = p["machine"]
+    seed = "no random draws" if p["seed"] is None else f"seed {p['seed']}"
     memory = f", {m['memory_gib']:g} GiB" if m.get("memory_gib") else ""
     libraries = ", ".join(f"{name} {version}" for name, version in p["libraries"].items())
-    return (f"Run: `{p['command']}` (seed {p['seed']}), code `{p['code_version']}`, {p['date']}; machine: "
+    return (f"Run: `{p['command']}` ({seed}), code `{p['code_version']}`, {p['date']}; machine: "
             f"{m['cpu']}, {m['cores']} logical cores{memory}, {m['os']}; {libraries}.")
 
 
@@ -152,6 +159,22 @@ def render_annotated(f: dict[str, Any]) -> str:
     return f"## Annotated\n\n{JoinCounts(**f).summary()}."
 
 
+def render_fit_mano(f: dict[str, Any]) -> str:
+    """`afford fit-mano`'s provenance, the error and contact-IoU quantiles, and how many fits are usable."""
+    rows = [[name, *(f"{f[key][q]:.2f}" for q in ("min", "median", "p90", "max"))]
+            for name, key in (("mean error per hand (mm)", "mean_mm"), ("max error per hand (mm)", "max_mm"),
+                              ("contact IoU, fit vs dataset hand (5 mm)", "contact_iou"))]
+    per_hand = f["seconds"] / max(f["hands"], 1)
+    return "\n\n".join([
+        f"## {TITLES['fit_mano']}", render_provenance(f["provenance"]),
+        f"{f['hands']} hands fitted ({f['steps']} steps each; {f['skipped_mano']} rows already MANO) in "
+        f"{f['seconds']:.0f} s ({per_hand:.1f} s per hand). Error: distance from each vertex of the dataset's hand "
+        f"mesh to the fitted MANO surface.",
+        markdown_table(["", "min", "median", "p90", "max"], rows),
+        f"{f['usable']} of {f['hands']} fits have a mean error at or under {f['usable_mm']:g} mm and join the "
+        f"annotated table with MANO parameters."])
+
+
 def _summary(plain: dict[str, Any]) -> MetricSummary:
     values = {k: v for k, v in plain.items() if k not in ("n", "counts")}
     return MetricSummary(values=values, counts=plain["counts"], n=plain["n"])
@@ -162,10 +185,13 @@ def _groups(groups: dict[str, Any]) -> dict[str, MetricSummary]:
 
 
 RENDERERS = {"ingest": render_ingest, "self_training": render_self_training, "instructions": render_instructions,
-             "affordance": render_affordance, "annotated": render_annotated}
+             "affordance": render_affordance, "annotated": render_annotated, "fit_mano": render_fit_mano}
+# Sections drawn from a stage a run may lack (EXTRA_STAGES): the block then says the figures are missing.
+EXTRA_SECTIONS = {"demo-fit-mano": "fit_mano"}
 SECTIONS = {
     "demo-summary": _summary_section,
     "demo-classifier": lambda stages: _demote(render_classifier(stages["self_training"]["classifier"])),
     "demo-self-training": lambda stages: _demote(render_self_training({**stages["self_training"], "classifier": None})),
     "demo-affordance": lambda stages: _demote(render_affordance(stages["affordance"])),
+    "demo-fit-mano": lambda stages: _demote(render_fit_mano(stages["fit_mano"])),
 }

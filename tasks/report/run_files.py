@@ -4,6 +4,7 @@ are checked against).
 
     reports/run.json            {"schema_version", "stage": "run", "figures": provenance + "finished"}
     reports/<stage>.json        {"schema_version", "stage", "figures": ...} or {..., "skipped": reason}
+    reports/fit_mano.json       `afford fit-mano` on the run's AffordPose table (optional; its own provenance)
 
 A reader refuses, naming the file, a run that did not finish, a missing or unreadable stage file, and files of
 another schema version: a report is whole or not made.
@@ -18,6 +19,8 @@ from typing import Any
 REPORT_SCHEMA_VERSION = 1
 # The annotate flow's stages in the order the report shows them.
 STAGES = ("ingest", "self_training", "instructions", "affordance", "annotated")
+# Commands run on a finished run's tables (`afford fit-mano`): reported when present, with their own provenance.
+EXTRA_STAGES = ("fit_mano",)
 BUNDLE = "run.json"
 
 
@@ -28,8 +31,8 @@ class ReportError(ValueError):
 def write_stage(reports: Path, stage: str, figures: dict[str, Any] | None = None, skipped: str | None = None) -> Path:
     """Write `reports/<stage>.json` (atomically: a reader never sees half a file). Give figures, or the reason the
     stage was skipped."""
-    if stage != "run" and stage not in STAGES:
-        raise ValueError(f"stage {stage!r} is not one of run, {', '.join(STAGES)}")
+    if stage != "run" and stage not in STAGES + EXTRA_STAGES:
+        raise ValueError(f"stage {stage!r} is not one of run, {', '.join(STAGES + EXTRA_STAGES)}")
     if (figures is None) == (skipped is None):
         raise ValueError(f"stage {stage!r}: give figures or a skip reason, not both or neither")
     body: dict[str, Any] = {"schema_version": REPORT_SCHEMA_VERSION, "stage": stage}
@@ -69,6 +72,9 @@ def _bundle_from_reports(reports: Path) -> dict[str, Any]:
     for stage in STAGES:
         body = _read_stage_body(reports, stage)
         stages[stage] = {"skipped": body["skipped"]} if "skipped" in body else body["figures"]
+    for stage in EXTRA_STAGES:
+        if (reports / f"{stage}.json").is_file():
+            stages[stage] = _read_stage(reports, stage)
     provenance = {k: v for k, v in run.items() if k != "finished"}
     return {"schema_version": REPORT_SCHEMA_VERSION, "provenance": provenance, "stages": stages}
 

@@ -66,8 +66,9 @@ def machine() -> dict[str, object]:
     return {"os": platform.platform(terse=True), "cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib}
 
 
-def provenance(command: str, seed: int) -> dict[str, object]:
-    """The header of a run report: command, seed, code version, UTC date, machine and library versions."""
+def provenance(command: str, seed: int | None) -> dict[str, object]:
+    """The header of a run report: command, seed (None: the command draws nothing at random), code version, UTC
+    date, machine and library versions."""
     return {"command": command, "seed": seed, "code_version": code_version(),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "libraries": library_versions()}

@@ -3,6 +3,8 @@ to within millimetres, writes one fit row per such hand (MANO rows skipped) and 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from models.mano import ManoLayer
 from models.synthetic_hand import build_synthetic_hand, write_synthetic_mano
 from schemas.mano_fit import ManoFitRow
 from schemas.rows import Sample
-from tasks.fit_mano.fit import fit_mano
+from tasks.fit_mano.fit import _nearest_squared, fit_mano
 from tasks.fit_mano.stage import contact_iou, fit_table
 from tasks.store.read import open_table
 from tasks.store.write import write_table
@@ -61,6 +63,24 @@ def test_bad_input_is_refused_by_name():
         fit_mano([np.zeros((10, 3))], HAND, steps=60)
 
 
+def test_nearest_pairs_give_the_loss_and_gradient_of_the_full_distance_matrix():
+    """The fit's chamfer takes gradients only through each point's nearest pair; min(cdist^2) over the whole
+    matrix must give the same values and gradients."""
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.rand(3, 40, 3, generator=generator)
+    verts = torch.rand(3, 25, 3, generator=generator, requires_grad=True)
+    to_mano, to_target = _nearest_squared(targets, verts)
+    (3 * to_mano.mean(1) + to_target.mean(1)).sum().backward()
+    fast = verts.grad.clone()
+    verts.grad = None
+    squared = torch.cdist(targets, verts) ** 2
+    expected_to_mano, expected_to_target = squared.min(2).values, squared.min(1).values
+    (3 * expected_to_mano.mean(1) + expected_to_target.mean(1)).sum().backward()
+    torch.testing.assert_close(to_mano, expected_to_mano, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(to_target, expected_to_target, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast, verts.grad, atol=1e-6, rtol=1e-5)
+
+
 def test_contact_iou_compares_where_two_hands_touch():
     points = np.array([[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0]])
     assert contact_iou(points, np.array([[0.0, 0, 0.001]]), np.array([[0.1, 0, 0.001]])) == 0.0
@@ -88,6 +108,10 @@ def test_fit_mano_command_writes_the_fit_table_and_figure(tmp_path):
     assert set(fits) == {rows[1]["sample_id"], rows[2]["sample_id"]}
     assert all(0 < f.mean_error_mm <= f.max_error_mm for f in fits.values())
     assert (tmp_path / "tables" / "mano_fits.png").stat().st_size > 10_000
+    report = json.loads((tmp_path / "reports" / "fit_mano.json").read_text())["figures"]
+    assert report["hands"] == 2 and report["skipped_mano"] == 1 and report["steps"] == 120
+    assert report["mean_mm"]["max"] == pytest.approx(max(f.mean_error_mm for f in fits.values()), rel=1e-6)
+    assert report["provenance"]["command"].startswith("afford") and report["provenance"]["seed"] is None
     summary = fit_table(table, HAND, tmp_path / "again", steps=61)  # the function behind it, upserting
     assert len(summary.sample_ids) == 2 and summary.skipped_mano == 1
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tasks.report.blocks import block_names, blocks, fill_blocks
-from tasks.report.render import SECTIONS, render_run, render_section
+from tasks.report.render import SECTIONS, render_fit_mano, render_run, render_section
 from tasks.report.run_files import REPORT_SCHEMA_VERSION, STAGES, ReportError, read_run, write_stage
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -115,3 +115,25 @@ def test_the_summary_holds_the_figures_a_reader_looks_for():
     accuracy = bundle["stages"]["self_training"]["classifier"]["split_accuracy"]["test"]
     assert f"| test | {100 * accuracy:.2f} |" in summary
     assert "#### Self-training" in summary  # headings sit two levels below the document's own
+
+
+def test_fit_mano_figures_are_reported_when_present_and_named_when_missing(tmp_path):
+    """`afford fit-mano` runs after a run, so its stage is optional: present, it renders with its own provenance;
+    absent, the BENCHMARKS block says the figures are missing instead of failing the whole report."""
+    root = _data_root(tmp_path)
+    bundle = read_run(root)
+    assert "fit_mano" not in bundle["stages"]
+    assert "This run has no MANO fits" in render_section("demo-fit-mano", bundle)
+    quantiles = {"min": 1.0, "median": 2.5, "p90": 4.0, "max": 6.25}
+    provenance = bundle["provenance"] | {"command": "afford fit-mano afford-data/tables/affordpose", "seed": None}
+    write_stage(root / "reports", "fit_mano", {
+        "provenance": provenance, "hands": 8, "skipped_mano": 0, "steps": 300, "seconds": 40.0,
+        "mean_mm": quantiles, "max_mm": quantiles, "contact_iou": quantiles, "usable_mm": 5.0, "usable": 7})
+    bundle = read_run(root)
+    section = render_section("demo-fit-mano", bundle)
+    assert "`afford fit-mano afford-data/tables/affordpose` (no random draws)" in section
+    assert "| mean error per hand (mm) | 1.00 | 2.50 | 4.00 | 6.25 |" in section
+    assert "7 of 8 fits have a mean error at or under 5 mm" in section and "(5.0 s per hand)" in section
+    assert render_run(bundle).endswith(render_fit_mano(bundle["stages"]["fit_mano"]) + "\n")
+    with pytest.raises(ValueError, match="stage 'fit_manos' is not one of"):
+        write_stage(root / "reports", "fit_manos", {})
