@@ -37,13 +37,13 @@ from schemas.affordance import AFFORDPOSE_LABEL_IDS, normalise_affordance
 from schemas.ids import hash_bytes, make_sample_id
 from schemas.rows import Reject
 from tasks.ingest.common import (
-    DATA_ERRORS,
     GraspRecord,
     IngestError,
     RawSample,
-    as_ingest_error,
     check_finite,
     dataset_root,
+    last_resort,
+    parse_json,
     read_bytes,
     reject_from,
     split_for,
@@ -125,9 +125,10 @@ def iter_affordpose(root: str | Path, *, require_watertight: bool = True, cache_
     for path in walk_files(root, ".json"):
         relative = path.relative_to(root).as_posix()
         try:
-            yield _load_grasp(path, relative, cache, require_watertight)
-        except (IngestError, *DATA_ERRORS) as exc:
-            yield reject_from(as_ingest_error(relative, exc), DATASET, source=relative)
+            item = _load_grasp(path, relative, cache, require_watertight)
+        except Exception as exc:  # one file never stops an ingest (last_resort)
+            item = reject_from(last_resort(relative, exc), DATASET, source=relative)
+        yield item
 
 
 def _load_grasp(path: Path, relative: str, cache: MeshCache, require_watertight: bool) -> RawSample:
@@ -158,10 +159,7 @@ def _load_grasp(path: Path, relative: str, cache: MeshCache, require_watertight:
 
 
 def _parse_json(payload: bytes, relative: str) -> dict:
-    try:
-        data = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IngestError(relative, "json", f"truncated or invalid JSON ({exc})") from None
+    data = parse_json(payload, relative, "json")
     if not isinstance(data, dict):
         raise IngestError(relative, "json", f"expected a JSON object, got {type(data).__name__}")
     return data

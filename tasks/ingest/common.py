@@ -18,6 +18,7 @@ re-read for every grasp.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -179,20 +180,59 @@ def dataset_root(root: str | os.PathLike) -> Path:
 
 def walk_files(root: Path, suffix: str) -> Iterator[Path]:
     """Files under `root` ending in `suffix`, in sorted order (directories sorted as they are walked),
-    yielded one at a time so a loader never lists a whole dataset's contents in memory at once."""
+    yielded one at a time so a loader never lists a whole dataset's contents in memory at once.
+    A directory named like a data file is yielded too (and not descended into), so the loader's read names it
+    as a reject rather than skipping it silently: the four loaders treat it alike."""
     for current, dirs, files in os.walk(root):
         dirs.sort()
-        for name in sorted(files):
+        lookalikes = [name for name in dirs if name.endswith(suffix)]
+        dirs[:] = [name for name in dirs if not name.endswith(suffix)]
+        for name in sorted([*files, *lookalikes]):
             if name.endswith(suffix):
                 yield Path(current) / name
 
 
-def read_bytes(path: Path, where: str, field: str) -> bytes:
+# The largest input file a loader reads into memory. The largest files the datasets ship are GRAB sequences
+# (tens of MB) and AffordPose JSON (a few MB); a file 40x bigger is not one of theirs, and reading it whole could
+# exhaust a small machine's memory.
+MAX_FILE_BYTES = 1 << 30
+
+
+def read_bytes(path: Path, where: str, field: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes; IngestError naming `where` and `field` when it is missing, unreadable, not a regular
+    file (a directory named like a data file) or over `limit` bytes (checked before reading)."""
     try:
-        return path.read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise IngestError(where, field, f"{size} bytes, over the {limit}-byte limit for one input file")
+            return handle.read(limit + 1)[:limit]
     except FileNotFoundError:
         raise IngestError(where, field, "file not found") from None
+    except IsADirectoryError:
+        raise IngestError(where, field, "is a directory, not a file") from None
     except OSError as exc:
         raise IngestError(where, field, f"cannot read: {exc}") from None
+
+
+def parse_json(payload: bytes, where: str, field: str) -> Any:
+    """JSON text -> value; IngestError naming `where` and `field` for bad UTF-8, bad JSON, or nesting deeper than
+    the parser's recursion limit (a 2 KB file nested 1,000 deep: no dataset nests more than a few levels)."""
+    try:
+        return json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IngestError(where, field, f"truncated or invalid JSON ({exc})") from None
+    except RecursionError:
+        raise IngestError(where, field, "JSON nested too deeply to parse (the datasets nest a few levels)") from None
+
+
+def last_resort(relative: str, exc: Exception) -> IngestError:
+    """The reject for any exception one file raised: the per-file handler of every loader ends here, so no single
+    file stops an ingest. Known kinds keep their message; anything else is named by its type."""
+    if isinstance(exc, IngestError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return IngestError(relative, None, "MemoryError: the file asks for more memory than this machine has")
+    return as_ingest_error(relative, exc)
 
 

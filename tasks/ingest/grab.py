@@ -40,6 +40,7 @@ broken mesh or vtemp) gives one reject with source_index 0; a problem with one f
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -52,15 +53,15 @@ import trimesh
 from schemas.ids import hash_file, make_sample_id
 from schemas.rows import Reject
 from tasks.ingest.common import (
-    DATA_ERRORS,
+    MAX_FILE_BYTES,
     NUM_HAND_VERTS,
     GraspRecord,
     IngestError,
     RawSample,
-    as_ingest_error,
     check_finite,
     content_hash,
     dataset_root,
+    last_resort,
     reject_from,
     split_for,
     walk_files,
@@ -74,7 +75,7 @@ from tasks.ingest.mano_frame import (
 )
 from tasks.ingest.meshes import CanonicalMesh, MeshCache, load_canonical_mesh
 from tasks.ingest.object_classes import object_class
-from tasks.ingest.pickles import safe_unpickle
+from tasks.ingest.pickles import safe_loads
 
 DATASET = "grab"
 MEMBERS = ("obj_name", "sbj_id", "motion_intent", "n_frames", "rhand", "object")
@@ -117,22 +118,35 @@ def load_npz_safely(path: Path, where: str, keys: Iterable[str] | None = None) -
             return {key: _read_member(archive, name, where, key) for key, name in wanted.items()}
     except FileNotFoundError:
         raise IngestError(where, "npz", "file not found") from None
+    except IsADirectoryError:
+        raise IngestError(where, "npz", "is a directory, not a file") from None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise IngestError(where, "npz", f"truncated or not an npz archive ({type(exc).__name__}: {exc})") from None
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, where: str, key: str) -> Any:
+    stored = archive.getinfo(name).file_size  # the member's uncompressed size, from the zip directory
+    if stored > MAX_FILE_BYTES:
+        raise IngestError(where, key, f"member {name} is {stored} bytes uncompressed, over the {MAX_FILE_BYTES}-byte "
+                                      f"limit for one input")
     with archive.open(name) as handle:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
-            _, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
         elif version == (2, 0):
-            _, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
         else:
             raise IngestError(where, key, f".npy format version {version} not supported")
         if dtype.hasobject:
-            array = safe_unpickle(handle, where, key)
+            # Read the (bounded) member into memory first: the unpickler then cannot ask the archive for more.
+            array = safe_loads(handle.read(stored), where, key)
             return array.item() if isinstance(array, np.ndarray) and array.ndim == 0 else array
+        # The header's shape must fit in the member's bytes before numpy allocates for it: a header claiming
+        # (10**12, 3) in a 1 KB member would otherwise ask for terabytes.
+        needed = math.prod(shape) * dtype.itemsize
+        if needed > stored:
+            raise IngestError(where, key, f"header claims shape {shape} of {dtype} ({needed} bytes) but member "
+                                          f"{name} holds {stored} bytes")
     with archive.open(name) as handle:
         array = np.lib.format.read_array(handle, allow_pickle=False)
     return array.item() if array.ndim == 0 else array
@@ -242,14 +256,15 @@ def iter_grab(root: str | Path, template: HandTemplate, *, frame_step: int = 1, 
         relative = path.relative_to(root).as_posix()
         try:
             sequence = load_sequence(root, relative, meshes, vtemps, require_watertight)
-        except (IngestError, *DATA_ERRORS) as exc:
-            yield reject_from(as_ingest_error(relative, exc), DATASET, source=relative)
+        except Exception as exc:  # one file never stops an ingest (last_resort)
+            yield reject_from(last_resort(relative, exc), DATASET, source=relative)
             continue
         for frame in range(0, sequence.num_frames, frame_step):
             try:
-                yield _frame_sample(sequence, frame, template)
-            except (IngestError, *DATA_ERRORS) as exc:
-                yield reject_from(as_ingest_error(relative, exc), DATASET, index=frame, source=relative)
+                item = _frame_sample(sequence, frame, template)
+            except Exception as exc:  # one file never stops an ingest (last_resort)
+                item = reject_from(last_resort(relative, exc), DATASET, index=frame, source=relative)
+            yield item
 
 
 def load_sequence(root: Path, relative: str, meshes: MeshCache, vtemps: MeshCache,

@@ -34,15 +34,14 @@ import numpy as np
 from schemas.ids import hash_bytes, make_sample_id
 from schemas.rows import Reject
 from tasks.ingest.common import (
-    DATA_ERRORS,
     GraspRecord,
     IngestError,
     RawSample,
     Split,
-    as_ingest_error,
     check_finite,
     content_hash,
     dataset_root,
+    last_resort,
     read_bytes,
     reject_from,
     split_for,
@@ -139,9 +138,10 @@ def iter_ho3d(root: str | Path, template: HandTemplate, *, frame_step: int = 1, 
     for path in _meta_files(root, frame_step):
         relative = path.relative_to(root).as_posix()
         try:
-            yield _load_frame(root, relative, cache, template, require_watertight)
-        except (IngestError, *DATA_ERRORS) as exc:
-            yield reject_from(as_ingest_error(relative, exc), DATASET, source=relative)
+            item = _load_frame(root, relative, cache, template, require_watertight)
+        except Exception as exc:  # one file never stops an ingest (last_resort)
+            item = reject_from(last_resort(relative, exc), DATASET, source=relative)
+        yield item
 
 
 def _meta_files(root: Path, frame_step: int) -> Iterator[Path]:

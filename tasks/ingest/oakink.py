@@ -46,14 +46,14 @@ import trimesh
 from schemas.ids import hash_bytes, make_sample_id
 from schemas.rows import Reject
 from tasks.ingest.common import (
-    DATA_ERRORS,
     GraspRecord,
     IngestError,
     RawSample,
-    as_ingest_error,
     check_finite,
     content_hash,
     dataset_root,
+    last_resort,
+    parse_json,
     read_bytes,
     reject_from,
     split_for,
@@ -182,20 +182,19 @@ def iter_oakink(root: str | Path, template: HandTemplate, *, require_watertight:
     for path in walk_files(root / SHAPE_DIR, "hand_param.pkl"):
         relative = path.relative_to(root).as_posix()
         try:
-            yield _load_grasp(root, relative, meta, cache, template, require_watertight)
-        except (IngestError, *DATA_ERRORS) as exc:
-            yield reject_from(as_ingest_error(relative, exc), DATASET, source=relative)
+            item = _load_grasp(root, relative, meta, cache, template, require_watertight)
+        except Exception as exc:  # one file never stops an ingest (last_resort)
+            item = reject_from(last_resort(relative, exc), DATASET, source=relative)
+        yield item
 
 
 def _read_meta(root: Path, virtual: bool) -> dict | IngestError:
     """oid -> object name, or the error that each grasp on an object of this kind will carry."""
     relative = f"metaV2/{_KINDS[virtual][0]}"
     try:
-        data = json.loads(read_bytes(root / relative, relative, "meta"))
+        data = parse_json(read_bytes(root / relative, relative, "meta"), relative, "meta")
     except IngestError as exc:
         return exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return IngestError(relative, "meta", f"invalid JSON ({exc})")
     return data if isinstance(data, dict) else IngestError(relative, "meta", "expected a JSON object")
 
 
@@ -208,7 +207,7 @@ def _load_grasp(root: Path, relative: str, meta: dict, cache: MeshCache, templat
     category, src_oid, virtual = parts[0], parts[1], len(parts) == 4
     object_id = parts[3] if virtual else src_oid
     source_rel = Path(SHAPE_DIR, *parts[:3], "source.txt").as_posix()
-    source_bytes = read_bytes(root / source_rel, source_rel, "source.txt")
+    source_bytes = read_bytes(root / source_rel, source_rel, "source.txt", limit=SOURCE_MAX_BYTES)
     intent = _intent(source_bytes, source_rel, src_oid)
     param_bytes = read_bytes(root / relative, relative, "hand_param")
     pose, betas, tsl = _hand_params(safe_loads(param_bytes, relative, "hand_param"), relative)
@@ -225,11 +224,19 @@ def _load_grasp(root: Path, relative: str, meta: dict, cache: MeshCache, templat
         object_faces=mesh.faces, hand_pose=pose, hand_betas=betas, hand_trans=trans, intent=intent)
 
 
+SOURCE_EXCERPT = 60  # characters of a bad source.txt's first line quoted in its reject
+SOURCE_MAX_BYTES = 4096  # a source.txt is one line of about 30 characters
+
+
 def _intent(source_bytes: bytes, source_rel: str, src_oid: str) -> str:
     text = source_bytes.decode("utf-8", errors="replace").strip()
     match = _SOURCE.match(text)
     if match is None:
-        raise IngestError(source_rel, "source.txt", f"expected <pass>/<oid>_<intent>_<subject>/<ts>, got {text!r}")
+        # Quote only the head of the first line: the file could be anything (a link to a system file).
+        head = text.splitlines()[0] if text else ""
+        cut = " (cut)" if len(head) > SOURCE_EXCERPT or len(head) < len(text) else ""
+        raise IngestError(source_rel, "source.txt", f"expected one line <pass>/<oid>_<intent>_<subject>/<ts>, got "
+                                                    f"{head[:SOURCE_EXCERPT]!r}{cut}")
     if match["oid"] != src_oid:
         raise IngestError(source_rel, "source.txt", f"object {match['oid']!r} is not the folder's {src_oid!r}")
     if match["code"] not in INTENTS:
@@ -269,7 +276,13 @@ def _mesh_path(root: Path, meta: dict | IngestError, object_id: str, virtual: bo
     entry = meta.get(object_id)
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise IngestError(relative, "object_id", f"object {object_id!r} is not in metaV2/{_KINDS[virtual][0]}")
-    folder = Path(_KINDS[virtual][1], entry["name"], "align")
+    name = entry["name"]
+    # The name is joined under the dataset root: an absolute name, or one climbing out with "..", would read a
+    # mesh from elsewhere on the machine (and store its path). GRAB and HO-3D refuse the same.
+    if not name or Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name or "\0" in name:
+        raise IngestError(f"metaV2/{_KINDS[virtual][0]}", f"{object_id}.name",
+                          f"{name[:100]!r} is not a folder name inside the dataset root")
+    folder = Path(_KINDS[virtual][1], name, "align")
     candidates = sorted(p for p in (root / folder).glob("*") if p.suffix in (".obj", ".ply"))
     if len(candidates) > 1:
         candidates = [p for p in candidates if "align" in p.name]

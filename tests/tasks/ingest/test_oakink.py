@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +172,24 @@ def test_synthetic_oakink_is_what_oikit_finds(tmp_path):
         _, raw_oid, code, _, _ = re.findall(r"(.+)/(.{6})_(.{4})_([_0-9]+)/([\-0-9]+)", source)[0]
         assert raw_oid == match[1] and code in ("0001", "0002", "0003", "0004")
     assert {p.relative_to(root).parts[0] for p in params} == {"mug", "lotion_pump"}
+
+
+@pytest.mark.parametrize("name", ["{outside}", "../{outside_name}", "mug_S10000/../../../{outside_name}"])
+def test_a_meta_name_outside_the_dataset_root_is_refused(tmp_path, name):
+    """metaV2 names are joined under the root: an absolute name, or one climbing out, would read a mesh from
+    elsewhere on the machine and store its path. Every grasp on that object becomes a reject naming metaV2."""
+    synthesize_datasets(tmp_path / "data", datasets=("oakink",), categories=("mug",), steps=5)
+    root = tmp_path / "data" / "oakink"
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(root / "OakInkObjectsV2" / "mug_S10000", outside)  # a valid mesh, outside the root
+    meta_path = root / "metaV2" / "object_id.json"
+    meta = json.loads(meta_path.read_text())
+    meta["S10000"]["name"] = name.format(outside=outside, outside_name=f"../{outside.name}")
+    meta_path.write_text(json.dumps(meta))
+    items = list(iter_oakink(root, make_template()))
+    mug = [item for item in items if isinstance(item, RawSample) and "/mug/S10000/" in item.source_path]
+    rejects = [item for item in items if isinstance(item, Reject) and "/mug/S10000/" in item.source]
+    assert rejects and not mug, "a grasp on the object with the outside name was ingested"
+    for reject in rejects:
+        assert reject.field == "S10000.name" and "metaV2/object_id.json" in reject.reason
+        assert "not a folder name inside the dataset root" in reject.reason
