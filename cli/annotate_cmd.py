@@ -65,6 +65,9 @@ def annotate(
         _fail(f"--datasets-root {datasets_root}: no dataset folder inside (expected one of {', '.join(FORMATS)})")
     root = (data_root or AffordSettings().data_root).resolve()
     mano, _ = resolve_mano_root(mano_root, datasets_root / labelled_format())
+    from tasks.instruct.choice import check_endpoint
+
+    check_endpoint(instructions, AffordSettings())  # a refused or absent endpoint fails now, not after ingest
     from flows.annotate import annotate as annotate_flow
 
     report = annotate_flow(datasets_root=str(datasets_root.resolve()), mano_root=str(mano), data_root=str(root),

@@ -37,6 +37,9 @@ def demo(
     if instructions not in ("auto", "openai", "template"):
         typer.echo(f"error: --instructions {instructions!r} is not one of auto, openai, template", err=True)
         raise typer.Exit(2)
+    from tasks.instruct.choice import check_endpoint
+
+    check_endpoint(instructions, AffordSettings())
     for option, value, registry in (("--affordance-preset", affordance_preset, AFFORDANCE_PRESETS),
                                     ("--classifier-preset", classifier_preset, CLASSIFIER_PRESETS)):
         if value not in registry:

@@ -24,10 +24,17 @@ def instruct(
     if generator not in GENERATORS:
         typer.echo(f"error: --generator {generator!r} is not one of {', '.join(GENERATORS)}", err=True)
         raise typer.Exit(2)
-    for table in (*tables, *([labels] if labels else [])):
-        if not (table / "manifest.json").is_file():
-            typer.echo(f"error: {table}: not a table (no manifest.json)", err=True)
-            raise typer.Exit(2)
+    from schemas.rows import AffordanceLabel, Sample
+    from schemas.settings import AffordSettings
+    from tasks.instruct.choice import check_endpoint
+    from tasks.store.read import open_table
+
+    # Checked here, before the flow starts: a table of the wrong kind or a refused endpoint is one error line.
+    for table in tables:
+        open_table(table, Sample)  # TableError naming the manifest: missing, or not a samples table
+    if labels:
+        open_table(labels, AffordanceLabel)
+    check_endpoint(generator, AffordSettings())
     from flows.instruct import instruct as flow
 
     try:

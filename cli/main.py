@@ -29,6 +29,7 @@ from cli import (  # noqa: E402
     train_cmd,
     watch_cmd,
 )
+from cli.errors import guard  # noqa: E402
 
 app = typer.Typer(
     name="afford",
@@ -58,6 +59,15 @@ app.command("sample")(sample_cmd.sample)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.add_typer(server_cmd.app, name="server")
 app.command("deploy")(server_cmd.deploy)
+guard(app)  # expected errors as one `error:` line, exit 2 (cli/errors.py): after every command is registered
+
+
+def main() -> None:
+    """The `afford` entry point: the app, with expected errors as one `error:` line (cli/errors.py)."""
+    from cli.errors import run
+
+    run(app)
+
 
 if __name__ == "__main__":
-    app()
+    main()

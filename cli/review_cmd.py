@@ -89,7 +89,8 @@ def _resumer(store_path: Path) -> Callable[[int, ReviewResult], None]:
     return on_complete
 
 
-@app.command("resume")
+# ignore_unknown_options: "-1" reaches CYCLE (and is refused by its bound) instead of being read as an option
+@app.command("resume", context_settings={"ignore_unknown_options": True})
 def resume(
     cycle: int = typer.Argument(..., min=0, help="The cycle whose finished review to hand to its flow run."),
     data_root: Path | None = typer.Option(None, "--data-root", help="Data folder (default: AFFORD_DATA_ROOT setting)."),

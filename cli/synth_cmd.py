@@ -19,6 +19,9 @@ def synth(
     """Write synthetic AffordPose, OakInk-Shape, GRAB and HO-3D datasets in their real on-disk formats."""
     from tasks.synth.datasets import DATASETS, synthesize_datasets
 
+    if out.exists() and not out.is_dir():
+        typer.echo(f"error: --out {out}: an existing file, not a folder to write the datasets into", err=True)
+        raise typer.Exit(2)
     console = Console()
     with Progress(console=console) as bar:
         tasks = {d: bar.add_task(f"synth {d}", total=None) for d in DATASETS}

@@ -103,11 +103,20 @@ def _state(item: QueueItem, decision: sqlite3.Row | None) -> ItemState:
                      comment=decision["comment"], decided_at=decision["at"])
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
 class ReviewStore:
     """The review queues and decisions of every cycle, in one SQLite file at `path`."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ValueError(f"review store {self.path}: a folder, not an SQLite file")
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb") as handle:
+                if handle.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+                    raise ValueError(f"review store {self.path}: not an SQLite file (refusing to write into it)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as conn:
             # WAL: readers (the web app polling progress) never block the writer, and a commit is one append.

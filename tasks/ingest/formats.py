@@ -43,6 +43,7 @@ class DatasetFormat:
     write: Writer | None = None
     description: str = ""
     hand_model: str = "mano"  # schemas.hand: the hand its files store (AffordPose: GraspIt!'s ManoHand mesh)
+    layout: str = ""  # where its input files sit under the dataset root, for the error when none is found
 
 
 FORMATS: dict[str, DatasetFormat] = {}  # name -> format, in registration order
@@ -99,10 +100,14 @@ def _write_affordpose(root: Path, records: Sequence[GraspRecord], rng: np.random
 for _fmt in (
     DatasetFormat("affordpose", _read_affordpose, labelled=True, write=_write_affordpose,
                   description="AffordPose JSON grasps with part-labelled object meshes",
+                  layout="<class>/<obj_id>/<obj_id>_<Affordance>/<N>.json",
                   hand_model="graspit_manohand"),
-    DatasetFormat("oakink", _read_oakink, write=write_oakink, description="OakInk-Shape pickles + metaV2"),
-    DatasetFormat("grab", _read_grab, write=write_grab, description="GRAB sequence npz files"),
-    DatasetFormat("ho3d", _read_ho3d, write=write_ho3d, description="HO-3D meta pickles + YCB models"),
+    DatasetFormat("oakink", _read_oakink, write=write_oakink, description="OakInk-Shape pickles + metaV2",
+                   layout="oakink_shape_v2/<cat>/<src_oid>/<grasp_id>[/<virtual_oid>]/hand_param.pkl"),
+    DatasetFormat("grab", _read_grab, write=write_grab, description="GRAB sequence npz files",
+                   layout="grab/<subject>/<sequence>.npz"),
+    DatasetFormat("ho3d", _read_ho3d, write=write_ho3d, description="HO-3D meta pickles + YCB models",
+                   layout="<split>/<sequence>/meta/<frame>.pkl"),
 ):
     register_format(_fmt)
 

@@ -161,6 +161,10 @@ def ingest(fmt: str, root: str | Path, table: str | Path, mano_root: str | Path,
             writer.write(r for r in completed if not isinstance(r, Reject))
             if progress:
                 progress(len(batch))
+        if inputs == 0:  # inside the writer: raising here publishes nothing
+            layout = get_format(fmt).layout
+            raise ValueError(f"{root}: no {fmt} input found" + (f" (expected {layout})" if layout else "") +
+                             "; is it the right folder and --format?")
     rejects += writer.rejects
     write_table(rejects_table, rejects, Reject, lineage=lineage, rows_per_shard=rows_per_shard)
     counts = IngestCounts(dataset=fmt, inputs=inputs, rows=writer.manifest.num_rows, rejects=len(rejects),

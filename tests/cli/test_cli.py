@@ -213,7 +213,7 @@ def test_instruct_refuses_bad_arguments_by_name(tmp_path):
                                  "--generator", "gpt"])
     assert result.exit_code == 2 and "--generator 'gpt'" in result.output
     result = runner.invoke(app, ["instruct", "--table", str(tmp_path / "nope"), "--out", str(tmp_path / "i")])
-    assert result.exit_code == 2 and "nope: not a table" in result.output
+    assert result.exit_code == 2 and "nope: no manifest.json; not a table" in result.output
     result = runner.invoke(app, ["demo", "--instructions", "gpt"])
     assert result.exit_code == 2 and "--instructions 'gpt'" in result.output
 
