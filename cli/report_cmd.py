@@ -37,10 +37,11 @@ def report(
         raise typer.Exit(_check(bundle, markdown, out, update))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        name = "result" if "kind" in bundle else "run"
         if out.resolve() != Path(run).resolve():  # a results folder re-rendered in place keeps its own bundle
-            write_bundle(bundle, out)
-        (out / "run.md").write_text(markdown)
-        typer.echo(f"wrote {out / 'run.json'} and {out / 'run.md'}")
+            write_bundle(bundle, out, f"{name}.json")
+        (out / f"{name}.md").write_text(markdown)
+        typer.echo(f"wrote {out / f'{name}.json'} and {out / f'{name}.md'}")
     for path in update:
         names = fill_blocks(path, lambda name: render_section(name, bundle))
         typer.echo(f"{path}: rewrote {', '.join(names) if names else 'no block'} "
@@ -55,8 +56,9 @@ def _check(bundle: dict, markdown: str, out: Path | None, update: list[Path]) ->
     from tasks.report.render import render_section
 
     stale = []
-    if out is not None and (not (out / "run.md").is_file() or (out / "run.md").read_text() != markdown):
-        stale.append(f"{out / 'run.md'}: differs from what {out / 'run.json'} renders to")
+    name = "result" if "kind" in bundle else "run"
+    if out is not None and (not (out / f"{name}.md").is_file() or (out / f"{name}.md").read_text() != markdown):
+        stale.append(f"{out / f'{name}.md'}: differs from what {out / f'{name}.json'} renders to")
     for path in update:
         for name, body in blocks(path.read_text()).items():
             expected = render_section(name, bundle)

@@ -28,6 +28,8 @@ TITLES = {"ingest": "Ingest", "self_training": "Self-training", "instructions": 
 def render_run(bundle: dict[str, Any]) -> str:
     """The whole run: the provenance header, then every stage in order (a skipped stage says why), then the
     commands run on its tables afterwards (fit-mano) where the run has their figures."""
+    if bundle.get("kind") in BENCH_RENDERERS:
+        return f"{render_provenance(bundle['provenance'])}\n\n{BENCH_RENDERERS[bundle['kind']](bundle['figures'])}\n"
     parts = [render_provenance(bundle["provenance"])]
     for stage in STAGES + tuple(s for s in EXTRA_STAGES if s in bundle["stages"]):
         figures = bundle["stages"][stage]
@@ -39,6 +41,10 @@ def render_run(bundle: dict[str, Any]) -> str:
 def render_section(name: str, bundle: dict[str, Any]) -> str | None:
     """The body of the generated block `name` (blocks.py) from a run's bundle; None for a name that is not a run
     section. Each section starts with the provenance line, so a block always says which run it shows."""
+    if bundle.get("kind") in BENCH_RENDERERS:  # a benchmark's result fills the one block named after its kind
+        if name != bundle["kind"]:
+            return None
+        return f"{render_provenance(bundle['provenance'])}\n\n{_demote(BENCH_RENDERERS[name](bundle['figures']))}"
     if name not in SECTIONS:
         return None
     if name in EXTRA_SECTIONS:
@@ -175,6 +181,31 @@ def render_fit_mano(f: dict[str, Any]) -> str:
         f"annotated table with MANO parameters."])
 
 
+def render_faults(f: dict[str, Any]) -> str:
+    """bench/bench_faults.py: the crafted-input corpus (inputs, rejects, good rows kept) and the kill -9 trials of
+    a whole annotate run (when each was killed, lost and extra rows after the re-run)."""
+    c = f["corpus"]
+    corpus_rows = [[fmt, d["crafted"], d["rejects"], d["good"], d["rows"]] for fmt, d in c["formats"].items()]
+    trials = [[t["index"], f"{t['kill_after_s']:.1f}", "yes" if t["finished_before_kill"] else "",
+               t["rerun_rc"], t["lost"], t["extra"]] for t in f["trials"]]
+    lost, extra = sum(t["lost"] for t in f["trials"]), sum(t["extra"] for t in f["trials"])
+    return "\n\n".join([
+        "## Fault suite",
+        "### Crafted inputs",
+        f"{c['total']} crafted bad inputs (tests/faults/corpus.py) beside the good files of four synthetic datasets, "
+        f"through the real ingest: {c['exactly_one_reject']} of {c['total']} ended as exactly one reject naming "
+        f"their file; {c['good_rejected']} good files rejected; pickles that ran code: {c['code_ran']}; peak RSS "
+        f"{c['peak_rss_mb']:.0f} MB.",
+        markdown_table(["format", "crafted", "rejects", "good inputs", "rows"], corpus_rows),
+        "### kill -9 of a whole annotate run",
+        f"{len(f['trials'])} trials: the run's process group killed at a seeded moment drawn from the uninterrupted "
+        f"run's {f['reference_s']:.0f} s, then the same command re-run to the end and every table compared with the "
+        f"uninterrupted run's, rows without their wall-clock columns: {lost} rows lost, {extra} extra (duplicated "
+        f"or changed).",
+        markdown_table(["trial", "killed after (s)", "had finished", "re-run exit", "rows lost", "rows extra"],
+                       trials)])
+
+
 def _summary(plain: dict[str, Any]) -> MetricSummary:
     values = {k: v for k, v in plain.items() if k not in ("n", "counts")}
     return MetricSummary(values=values, counts=plain["counts"], n=plain["n"])
@@ -186,6 +217,7 @@ def _groups(groups: dict[str, Any]) -> dict[str, MetricSummary]:
 
 RENDERERS = {"ingest": render_ingest, "self_training": render_self_training, "instructions": render_instructions,
              "affordance": render_affordance, "annotated": render_annotated, "fit_mano": render_fit_mano}
+BENCH_RENDERERS = {"faults": render_faults}
 # Sections drawn from a stage a run may lack (EXTRA_STAGES): the block then says the figures are missing.
 EXTRA_SECTIONS = {"demo-fit-mano": "fit_mano"}
 SECTIONS = {

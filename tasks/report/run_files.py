@@ -6,6 +6,9 @@ are checked against).
     reports/<stage>.json        {"schema_version", "stage", "figures": ...} or {..., "skipped": reason}
     reports/fit_mano.json       `afford fit-mano` on the run's AffordPose table (optional; its own provenance)
 
+A benchmark that is not an annotate run (bench/bench_faults.py) writes one file instead, `result.json`:
+{"schema_version", "kind", "provenance", "figures"}; `afford report` renders it the same way.
+
 A reader refuses, naming the file, a run that did not finish, a missing or unreadable stage file, and files of
 another schema version: a report is whole or not made.
 """
@@ -22,6 +25,8 @@ STAGES = ("ingest", "self_training", "instructions", "affordance", "annotated")
 # Commands run on a finished run's tables (`afford fit-mano`): reported when present, with their own provenance.
 EXTRA_STAGES = ("fit_mano",)
 BUNDLE = "run.json"
+RESULT = "result.json"  # a benchmark's figures (kind: one of BENCH_KINDS)
+BENCH_KINDS = ("faults",)
 
 
 class ReportError(ValueError):
@@ -44,6 +49,8 @@ def read_run(folder: Path) -> dict[str, Any]:
     """The bundle {"schema_version", "provenance", "stages": {stage: figures or {"skipped": reason}}} of a data
     root (from its reports/ folder) or of a results folder (its run.json)."""
     folder = Path(folder)
+    if (folder / RESULT).is_file():
+        return read_result(folder / RESULT)
     if (folder / "reports").is_dir():
         return _bundle_from_reports(folder / "reports")
     if (folder / BUNDLE).is_file():
@@ -59,8 +66,27 @@ def read_run(folder: Path) -> dict[str, Any]:
     raise ReportError(f"{folder}: neither a data root with a reports/ folder nor a results folder with {BUNDLE}")
 
 
-def write_bundle(bundle: dict[str, Any], folder: Path) -> Path:
-    return _write_json(Path(folder) / BUNDLE, bundle)
+def write_result(path: Path, kind: str, provenance: dict[str, Any], figures: dict[str, Any]) -> Path:
+    """A benchmark's `result.json`: what produced it and its figures."""
+    if kind not in BENCH_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(BENCH_KINDS)}")
+    return _write_json(Path(path), {"schema_version": REPORT_SCHEMA_VERSION, "kind": kind,
+                                    "provenance": provenance, "figures": figures})
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    body = _read_json(path)
+    _check_version(body, path)
+    if body.get("kind") not in BENCH_KINDS:
+        raise ReportError(f"{path}: kind {body.get('kind')!r} is not one of {', '.join(BENCH_KINDS)}")
+    for key in ("provenance", "figures"):
+        if key not in body:
+            raise ReportError(f"{path}: no {key!r} field")
+    return body
+
+
+def write_bundle(bundle: dict[str, Any], folder: Path, name: str = BUNDLE) -> Path:
+    return _write_json(Path(folder) / name, bundle)
 
 
 def _bundle_from_reports(reports: Path) -> dict[str, Any]:

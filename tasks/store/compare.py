@@ -8,6 +8,7 @@ which no seed fixes, and they are the only columns a seeded run may change.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 from tasks.store.read import Table, open_table
@@ -48,3 +49,18 @@ def _row_digests(table: Table) -> list[str]:
     arrow = table.read()
     arrow = arrow.select([c for c in arrow.column_names if c not in WALL_CLOCK_COLUMNS])
     return sorted(hashlib.sha256(repr(row).encode()).hexdigest() for row in arrow.to_pylist())
+
+
+def row_changes(root_a: Path, root_b: Path) -> dict[str, tuple[int, int]]:
+    """{table: (rows of a missing from b, rows of b not in a)} for the tables of `tables/` folder a, rows compared
+    without the wall-clock columns and counted with multiplicity (a row written twice counts once as extra). A table
+    missing from b loses all its rows. Tables that agree are left out."""
+    changes = {}
+    names_b = _names(root_b)
+    for name in sorted(_names(root_a)):
+        rows_a = Counter(_row_digests(open_table(root_a / name)))
+        rows_b = Counter(_row_digests(open_table(root_b / name))) if name in names_b else Counter()
+        lost, extra = sum((rows_a - rows_b).values()), sum((rows_b - rows_a).values())
+        if lost or extra:
+            changes[name] = (lost, extra)
+    return changes

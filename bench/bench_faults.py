@@ -1,0 +1,92 @@
+"""The fault suite at full count: the crafted-input corpus through the real ingest, and kill -9 trials of a whole
+`afford annotate` run, each followed by a re-run compared with an uninterrupted run.
+
+    python -m bench.bench_faults --trials 10 --seed 0 --out docs/results/faults
+    afford report docs/results/faults --out docs/results/faults --update BENCHMARKS.md
+
+Writes `<out>/result.json` (provenance and figures); `afford report` renders it into BENCHMARKS.md's `faults`
+block. `make test` runs the same checks at a reduced count (tests/faults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shlex
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+FORMATS = ("affordpose", "oakink", "grab", "ho3d")
+
+
+def corpus_figures(work: Path, seed: int) -> dict:
+    """Synthesize the four datasets, count their good inputs, add the crafted corpus, ingest each format."""
+    from schemas.rows import Reject
+    from tasks.ingest.mano_frame import HandTemplate
+    from tasks.ingest.pipeline import ingest, iter_raw, load_hand
+    from tasks.store.read import open_table
+    from tasks.synth.datasets import synthesize_datasets
+    from tests.faults.corpus import MARKER, craft_corpus
+
+    summary = synthesize_datasets(work / "datasets", objects_per_category=1, seed=seed, steps=5,
+                                  categories=("mug", "bottle"))
+    params, _ = load_hand(summary.mano_root)
+    template = HandTemplate.from_mano(params)
+    good = {fmt: sum(1 for _ in iter_raw(fmt, work / "datasets" / fmt, template)) for fmt in FORMATS}
+    corpus = craft_corpus(work / "datasets")
+    counts = {fmt: ingest(fmt, work / "datasets" / fmt, work / "tables" / fmt, summary.mano_root, num_points=64)
+              for fmt in FORMATS}
+    rejects = Counter((r.dataset, r.source) for r in open_table(work / "tables" / "rejects", Reject).iter_rows())
+    crafted = {(c.fmt, c.source) for c in corpus}
+    per_format = Counter(c.fmt for c in corpus)
+    return {
+        "total": len(corpus),
+        "exactly_one_reject": sum(rejects[c.fmt, c.source] == 1 for c in corpus),
+        "good_rejected": sum(n for key, n in rejects.items() if key not in crafted),
+        "code_ran": len(list(work.rglob(MARKER))),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "formats": {fmt: {"crafted": per_format[fmt], "rejects": counts[fmt].rejects, "good": good[fmt],
+                          "rows": counts[fmt].rows} for fmt in FORMATS},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=10, help="kill -9 trials of a whole annotate run")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the datasets and the kill moments")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "faults")
+    args = parser.parse_args()
+
+    from tasks.report.run_files import write_result
+    from tasks.runtime.provenance import provenance
+    from tests.faults.annotate_kill import run_trials
+
+    console = Console()
+    command = "python -m bench.bench_faults " + shlex.join(sys.argv[1:])
+    header = provenance(command, args.seed)  # read before the run: the code that runs
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        console.print("crafted corpus ...")
+        corpus = corpus_figures(work / "corpus", args.seed)
+        console.print(f"  {corpus['exactly_one_reject']} of {corpus['total']} crafted inputs: exactly one reject")
+        console.print(f"kill -9 trials ({args.trials}) ...")
+        reference_s, trials = run_trials(work / "corpus" / "datasets", work / "kill", args.trials, args.seed)
+    figures = {"corpus": corpus, "reference_s": round(reference_s, 1),
+               "trials": [asdict(t) | {"lost": t.lost, "extra": t.extra} for t in trials]}
+    for trial in figures["trials"]:
+        trial["changes"] = {name: list(change) for name, change in trial["changes"].items()}
+    path = write_result(args.out / "result.json", "faults", header, figures)
+    console.print(f"wrote {path}; render with: afford report {args.out} --out {args.out} --update BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
