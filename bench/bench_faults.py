@@ -68,6 +68,7 @@ def main() -> None:
 
     from tasks.report.run_files import write_result
     from tasks.runtime.provenance import provenance
+    from tasks.synth.datasets import synthesize_datasets
     from tests.faults.annotate_kill import run_trials
 
     console = Console()
@@ -79,7 +80,9 @@ def main() -> None:
         corpus = corpus_figures(work / "corpus", args.seed)
         console.print(f"  {corpus['exactly_one_reject']} of {corpus['total']} crafted inputs: exactly one reject")
         console.print(f"kill -9 trials ({args.trials}) ...")
-        reference_s, trials = run_trials(work / "corpus" / "datasets", work / "kill", args.trials, args.seed)
+        # The datasets of the reduced demo (every category), as tests/faults/test_kill_annotate.py uses.
+        synthesize_datasets(work / "kill" / "datasets", objects_per_category=1, seed=args.seed, steps=20)
+        reference_s, trials = run_trials(work / "kill" / "datasets", work / "kill", args.trials, args.seed)
     figures = {"corpus": corpus, "reference_s": round(reference_s, 1),
                "trials": [asdict(t) | {"lost": t.lost, "extra": t.extra} for t in trials]}
     for trial in figures["trials"]:
