@@ -73,6 +73,13 @@ def train_and_evaluate(labelled: Clouds, config: TrainConfig, out_dir: Path, k: 
                                 "its rows have no affordance, or every row was rejected)")
     labelled = labelled.subset(np.flatnonzero(labelled.labels >= 0))
     parts = stratified_split(labelled.labels, config.seed)
+    empty = [name for name in ("train", "val", "test") if not len(parts[name])]
+    if empty:  # val and test get samples only from classes with 3 or more (stratified_split)
+        counts = np.bincount(labelled.labels, minlength=len(AFFORDANCES))
+        raise NoLabelledSamples(
+            f"the labelled samples leave the {' and '.join(empty)} split(s) empty: {len(labelled.labels)} samples, "
+            f"per class {dict((AFFORDANCES[i], int(n)) for i, n in enumerate(counts) if n)}; a class needs 3 or more "
+            f"samples to reach val and test (add labelled objects or grasps)")
     train, val, test = (labelled.subset(parts[name]) for name in ("train", "val", "test"))
     if extra_train is not None and len(extra_train):
         train = train.concat(extra_train)

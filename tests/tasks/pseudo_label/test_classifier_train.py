@@ -107,3 +107,15 @@ def test_loaded_checkpoint_labels_exactly_as_the_trained_model(trained):
     assert loaded.checkpoint_sha256 == result.checkpoint_sha256 and loaded.history == []
     np.testing.assert_allclose(predict_logits(loaded.model, clouds.points), predict_logits(result.model, clouds.points),
                                atol=1e-5)
+
+
+def test_too_few_labelled_samples_for_a_val_or_test_split_are_refused_by_name(tmp_path):
+    """Two samples per class reach no val or test split (a class needs 3): the stage says so, with the counts,
+    instead of failing on an empty accuracy (annotate then skips self-training with this reason)."""
+    from tasks.pseudo_label.classifier_config import TrainConfig
+    from tasks.pseudo_label.stage import NoLabelledSamples, train_and_evaluate
+
+    points = np.random.default_rng(0).normal(size=(4, 64, 3)).astype(np.float32)
+    clouds = Clouds([f"toy-{i:016x}" for i in range(4)], ["mug"] * 4, points, np.array([0, 0, 1, 1]))
+    with pytest.raises(NoLabelledSamples, match=r"leave the val and test split\(s\) empty: 4 samples.*3 or more"):
+        train_and_evaluate(clouds, TrainConfig(epochs=1), tmp_path, k=3.0)
