@@ -83,7 +83,8 @@ def _guarded(command: Callable[..., object]) -> Callable[..., object]:
 
 
 def run(app: Callable[..., object], argv: Sequence[str] | None = None) -> None:
-    """Run the Typer `app` on argv (default: sys.argv[1:]) with expected errors turned into one line."""
+    """Run the Typer `app` (its commands guarded) on argv (default: sys.argv[1:]): take `--debug` from anywhere
+    on the line, and check the AFFORD_* settings before any command starts."""
     args = list(sys.argv[1:] if argv is None else argv)
     if DEBUG_FLAG in args:  # the commands' guard reads the environment: --debug anywhere sets it
         os.environ[DEBUG_ENV] = "1"
