@@ -8,10 +8,11 @@ prompt version, key), so a re-run on unchanged inputs calls no endpoint. The end
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Literal
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 
@@ -22,6 +23,7 @@ from schemas.rows import AffordanceLabel, Reject
 from schemas.settings import AffordSettings
 from tasks.instruct.cache import InstructionCache
 from tasks.instruct.choice import chosen_generator, instruct_inputs
+from tasks.instruct.generators import InstructionKey
 from tasks.instruct.report import escape_code
 from tasks.instruct.stage import STAGE_VERSION, InstructCounts, instruct_samples
 from tasks.report.figures import instruction_figures
@@ -39,10 +41,19 @@ def generate_task(inputs: list[tuple[str, str, str, str, str | None]], kind: str
     keys = len({(c, a, p) for _, _, c, a, p in inputs})
     progress = create_progress_artifact(progress=0.0, key="instruct-progress", description="Keys generated")
     done = [0]
+    log = get_run_logger()
+    start = time.perf_counter()
 
-    def advance(*_: object) -> None:
+    def advance(key: InstructionKey, _: object) -> None:
+        # A line per generated key: on the embedded CPU endpoint a key takes seconds to tens of seconds, and a
+        # person watching the terminal should see the stage move and how long is left (cache hits are not counted,
+        # so the estimate is an upper bound).
         done[0] += 1
         update_progress_artifact(progress, progress=100.0 * done[0] / max(keys, 1))
+        elapsed = time.perf_counter() - start
+        left = elapsed / done[0] * max(keys - done[0], 0)
+        log.info(f"instructions: key {done[0]}/{keys} ({key.object_class}, {key.affordance}) after {elapsed:.0f} s,"
+                 f" at most about {left / 60:.1f} min left")
 
     with chosen_generator(kind, settings) as generator:
         concurrency = 1 if kind == "auto" and not settings.llm_base_url else settings.llm_max_concurrency

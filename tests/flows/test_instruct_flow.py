@@ -1,6 +1,8 @@
 """The instruct flow on toy tables with the template generator (no model): labels from the sample or from the
 self-training table, one row per labelled sample, and a summary artifact."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from tests.factories import sample_dicts
 pytestmark = pytest.mark.server
 
 
-def test_instruct_flow_writes_one_instruction_per_labelled_sample(prefect_harness, tmp_path, monkeypatch):
+def test_instruct_flow_writes_one_instruction_per_labelled_sample(prefect_harness, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("AFFORD_DATA_ROOT", str(tmp_path / "data"))
     labelled = tmp_path / "tables" / "affordpose"
     write_table(labelled, sample_dicts(4, num_points=16), Sample)
@@ -27,6 +29,7 @@ def test_instruct_flow_writes_one_instruction_per_labelled_sample(prefect_harnes
     write_table(labels, [AffordanceLabel(sample_id=rows[0]["sample_id"], stage_version="t", dataset="oakink",
                                          affordance="twist", origin="validated", cycle=0, confidence=0.9,
                                          checkpoint_sha256="b" * 64)], AffordanceLabel)
+    caplog.set_level(logging.INFO)
     report = instruct(tables=[str(labelled), str(target)], out_table=str(tmp_path / "tables" / "instructions"),
                       labels_table=str(labels), generator="template", k=2)
     out = {r.sample_id: r for r in open_table(tmp_path / "tables" / "instructions", InstructionRow).iter_rows()}
@@ -36,3 +39,5 @@ def test_instruct_flow_writes_one_instruction_per_labelled_sample(prefect_harnes
     assert {r.generator for r in out.values()} == {"template"} and all(r.instruction for r in out.values())
     assert np.all([r.variant in (0, 1) for r in out.values()])
     assert "## Instructions" in report and "5 instructions" in report
+    # a line per generated key, with how many are left: a person sees the stage move
+    assert "instructions: key 1/" in caplog.text and "min left" in caplog.text
