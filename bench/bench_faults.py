@@ -25,37 +25,22 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-FORMATS = ("affordpose", "oakink", "grab", "ho3d")
-
-
 def corpus_figures(work: Path, seed: int) -> dict:
-    """Synthesize the four datasets, count their good inputs, add the crafted corpus, ingest each format."""
-    from schemas.rows import Reject
-    from tasks.ingest.mano_frame import HandTemplate
-    from tasks.ingest.pipeline import ingest, iter_raw, load_hand
-    from tasks.store.read import open_table
-    from tasks.synth.datasets import synthesize_datasets
-    from tests.faults.corpus import MARKER, craft_corpus
+    """The crafted corpus through the real ingest (tests/faults/corpus.py), as figures."""
+    from tests.faults.corpus import FORMATS, MARKER, ingest_corpus
 
-    summary = synthesize_datasets(work / "datasets", objects_per_category=1, seed=seed, steps=5,
-                                  categories=("mug", "bottle"))
-    params, _ = load_hand(summary.mano_root)
-    template = HandTemplate.from_mano(params)
-    good = {fmt: sum(1 for _ in iter_raw(fmt, work / "datasets" / fmt, template)) for fmt in FORMATS}
-    corpus = craft_corpus(work / "datasets")
-    counts = {fmt: ingest(fmt, work / "datasets" / fmt, work / "tables" / fmt, summary.mano_root, num_points=64)
-              for fmt in FORMATS}
-    rejects = Counter((r.dataset, r.source) for r in open_table(work / "tables" / "rejects", Reject).iter_rows())
-    crafted = {(c.fmt, c.source) for c in corpus}
-    per_format = Counter(c.fmt for c in corpus)
+    done = ingest_corpus(work, seed)
+    rejects = Counter((r.dataset, r.source) for r in done.rejects)
+    crafted = {(c.fmt, c.source) for c in done.corpus}
+    per_format = Counter(c.fmt for c in done.corpus)
     return {
-        "total": len(corpus),
-        "exactly_one_reject": sum(rejects[c.fmt, c.source] == 1 for c in corpus),
+        "total": len(done.corpus),
+        "exactly_one_reject": sum(rejects[c.fmt, c.source] == 1 for c in done.corpus),
         "good_rejected": sum(n for key, n in rejects.items() if key not in crafted),
         "code_ran": len(list(work.rglob(MARKER))),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "formats": {fmt: {"crafted": per_format[fmt], "rejects": counts[fmt].rejects, "good": good[fmt],
-                          "rows": counts[fmt].rows} for fmt in FORMATS},
+        "formats": {fmt: {"crafted": per_format[fmt], "rejects": done.counts[fmt].rejects, "good": done.good[fmt],
+                          "rows": done.counts[fmt].rows} for fmt in FORMATS},
     }
 
 

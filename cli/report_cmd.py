@@ -37,7 +37,7 @@ def report(
         raise typer.Exit(_check(bundle, markdown, out, update))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        name = "result" if "kind" in bundle else "run"
+        name = _stem(bundle)
         if out.resolve() != Path(run).resolve():  # a results folder re-rendered in place keeps its own bundle
             write_bundle(bundle, out, f"{name}.json")
         (out / f"{name}.md").write_text(markdown)
@@ -56,7 +56,7 @@ def _check(bundle: dict, markdown: str, out: Path | None, update: list[Path]) ->
     from tasks.report.render import render_section
 
     stale = []
-    name = "result" if "kind" in bundle else "run"
+    name = _stem(bundle)
     if out is not None and (not (out / f"{name}.md").is_file() or (out / f"{name}.md").read_text() != markdown):
         stale.append(f"{out / f'{name}.md'}: differs from what {out / f'{name}.json'} renders to")
     for path in update:
@@ -69,3 +69,8 @@ def _check(bundle: dict, markdown: str, out: Path | None, update: list[Path]) ->
     if not stale:
         typer.echo("up to date: every rendering matches the run's figures")
     return 1 if stale else 0
+
+
+def _stem(bundle: dict) -> str:
+    """The file names a bundle is written under: result.json/.md for a benchmark's, run.json/.md for a run's."""
+    return "result" if "kind" in bundle else "run"

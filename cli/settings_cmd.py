@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from cli.errors import settings_errors
 from schemas.settings import AffordSettings
 
 
@@ -15,9 +16,8 @@ def settings() -> None:
     try:
         current = AffordSettings()
     except ValidationError as exc:
-        for error in exc.errors():
-            name = "AFFORD_" + "_".join(str(p) for p in error["loc"]).upper()
-            typer.echo(f"error: {name}: {error['msg']} (got {error.get('input')!r})", err=True)
+        for line in settings_errors(exc):
+            typer.echo(f"error: {line}", err=True)
         raise typer.Exit(2) from None
     table = RichTable("variable", "value", "description")
     for name, info in AffordSettings.model_fields.items():

@@ -240,6 +240,20 @@ class OpenAIGenerator:
     def __repr__(self) -> str:
         return f"OpenAIGenerator(base_url={self.base_url!r}, model={self.model!r})"
 
+    def check(self) -> None:
+        """One models-list request before a run: EndpointConfigError when the endpoint refuses the key or does
+        not answer. An endpoint without a models list (another 4xx/5xx) passes: the run's own requests will tell."""
+        try:
+            self._client.models.list()
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+            raise EndpointConfigError(f"AFFORD_LLM_BASE_URL={self.base_url} refused the key (HTTP "
+                                      f"{error.status_code}): check AFFORD_LLM_API_KEY") from None
+        except openai.APIConnectionError as error:
+            raise EndpointConfigError(f"AFFORD_LLM_BASE_URL={self.base_url}: no answer "
+                                      f"({type(error.__cause__ or error).__name__}); is the server running?") from None
+        except openai.APIStatusError:
+            return
+
     def stats(self) -> GenerationStats:
         return self._counter.snapshot()
 

@@ -351,3 +351,38 @@ def craft_corpus(datasets: Path) -> list[Crafted]:
     for fmt, write in WRITERS.items():
         write(datasets / fmt, corpus)
     return corpus
+
+
+FORMATS = tuple(WRITERS)
+
+
+@dataclass
+class IngestedCorpus:
+    """Four synthetic datasets with the corpus beside their good files, ingested: the crafted inputs, the good
+    inputs per format (counted before the corpus was added), each format's IngestCounts and every reject."""
+
+    root: Path
+    corpus: list[Crafted]
+    good: dict[str, int]
+    counts: dict[str, Any]
+    rejects: list[Any]
+
+
+def ingest_corpus(root: Path, seed: int = 0) -> IngestedCorpus:
+    """Synthesize two categories of the four datasets under `root/datasets`, craft the corpus, ingest each format
+    into `root/tables` with the real pipeline (what tests/faults and bench/bench_faults.py both measure)."""
+    from schemas.rows import Reject
+    from tasks.ingest.mano_frame import HandTemplate
+    from tasks.ingest.pipeline import ingest, iter_raw, load_hand
+    from tasks.store.read import open_table
+    from tasks.synth.datasets import synthesize_datasets
+
+    summary = synthesize_datasets(root / "datasets", objects_per_category=1, seed=seed, steps=5,
+                                  categories=("mug", "bottle"))
+    template = HandTemplate.from_mano(load_hand(summary.mano_root)[0])
+    good = {fmt: sum(1 for _ in iter_raw(fmt, root / "datasets" / fmt, template)) for fmt in FORMATS}
+    corpus = craft_corpus(root / "datasets")
+    counts = {fmt: ingest(fmt, root / "datasets" / fmt, root / "tables" / fmt, summary.mano_root, num_points=64)
+              for fmt in FORMATS}
+    rejects = list(open_table(root / "tables" / "rejects", Reject).iter_rows())
+    return IngestedCorpus(root, corpus, good, counts, rejects)

@@ -9,16 +9,13 @@ from collections import Counter
 
 import pytest
 
-from schemas.rows import Reject, Sample
+from schemas.rows import Sample
 from schemas.text import REASON_LIMIT
-from tasks.ingest.pipeline import ingest
 from tasks.store.read import open_table
-from tasks.synth.datasets import synthesize_datasets
-from tests.faults.corpus import MARKER, craft_corpus
+from tests.faults.corpus import FORMATS, MARKER, ingest_corpus
 
 pytestmark = pytest.mark.slow  # the standing fault suite (tests/faults) is tiered slow
 
-FORMATS = ("affordpose", "oakink", "grab", "ho3d")
 # Peak RSS the whole module may reach. Synthesis and four ingests take about 0.6 GB here; a crafted input that got
 # its way (a 2 GB bytearray, a 16 GB array) would be far above.
 PEAK_RSS_LIMIT_GB = 1.5
@@ -26,23 +23,8 @@ PEAK_RSS_LIMIT_GB = 1.5
 
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults")
-    summary = synthesize_datasets(root / "datasets", objects_per_category=1, seed=0, steps=5,
-                                  categories=("mug", "bottle"))
-    good = {fmt: _count_inputs(fmt, root / "datasets" / fmt) for fmt in FORMATS}
-    corpus = craft_corpus(root / "datasets")
-    counts = {fmt: ingest(fmt, root / "datasets" / fmt, root / "tables" / fmt, summary.mano_root, num_points=64)
-              for fmt in FORMATS}
-    rejects = list(open_table(root / "tables" / "rejects", Reject).iter_rows())
-    return root, corpus, good, counts, rejects
-
-
-def _count_inputs(fmt: str, root):
-    from tasks.ingest.mano_frame import HandTemplate
-    from tasks.ingest.pipeline import iter_raw, load_hand
-
-    params, _ = load_hand(root.parent / "mano")
-    return sum(1 for _ in iter_raw(fmt, root, HandTemplate.from_mano(params)))
+    done = ingest_corpus(tmp_path_factory.mktemp("faults"))
+    return done.root, done.corpus, done.good, done.counts, done.rejects
 
 
 def test_the_corpus_is_large_and_covers_every_format(ingested):
