@@ -120,8 +120,11 @@ def object_split(items: MapItems, test_fraction: float = 0.25, seed: int = 0) ->
 
 def instruction_texts(keys: Iterable[Key], table: str | Path | None = None,
                       template_variants: int = TEMPLATE_VARIANTS) -> dict[Key, list[str]]:
-    """Distinct instruction texts per (object class, affordance): the table's (if given), then the templates'."""
-    texts: dict[Key, dict[str, None]] = {key: {} for key in keys}
+    """Distinct instruction texts per (object class, affordance): the table's (if given), then the templates'.
+
+    Keys come back sorted: callers pass a set, whose order changes with PYTHONHASHSEED from one process to the
+    next, and the text order decides how the text encoder batches (so padding, so the last bits of every feature)."""
+    texts: dict[Key, dict[str, None]] = {key: {} for key in sorted(keys)}
     if table is not None:
         for row in open_table(table, InstructionRow).iter_rows():
             key = (row.object_class, row.affordance)

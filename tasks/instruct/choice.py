@@ -71,7 +71,8 @@ class EmbeddedGenerator:
         from tasks.instruct.endpoint import ensure_model_dir
 
         self.settings = settings
-        self.model = str(ensure_model_dir(settings.data_root))  # what the served endpoint calls its model
+        self.model_dir = ensure_model_dir(settings.data_root)  # the served endpoint calls its model by this path
+        self.model = f"embedded:{self.model_dir.name}"  # recorded in rows and the cache: the same in any data root
         self._lock = threading.Lock()
         self._endpoint = None
         self._client: OpenAIGenerator | None = None
@@ -81,13 +82,13 @@ class EmbeddedGenerator:
             if self._client is None:
                 from tasks.instruct.endpoint import start_endpoint
 
-                self._endpoint = start_endpoint(Path(self.model))
-                print(f"embedded endpoint {self._endpoint.base_url} serving {self.model} "
+                self._endpoint = start_endpoint(self.model_dir)
+                print(f"embedded endpoint {self._endpoint.base_url} serving {self.model_dir} "
                       f"(log {self._endpoint.log_path})")
                 # SmolLM2-135M on a CPU writes a few tokens per second and serves one request at a time: short
                 # answers (3 instructions fit in 120 tokens), a generous timeout, no point in concurrent requests.
-                self._client = OpenAIGenerator(self._endpoint.base_url, self.model,
-                                               timeout_s=max(self.settings.llm_timeout_s, 180.0), max_tokens=120,
+                self._client = OpenAIGenerator(self._endpoint.base_url, self._endpoint.model,
+                                               record_as=self.model, timeout_s=max(self.settings.llm_timeout_s, 180.0), max_tokens=120,
                                                seed=self.settings.seed)
             return self._client
 

@@ -207,12 +207,15 @@ class OpenAIGenerator:
 
     def __init__(self, base_url: str, model: str, api_key: str | SecretStr | None = None, *,
                  timeout_s: float = 60.0, max_retries: int = 4, backoff_s: float = 1.0, max_backoff_s: float = 30.0,
-                 temperature: float = 0.7, max_tokens: int = 300, seed: int = 0,
+                 temperature: float = 0.7, max_tokens: int = 300, seed: int = 0, record_as: str | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or max_backoff_s < 0:
             raise ValueError("timeout_s must be > 0; max_retries, backoff_s and max_backoff_s must be >= 0")
         self.base_url = base_url
-        self.model = model
+        self.served_model = model  # what each request names
+        # What rows and the cache record: `record_as` when the served name is a local path (the embedded
+        # endpoint's), which would make two data roots' tables differ in every row for no reason.
+        self.model = record_as or model
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -238,7 +241,7 @@ class OpenAIGenerator:
                    timeout_s=settings.llm_timeout_s, **{"seed": settings.seed, **overrides})
 
     def __repr__(self) -> str:
-        return f"OpenAIGenerator(base_url={self.base_url!r}, model={self.model!r})"
+        return f"OpenAIGenerator(base_url={self.base_url!r}, model={self.served_model!r})"
 
     def check(self) -> None:
         """One models-list request before a run: EndpointConfigError when the endpoint refuses the key or does
@@ -325,11 +328,11 @@ class OpenAIGenerator:
     def _request(self, messages: list[dict[str, str]]) -> str | None:
         try:
             response = self._client.chat.completions.create(
-                model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
+                model=self.served_model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
                 seed=request_seed(self.seed, messages))
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as error:
             raise EndpointConfigError(f"{self.base_url} refused the request ({error.status_code}): "
-                                      f"check AFFORD_LLM_API_KEY and AFFORD_LLM_MODEL={self.model!r}") from None
+                                      f"check AFFORD_LLM_API_KEY and AFFORD_LLM_MODEL={self.served_model!r}") from None
         except openai.APITimeoutError:
             raise _Transient(f"timeout after {self.timeout_s:g} s") from None
         except openai.APIConnectionError as error:

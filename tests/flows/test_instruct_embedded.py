@@ -39,3 +39,10 @@ def test_an_uncached_key_starts_the_server_once_and_stops_it(settings, tmp_path)
     assert counts.generated == 1 and counts.endpoint_calls >= 1
     # the 135M model's answer may fail validation: then the row says it is a template fallback
     assert rows[0].instruction and (rows[0].model == generator.model or rows[0].fallback)
+
+
+def test_rows_name_the_embedded_model_without_the_data_root(settings):
+    """Two data roots served by the same weights must write the same rows: the served path is not recorded."""
+    with chosen_generator("auto", settings) as generator:
+        assert generator.model == "embedded:smollm2-135m-instruct"
+        assert str(settings.data_root) not in generator.model

@@ -67,3 +67,12 @@ def test_texts_are_the_tables_then_the_templates(tmp_path) -> None:
     assert texts[("mug", "press")][:2] == ["Press the mug's button", "Push the mug down"]
     assert len(texts[("mug", "press")]) == 4 and len(texts[("mug", "lift")]) == 2
     assert all("mug" in t.lower() for t in texts[("mug", "lift")])
+
+
+def test_texts_come_in_one_order_whatever_order_the_keys_come_in() -> None:
+    """The flow passes a set of keys, whose order changes with PYTHONHASHSEED; the text order decides how the
+    encoder batches and so the last bits of the features, which made two runs train different models."""
+    keys = [("mug", "press"), ("bottle", "twist"), ("knife", "handle-grasp"), ("mug", "lift")]
+    forward, backward = instruction_texts(keys), instruction_texts(keys[::-1])
+    assert list(forward) == list(backward) == sorted(keys)
+    assert [t for g in forward.values() for t in g] == [t for g in backward.values() for t in g]
