@@ -2,20 +2,26 @@
 
     python -m bench.bench_affordance --preset cpu --device cpu --objects 128
     python -m bench.bench_affordance --preset paper --device cuda --objects 2048 --batch-size 64
+    afford report docs/results/affordance_inference --update BENCHMARKS.md
 
 An object is one cloud of `--points` points (2048, what ingest writes) with one instruction; the text features
 are encoded once beforehand, as the stage does (`TextBank`), so the figure is the model alone. Weights are freshly
-initialised: throughput does not depend on what they learned. Prints one JSON object.
+initialised: throughput does not depend on what they learned. Writes docs/results/affordance_inference/.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+
+if __package__ in (None, ""):  # run as a file: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _sync(device: torch.device) -> None:
@@ -60,8 +66,22 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=128)
     parser.add_argument("--points", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--results", type=Path, default=None,
+                        help="Folder for result.json/result.md (default: docs/results/affordance_inference).")
     args = parser.parse_args()
-    print(json.dumps(throughput(args.preset, args.device, args.objects, args.points, args.batch_size), indent=2))
+    from bench.record import bench_table, finish, load_text, started
+
+    header = started("affordance_inference", seed=0)
+    r = throughput(args.preset, args.device, args.objects, args.points, args.batch_size)
+    print(json.dumps(r, indent=2))
+    device = r["gpu"] or f"CPU, {r['torch_threads']} threads"
+    rows = [[r["preset"], device, b["batch_size"], b["objects_per_s"], b["ms_per_object"], r["peak_gpu_mib"]]
+            for b in r["results"]]
+    text = [f"{r['objects']} objects of {r['points']} points, one instruction each, text features encoded once "
+            f"beforehand as the stage does; {r['parameters']:,} parameters, freshly initialised; {load_text()}."]
+    table = bench_table(["preset", "device", "batch", "objects/s", "ms per object", "peak GPU MiB"], rows,
+                        ["", "", "d", ".1f", ".2f", ".0f"])
+    finish(header, "affordance_inference", "Affordance-map inference", text, [table], out=args.results)
 
 
 if __name__ == "__main__":

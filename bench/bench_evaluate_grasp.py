@@ -2,18 +2,24 @@
 process pool) included, with tiny generators (DAM heads 1, 2, 4) on the synthetic annotated table.
 
     PYTHONPATH=. python -m bench.bench_evaluate_grasp --objects 4 --grasps 4 --workers 2 --out /tmp/eval-bench
+    afford report docs/results/evaluate_grasp --update BENCHMARKS.md
 
 Training the three tiny generators is not timed. Objects are spheres (tests/grasp_factories.py) with icosphere
 meshes in per-dataset samples tables; the sentence encoder is replaced by the tests' stand-in (its ~6 s load
-is paid once per run and is not evaluation work). Prints metrics.json's figures and the report.
+is paid once per run and is not evaluation work). Writes docs/results/evaluate_grasp/ (throughput only: tiny
+generators trained for seconds make grasps whose quality figures mean nothing).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
@@ -26,7 +32,12 @@ def main() -> None:
     parser.add_argument("--fresh-classifier", action="store_true",
                         help="time ACC too, with the CPU-preset classifier at fresh weights (its ACC means nothing)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--results", type=Path, default=None,
+                        help="Folder for result.json/result.md (default: docs/results/evaluate_grasp).")
     args = parser.parse_args()
+    from bench.record import bench_table, finish, load_text, started
+
+    header = started("evaluate_grasp", seed=0)
 
     import torch
 
@@ -67,6 +78,30 @@ def main() -> None:
     print(f"flow wall time {wall:.1f} s (pool start, speed timing and the PNG included): "
           f"{metrics['grasps'] / wall:.2f} grasps/s")
     print(report)
+    text = [f"Three tiny generators (DAM heads 1, 2, 4; {args.train_steps} training steps per stage, not timed) on "
+            f"{metrics['objects']} held-out sphere objects x {args.grasps} grasps each: {metrics['grasps']} grasps; "
+            f"{args.workers} simulation processes; test-time optimisation {args.tto_steps} steps; ACC "
+            f"{'with a CPU-preset classifier at fresh weights (timed only)' if classifier else 'not computed'}; "
+            f"torch on 1 thread; {load_text()}."]
+    rows = [["end to end (generation and every metric)", metrics["grasps_per_s_end_to_end"]],
+            ["metrics only", metrics["grasps_per_s_metrics"]],
+            ["flow wall time (pool start, speed timing and the figure included)", metrics["grasps"] / wall]]
+    stages = bench_table(["stage", "seconds"], [[name, value] for name, value in metrics["seconds"].items()],
+                         ["", ".2f"])
+    table5 = bench_table(["method", "s per grasp, one at a time", "s per grasp, batched", "batch"],
+                         [[r["method"], r["single_s"], r["batched_s"], r["batch_size"]] for r in metrics["table5"]],
+                         ["", ".4f", ".4f", "d"], heading="Seconds per grasp (layout of Table 5)")
+    keys = ["dataset", "dam_heads", "num_grasps", "penetration_volume_cm3", "penetration_depth_cm",
+            "sim_displacement_cm", "sim_failed", "contact_ratio_percent", "contact_ratio_volume_percent", "entropy",
+            "cluster_size", "acc_percent"]
+    table9 = bench_table(["dataset", "DAM heads", "grasps", "penetration volume cm³ (surface voxels)",
+                          "penetration depth cm", "simulation displacement cm (failed = 10)", "failed simulations",
+                          "contact % (≤ 5 mm)", "contact % (volume > 0)", "entropy", "cluster size", "ACC %"],
+                         [[g[k] for k in keys] for g in metrics["table9"]],
+                         ["", "d", "d", ".2f", ".2f", ".2f", "d", ".1f", ".1f", ".2f", ".2f", ".1f"],
+                         heading="Metrics (layout of Table 9; these tiny models' grasps say nothing of the method)")
+    finish(header, "evaluate_grasp", "Grasp evaluation end to end (`evaluate_grasp`)", text,
+           [bench_table(["measure", "grasps/s"], rows, ["", ".2f"]), stages, table5, table9], out=args.results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Grasp evaluation throughput: grasps per second per metric and overall, simulation included.
 
     python -m bench.bench_grasp_eval --per-category 1 --per-part 1 --workers 2
+    afford report docs/results/grasp_eval --update BENCHMARKS.md
 
 Grasps are the synthetic datasets' own (tasks/synth/grasps.py on tasks/synth/objects.py objects), the stand-in
 for generator output until the generator lands; making them is not timed. Per-object work (voxelising, surface
@@ -13,11 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+
+if __package__ in (None, ""):  # run as a file: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _rate(count: int, seconds: float) -> dict:
@@ -116,9 +122,14 @@ def main() -> None:
     parser.add_argument("--per-part", type=int, default=1, help="grasps per graspable part")
     parser.add_argument("--workers", type=int, default=2, help="simulation processes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", type=Path, default=None,
+                        help="Folder for result.json/result.md (default: docs/results/grasp_eval).")
     args = parser.parse_args()
 
+    from bench.record import bench_table, finish, load_text, started
     from tasks.grasp.evaluation.simulation import sim_pool
+
+    header = started("grasp_eval", seed=args.seed)
 
     grasps = make_grasps(args.per_category, args.per_part, args.seed)
     with sim_pool(args.workers) as pool:
@@ -126,9 +137,37 @@ def main() -> None:
         result = {"grasps": len(grasps), "objects": len({g.object_id for g in grasps}),
                   "pool_start_s": round(warm, 2), "per_metric": per_metric(grasps, args.workers, pool),
                   "overall": overall(grasps, pool)}
-    table = result["overall"].pop("table9")
+    table9 = result["overall"].pop("table9")
     print(json.dumps(result, indent=2))
-    print(table)
+    print(table9)
+    metrics = result["per_metric"]
+    rows = [[METRIC_WORDS.get(name, name.replace("_", " ")), r["count"], r["seconds"], r["per_s"]]
+            for name, r in metrics.items() if isinstance(r, dict)]
+    whole = result["overall"]["evaluate_grasps"]
+    rows.append(["`evaluate_grasps`, every metric (warm simulation pool)", whole["count"], whole["seconds"],
+                 whole["per_s"]])
+    text = [f"{result['grasps']} synthetic grasps over {result['objects']} objects (the synthetic datasets' own "
+            f"grasps as stand-ins for generated ones; making them is not timed), {args.workers} simulation "
+            f"processes (started in {result['pool_start_s']:.1f} s). Per-object work (voxels, surface samples, "
+            f"V-HACD) counts objects, the rest grasps. {metrics['simulation_failed']} simulations failed; "
+            f"{load_text()}."]
+    stages = bench_table(["stage of `evaluate_grasps`", "seconds"],
+                         [[name, seconds] for name, seconds in result["overall"]["stages_s"].items()], ["", ".2f"])
+    finish(header, "grasp_eval", "Grasp evaluation metrics (throughput)", text,
+           [bench_table(["measure", "count", "seconds", "per second"], rows, ["", "d", ".2f", ".2f"]), stages],
+           out=args.results)
+
+
+METRIC_WORDS = {
+    "objects_voxels_and_samples": "objects: surface voxels (pitch 5 mm) and 2048 surface samples",
+    "objects_vhacd_serial": "objects: V-HACD decomposition, one process",
+    "penetration_volume": "penetration volume",
+    "penetration_depth_and_contact": "penetration depth and contact",
+    "simulation_serial": "simulation, one process",
+    **{f"simulation_pool_{n}": f"simulation, pool of {n} processes" for n in range(2, 65)},
+    "diversity_kmeans20": "diversity (k-means, k = 20)",
+    "accuracy_cpu_preset": "ACC (CPU-preset classifier)",
+}
 
 
 if __name__ == "__main__":

@@ -2,21 +2,27 @@
 
     python -m bench.bench_grasp_train --preset tiny --device cpu
     python -m bench.bench_grasp_train --preset paper --device cuda --steps 50 --batch-size 128
+    afford report docs/results/grasp_train --update BENCHMARKS.md
 
 Trains each stage for `--steps` steps on the tests' synthetic annotated rows (valid MANO grasps on spheres; the
 text embedding is a fixed stand-in, which does not change the cost), then times sampling of one grasp and of a
-batch of `--grasps` (DDIM steps as the preset). Prints a Markdown table: steps/s and samples/s per stage, peak
-memory (CUDA's allocator peak, else the process's peak RSS), seconds per grasp single and batched.
+batch of `--grasps` (DDIM steps as the preset). Writes docs/results/grasp_train/: steps/s and samples/s per stage,
+peak memory (CUDA's allocator peak, else the process's peak RSS), seconds per grasp single and batched.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+
+if __package__ in (None, ""):  # run as a file: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _sync(device: torch.device) -> None:
@@ -35,7 +41,9 @@ def _stage_seconds(history: list[dict], stages: tuple[str, ...]) -> dict[str, tu
     return out
 
 
-def run(preset: str, device_name: str, steps: int, batch_size: int | None, grasps: int, threads: int | None) -> str:
+def run(preset: str, device_name: str, steps: int, batch_size: int | None, grasps: int,
+        threads: int | None) -> tuple[list[str], dict]:
+    """(paragraphs, table) of bench/record.py for one preset."""
     from models.device import resolve_device
     from tasks.grasp.config import STAGES, preset_config
     from tasks.grasp.data import items_from_rows, mano_layer
@@ -70,20 +78,23 @@ def run(preset: str, device_name: str, steps: int, batch_size: int | None, grasp
         timings[k] = time.perf_counter() - start
     counts = {name: sum(p.numel() for p in getattr(result.models, name).parameters()) for name in ("ae", "diffusion",
                                                                                                     "dam")}
+    from bench.record import bench_table, load_text
+
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()}-thread CPU"
-    lines = [f"Grasp generator, preset `{preset}` on {gpu} (torch {torch.__version__}); batch {config.batch_size}, "
-             f"{config.num_points} object points; parameters AE {counts['ae']:,}, diffusion {counts['diffusion']:,}, "
-             f"DAM {counts['dam']:,}.", "",
-             "| measure | value |", "| --- | --- |"]
+    text = [f"Preset `{preset}` on {gpu}: batch {config.batch_size}, {config.num_points} object points, {steps} "
+            f"steps of each stage on synthetic annotated rows (valid MANO grasps on spheres; a fixed stand-in text "
+            f"embedding, which does not change the cost); parameters AE {counts['ae']:,}, diffusion "
+            f"{counts['diffusion']:,}, DAM {counts['dam']:,}; {load_text()}."]
+    rows: list[list] = []
     for stage, (n, seconds) in _stage_seconds(result.history, STAGES).items():
-        lines.append(f"| {stage}: steps/s | {n / seconds:.1f} |")
-        lines.append(f"| {stage}: samples/s | {n * config.batch_size / seconds:.0f} |")
-    per_grasp = timings[grasps] / grasps
-    lines += [f"| all stages: steps/s (incl. logging) | {result.steps_per_s:.1f} |",
-              f"| peak memory ({'CUDA allocator' if device.type == 'cuda' else 'process RSS'}) | {peak:.0f} MiB |",
-              f"| sampling, 1 grasp ({config.ddim_steps} DDIM steps + DAM) | {timings[1]:.3f} s |",
-              f"| sampling, {grasps} grasps batched | {timings[grasps]:.3f} s ({per_grasp:.4f} s/grasp) |"]
-    return "\n".join(lines)
+        rows.append([f"{stage}: steps/s", round(n / seconds, 1)])
+        rows.append([f"{stage}: samples/s", round(n * config.batch_size / seconds)])
+    rows += [["all stages: steps/s (incl. logging)", round(result.steps_per_s, 1)],
+             [f"peak memory, MiB ({'CUDA allocator' if device.type == 'cuda' else 'process RSS'})", round(peak)],
+             [f"sampling, 1 grasp ({config.ddim_steps} DDIM steps + DAM), s", round(timings[1], 3)],
+             [f"sampling, {grasps} grasps batched, s", round(timings[grasps], 3)],
+             ["sampling, s per grasp when batched", round(timings[grasps] / grasps, 4)]]
+    return text, bench_table(["measure", "value"], rows)
 
 
 def main() -> None:
@@ -94,8 +105,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--grasps", type=int, default=16, help="Batch size of the batched sampling measure.")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="Folder for result.json/result.md (default: docs/results/grasp_train).")
     args = parser.parse_args()
-    print(run(args.preset, args.device, args.steps, args.batch_size, args.grasps, args.threads))
+    from bench.record import finish, started
+
+    header = started("grasp_train", seed=0)
+    text, table = run(args.preset, args.device, args.steps, args.batch_size, args.grasps, args.threads)
+    finish(header, "grasp_train", f"Grasp generator training ({args.preset} preset)", text, [table],
+           out=args.results)
 
 
 if __name__ == "__main__":

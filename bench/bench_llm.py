@@ -2,10 +2,11 @@
 
     python -m bench.bench_llm --n 12 [--concurrency 1 2 4] [--max-tokens 32] [--data-root DIR]
     python -m bench.bench_llm --base-url http://HOST/v1 --model NAME   # any running endpoint instead
+    afford report docs/results/llm --update BENCHMARKS.md
 
 Starts `transformers serve` over SmolLM2-135M-Instruct (converting it once under <data_root>/models), sends
-`--n` one-sentence instruction prompts through the openai client at each concurrency, and prints one JSON
-object: instructions/s, mean and p95 latency, completion tokens/s, per concurrency. One warm-up request
+`--n` one-sentence instruction prompts through the openai client at each concurrency, and writes
+docs/results/llm/: instructions/s, mean and p95 latency, completion tokens/s, per concurrency. One warm-up request
 runs first so model load and first-call costs are not counted.
 """
 
@@ -15,9 +16,13 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 OBJECTS = ["mug", "knife", "bottle", "scissors", "hammer", "kettle", "spray bottle", "screwdriver"]
 PARTS = ["handle", "body", "cap", "grip", "neck", "lid"]
@@ -69,7 +74,12 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None, help="Default: the AFFORD_DATA_ROOT setting.")
     parser.add_argument("--base-url", default=None, help="Bench a running endpoint instead of starting one.")
     parser.add_argument("--model", default=None, help="Model name for --base-url.")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="Folder for result.json/result.md (default: docs/results/llm).")
     args = parser.parse_args()
+    from bench.record import bench_table, finish, load_text, started
+
+    header = started("llm", seed=None)
     report = {"n": args.n, "max_tokens": args.max_tokens, "cpu_count": os.cpu_count()}
     if args.base_url:
         report.update(endpoint=args.base_url, model=args.model,
@@ -94,6 +104,17 @@ def main() -> None:
         finally:
             stop_endpoint(endpoint)
     print(json.dumps(report, indent=2))
+    rows = [[level["concurrency"], level["instructions_per_s"], level["mean_latency_s"], level["p95_latency_s"],
+             level["completion_tokens_per_s"], level["empty_answers"]] for level in report["levels"]]
+    start_words = (f" The model folder was ready in {report['convert_or_reuse_s']:.0f} s (converted from the GGUF "
+                   f"the first time, reused after) and the server answered its first request "
+                   f"{report['server_start_s']:.0f} s after start." if "server_start_s" in report else "")
+    text = [f"{report['endpoint']} ({report['model']}), {args.n} one-sentence instruction prompts per level, "
+            f"temperature 0, at most {args.max_tokens} tokens each, after one warm-up request.{start_words} "
+            f"The first answer: \"{report['levels'][0]['sample_answer']}\"; {load_text()}."]
+    table = bench_table(["concurrency", "answers/s", "mean latency s", "p95 latency s", "completion tokens/s",
+                         "empty answers"], rows, ["d", ".3f", ".1f", ".1f", ".1f", "d"])
+    finish(header, "llm", "Embedded LLM endpoint (instructions)", text, [table], out=args.results)
 
 
 if __name__ == "__main__":

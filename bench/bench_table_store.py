@@ -1,6 +1,7 @@
 """Shard-store throughput and peak memory: write, verified read, validated rows, 1 % upsert, torch dataset.
 
     python -m bench.bench_table_store --rows 4000 --points 4096 [--rows-per-shard 512] [--out DIR]
+    afford report docs/results/table_store --update BENCHMARKS.md
 
 Each phase runs in its own process so its peak RSS (ru_maxrss) is its own. Rows are toy samples with
 `--points` object points and 778 hand vertices (about 60 KB of float32 a row at 4096 points).
@@ -18,6 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+if __package__ in (None, ""):  # run as a file: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PHASES = ("generate", "write", "read_batches", "read_rows", "torch_dataset", "upsert_1pct_spread",
           "upsert_1pct_clustered")
@@ -77,6 +81,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=4096)
     parser.add_argument("--rows-per-shard", type=int, default=512)
     parser.add_argument("--out", type=Path, default=None, help="Directory for the table (default: a temp dir).")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="Folder for result.json/result.md (default: docs/results/table_store).")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rows < 100:
@@ -85,6 +91,9 @@ def main() -> None:
         table = args.out / "samples"
         print(json.dumps(_phase(args.phase, table, args.rows, args.points, args.rows_per_shard)))
         return
+    from bench.record import bench_table, finish, load_text, started
+
+    header = started("table_store", seed=None)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         results = []
@@ -95,11 +104,28 @@ def main() -> None:
             if done.returncode != 0:
                 sys.exit(f"phase {phase} failed:\n{done.stderr}")
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"{'phase':<22} {'rows':>7} {'seconds':>8} {'rows/s':>9} {'MiB/s':>7} {'peak RSS MiB':>13}")
-    for r in results:
-        mib_s = r["bytes"] / r["seconds"] / 2**20 if r["phase"] in ("write", "read_batches") else float("nan")
-        print(f"{r['phase']:<22} {r['rows']:>7} {r['seconds']:>8.2f} {r['rows_per_s']:>9.1f} {mib_s:>7.1f} "
-              f"{r['peak_rss_mib']:>13.1f}")
+    rows = [[PHASE_WORDS[r["phase"]], r["rows"], r["seconds"], r["rows_per_s"],
+             r["bytes"] / r["seconds"] / 2**20 if r["phase"] in ("write", "read_batches") else None,
+             r["peak_rss_mib"]] for r in results]
+    written = next(r for r in results if r["phase"] == "write")
+    text = [f"Each row is a toy `Sample` with {args.points} object points and 778 hand vertices; {args.rows} rows "
+            f"come to {written['bytes'] / 2**20:.0f} MiB of zstd Parquet in shards of {args.rows_per_shard} rows. "
+            f"Each phase runs in its own process, so its peak RSS is its own (it includes the imported libraries); "
+            f"{load_text()}."]
+    table = bench_table(["phase", "rows", "seconds", "rows/s", "MiB/s (on disk)", "peak RSS MiB"], rows,
+                        ["", "d", ".2f", ".0f", ".1f", ".0f"])
+    finish(header, "table_store", "Shard store (write, read, upsert)", text, [table], out=args.results)
+
+
+PHASE_WORDS = {
+    "generate": "generate toy rows (included in write)",
+    "write": "write (validate, convert, zstd, sha256, publish)",
+    "read_batches": "read record batches (sha256 verified)",
+    "read_rows": "read validated pydantic rows",
+    "torch_dataset": "torch `TableIterableDataset` (3 columns)",
+    "upsert_1pct_spread": "upsert 1 % spread (1 row in every 100: every shard rewritten)",
+    "upsert_1pct_clustered": "upsert 1 % clustered (contiguous rows: one shard rewritten, the rest hard-linked)",
+}
 
 
 if __name__ == "__main__":

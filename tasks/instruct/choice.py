@@ -88,8 +88,8 @@ class EmbeddedGenerator:
                 # SmolLM2-135M on a CPU writes a few tokens per second and serves one request at a time: short
                 # answers (3 instructions fit in 120 tokens), a generous timeout, no point in concurrent requests.
                 self._client = OpenAIGenerator(self._endpoint.base_url, self._endpoint.model,
-                                               record_as=self.model, timeout_s=max(self.settings.llm_timeout_s, 180.0), max_tokens=120,
-                                               seed=self.settings.seed)
+                                               record_as=self.model, max_tokens=120, seed=self.settings.seed,
+                                               timeout_s=max(self.settings.llm_timeout_s, 180.0))
             return self._client
 
     def generate(self, key: InstructionKey, k: int) -> list[Instruction]:

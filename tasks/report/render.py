@@ -17,7 +17,7 @@ from tasks.pseudo_label.confidence_filter import ClassRow, ClassStats, RuleRepor
 from tasks.pseudo_label.label_quality import Interval
 from tasks.pseudo_label.report import class_stats_table, markdown_table, rule_table, summary_table
 from tasks.pseudo_label.self_training import CycleRecord, cycle_table
-from tasks.report.run_files import EXTRA_STAGES, STAGES
+from tasks.report.run_files import BENCH_KINDS, EXTRA_STAGES, STAGES
 from tasks.store.annotated_join import JoinCounts
 from tasks.store.inspect import human_bytes
 
@@ -206,6 +206,30 @@ def render_faults(f: dict[str, Any]) -> str:
                        trials)])
 
 
+def render_bench_tables(f: dict[str, Any]) -> str:
+    """A benchmark's measured tables (bench/record.py): its title, its paragraphs (written by the bench from the
+    run's own figures) and tables whose raw cells are formatted by each column's format spec ("" = as is)."""
+    parts = [f"## {f['title']}", *f.get("text", [])]
+    for table in f["tables"]:
+        if table.get("heading"):
+            parts.append(f"### {table['heading']}")
+        formats = table.get("formats") or [""] * len(table["columns"])
+        parts.append(markdown_table(table["columns"], [[_cell(value, spec) for value, spec in zip(row, formats,
+                                                                                                    strict=True)]
+                                                       for row in table["rows"]]))
+        parts.extend(table.get("notes", []))
+    return "\n\n".join(parts)
+
+
+def _cell(value: Any, spec: str) -> str:
+    """None is an empty cell; a number takes the column's format spec; anything else is its text."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and spec:
+        return format(value, spec)
+    return str(value)
+
+
 def _summary(plain: dict[str, Any]) -> MetricSummary:
     values = {k: v for k, v in plain.items() if k not in ("n", "counts")}
     return MetricSummary(values=values, counts=plain["counts"], n=plain["n"])
@@ -217,13 +241,14 @@ def _groups(groups: dict[str, Any]) -> dict[str, MetricSummary]:
 
 RENDERERS = {"ingest": render_ingest, "self_training": render_self_training, "instructions": render_instructions,
              "affordance": render_affordance, "annotated": render_annotated, "fit_mano": render_fit_mano}
-BENCH_RENDERERS = {"faults": render_faults}
+BENCH_RENDERERS = {kind: render_bench_tables for kind in BENCH_KINDS} | {"faults": render_faults}
 # Sections drawn from a stage a run may lack (EXTRA_STAGES): the block then says the figures are missing.
 EXTRA_SECTIONS = {"demo-fit-mano": "fit_mano"}
 SECTIONS = {
     "demo-summary": _summary_section,
     "demo-classifier": lambda stages: _demote(render_classifier(stages["self_training"]["classifier"])),
     "demo-self-training": lambda stages: _demote(render_self_training({**stages["self_training"], "classifier": None})),
+    "demo-instructions": lambda stages: _demote(render_instructions(stages["instructions"])),
     "demo-affordance": lambda stages: _demote(render_affordance(stages["affordance"])),
     "demo-fit-mano": lambda stages: _demote(render_fit_mano(stages["fit_mano"])),
 }

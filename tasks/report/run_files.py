@@ -26,7 +26,10 @@ STAGES = ("ingest", "self_training", "instructions", "affordance", "annotated")
 EXTRA_STAGES = ("fit_mano",)
 BUNDLE = "run.json"
 RESULT = "result.json"  # a benchmark's figures (kind: one of BENCH_KINDS)
-BENCH_KINDS = ("faults",)
+# bench/bench_<kind>.py writes docs/results/<kind>/result.json; BENCHMARKS.md's block `<kind>` shows it. `faults` has
+# its own renderer; the others are titled tables of measured rows (figures: "title", "text", "tables").
+BENCH_KINDS = ("faults", "table_store", "ingest", "classifier", "affordance_inference", "llm", "grasp_train",
+               "grasp_eval", "reannotate", "evaluate_grasp")
 
 
 class ReportError(ValueError):

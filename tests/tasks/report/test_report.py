@@ -11,13 +11,22 @@ from pathlib import Path
 import pytest
 
 from tasks.report.blocks import block_names, blocks, fill_blocks
-from tasks.report.render import SECTIONS, render_fit_mano, render_run, render_section
-from tasks.report.run_files import REPORT_SCHEMA_VERSION, STAGES, ReportError, read_run, write_stage
+from tasks.report.render import SECTIONS, render_bench_tables, render_fit_mano, render_run, render_section
+from tasks.report.run_files import (
+    BENCH_KINDS,
+    REPORT_SCHEMA_VERSION,
+    STAGES,
+    ReportError,
+    read_run,
+    write_result,
+    write_stage,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 SMALL_RUN = Path(__file__).parent / "data" / "small_run"  # a reduced `afford demo`, bundled by `afford report`
 DEMO_RUN = ROOT / "docs" / "results" / "demo"  # the run README's and BENCHMARKS' demo figures come from
-BLOCK_SOURCES = {"faults": ROOT / "docs" / "results" / "faults"}  # blocks a benchmark's result fills
+# The blocks a benchmark's result fills: bench/bench_<kind>.py writes docs/results/<kind>/ (bench/record.py).
+BLOCK_SOURCES = {kind: ROOT / "docs" / "results" / kind for kind in BENCH_KINDS}
 
 
 def test_a_stored_small_run_renders_to_its_committed_markdown():
@@ -141,3 +150,18 @@ def test_fit_mano_figures_are_reported_when_present_and_named_when_missing(tmp_p
     assert render_run(bundle).endswith(render_fit_mano(bundle["stages"]["fit_mano"]) + "\n")
     with pytest.raises(ValueError, match="stage 'fit_manos' is not one of"):
         write_stage(root / "reports", "fit_manos", {})
+
+
+def test_a_benchmark_table_renders_raw_cells_by_column_format(tmp_path):
+    """Benches store numbers as numbers; the Markdown formats them per column, and None is an empty cell."""
+    figures = {"title": "Ingest", "text": ["2 samples."],
+               "tables": [{"heading": None, "columns": ["samples", "seconds", "note"], "formats": ["d", ".2f", ""],
+                           "rows": [[2000, 3.14159, None], [10, 0.5, "warm"]], "notes": ["Done."]}]}
+    assert render_bench_tables(figures) == "\n\n".join([
+        "## Ingest", "2 samples.",
+        "| samples | seconds | note |\n| --- | --- | --- |\n| 2000 | 3.14 |  |\n| 10 | 0.50 | warm |", "Done."])
+    provenance = read_run(SMALL_RUN)["provenance"] | {"command": "python -m bench.bench_ingest", "seed": 0}
+    path = write_result(tmp_path / "ingest" / "result.json", "ingest", provenance, figures)
+    section = render_section("ingest", read_run(path.parent))
+    assert section.startswith("Run: `python -m bench.bench_ingest` (seed 0)") and "#### Ingest" in section
+    assert render_section("table_store", read_run(path.parent)) is None  # a result fills only its own block
