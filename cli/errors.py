@@ -19,6 +19,7 @@ from pydantic import ValidationError
 DEBUG_ENV = "AFFORD_DEBUG"
 DEBUG_FLAG = "--debug"
 EXIT_EXPECTED = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 
 
 def settings_errors(error: ValidationError) -> list[str]:
@@ -71,6 +72,12 @@ def _guarded(command: Callable[..., object]) -> Callable[..., object]:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except KeyboardInterrupt:
+            # The stages' `finally` blocks have run by now: the embedded endpoint, the review server and the
+            # temporary Prefect server are stopped, and tables keep only what was published whole.
+            typer.echo("interrupted (Ctrl-C): stopped, with the child processes this command started; "
+                       "run the same command again to go on", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             message = describe(exc)
             if message is None or debug_requested(sys.argv):

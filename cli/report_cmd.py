@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -14,6 +15,9 @@ def report(
                                                         "run.md (the whole report) into."),
     update: list[Path] = typer.Option([], "--update", help="Markdown file whose generated blocks "
                                                            "(<!-- report:NAME:begin -->) to rewrite; repeatable."),
+    only: list[str] = typer.Option([], "--block", help="Rewrite (or check) only these generated blocks of the "
+                                                      "--update files; repeatable. Default: every block the run "
+                                                      "fills."),
     check: bool = typer.Option(False, "--check", help="Change nothing: exit 1 when --out's run.md or a block of "
                                                       "an --update file differs from what the figures render to."),
 ) -> None:
@@ -33,8 +37,18 @@ def report(
     if missing:
         typer.echo(f"error: --update {', '.join(missing)}: no such file", err=True)
         raise typer.Exit(2)
+    known = set(SECTIONS) | ({bundle["kind"]} if "kind" in bundle else set())
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        typer.echo(f"error: --block {', '.join(unknown)}: not a block this run fills (it fills: "
+                   f"{', '.join(sorted(known))})", err=True)
+        raise typer.Exit(2)
+
+    def section(name: str) -> str | None:
+        return render_section(name, bundle) if not only or name in only else None
+
     if check:
-        raise typer.Exit(_check(bundle, markdown, out, update))
+        raise typer.Exit(_check(bundle, markdown, out, update, section))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         name = _stem(bundle)
@@ -43,17 +57,17 @@ def report(
         (out / f"{name}.md").write_text(markdown)
         typer.echo(f"wrote {out / f'{name}.json'} and {out / f'{name}.md'}")
     for path in update:
-        names = fill_blocks(path, lambda name: render_section(name, bundle))
+        names = fill_blocks(path, section)
         typer.echo(f"{path}: rewrote {', '.join(names) if names else 'no block'} "
                    f"(blocks this command writes: {', '.join(SECTIONS)})")
     if out is None and not update:
         typer.echo(markdown)
 
 
-def _check(bundle: dict, markdown: str, out: Path | None, update: list[Path]) -> int:
+def _check(bundle: dict, markdown: str, out: Path | None, update: list[Path],
+           section: Callable[[str], str | None]) -> int:
     """1 and a line per stale file when a committed rendering differs from the figures; else 0."""
     from tasks.report.blocks import blocks
-    from tasks.report.render import render_section
 
     stale = []
     name = _stem(bundle)
@@ -61,7 +75,7 @@ def _check(bundle: dict, markdown: str, out: Path | None, update: list[Path]) ->
         stale.append(f"{out / f'{name}.md'}: differs from what {out / f'{name}.json'} renders to")
     for path in update:
         for name, body in blocks(path.read_text()).items():
-            expected = render_section(name, bundle)
+            expected = section(name)
             if expected is not None and body.rstrip() != expected.rstrip():
                 stale.append(f"{path}: block {name!r} differs from what the run's figures render to")
     for line in stale:

@@ -103,5 +103,6 @@ class EmbeddedGenerator:
             from tasks.instruct.endpoint import stop_endpoint
 
             stop_endpoint(self._endpoint)
+            print(f"embedded endpoint {self._endpoint.base_url} stopped")
             self._endpoint = None
 

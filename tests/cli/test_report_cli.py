@@ -32,3 +32,20 @@ def test_report_refuses_bad_input_by_name(tmp_path):
     assert result.exit_code == 2 and f"{tmp_path}: neither a data root" in result.output
     result = runner.invoke(app, ["report", str(SMALL_RUN), "--update", str(tmp_path / "nope.md")])
     assert result.exit_code == 2 and "nope.md: no such file" in result.output
+
+
+def test_block_limits_the_rewrite_to_the_named_blocks(tmp_path):
+    """A block drawn from another run (the MANO fits of an earlier demo) is left alone when a newer run fills the
+    page's other blocks with --block."""
+    page = tmp_path / "page.md"
+    page.write_text("<!-- report:demo-summary:begin -->\nold\n<!-- report:demo-summary:end -->\n"
+                    "<!-- report:demo-affordance:begin -->\nkept\n<!-- report:demo-affordance:end -->\n")
+    done = runner.invoke(app, ["report", str(SMALL_RUN), "--update", str(page), "--block", "demo-summary"])
+    assert done.exit_code == 0, done.output
+    text = page.read_text()
+    assert "old" not in text and "kept" in text
+    checked = runner.invoke(app, ["report", str(SMALL_RUN), "--update", str(page), "--check", "--block",
+                                  "demo-summary"])
+    assert checked.exit_code == 0, checked.output
+    wrong = runner.invoke(app, ["report", str(SMALL_RUN), "--update", str(page), "--block", "faults"])
+    assert wrong.exit_code == 2 and "--block faults: not a block this run fills" in wrong.output
