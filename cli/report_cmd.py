@@ -59,7 +59,7 @@ def report(
     for path in update:
         names = fill_blocks(path, section)
         typer.echo(f"{path}: rewrote {', '.join(names) if names else 'no block'} "
-                   f"(blocks this command writes: {', '.join(SECTIONS)})")
+                   f"(blocks this run fills: {', '.join(sorted(known))})")
     if out is None and not update:
         typer.echo(markdown)
 
