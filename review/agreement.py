@@ -97,3 +97,36 @@ def agreement_with_majority(labels: Labels) -> list[ReviewerAgreement]:
 def disputed(labels: Labels) -> list[str]:
     """Items decided by two or more reviewers without a majority label, sorted."""
     return sorted(item for item, by in labels.items() if len(by) >= 2 and majority(by) is None)
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    """A cycle's reviewer agreement: items decided by two or more reviewers, per-reviewer agreement with the
+    majority, kappa per pair, and the disputed items."""
+
+    overlapping: int
+    reviewers: list[ReviewerAgreement]
+    pairs: list[PairKappa]
+    disputed: list[str]
+
+    def markdown(self) -> str:
+        """Two Markdown tables and a line on disputed items (the app and the Prefect artifact show this)."""
+        def number(value: float | None, spec: str) -> str:
+            return "n/a" if value is None else format(value, spec)
+
+        lines = [f"{self.overlapping} items decided by two or more reviewers; {len(self.disputed)} disputed "
+                 f"(no majority: unresolved until another reviewer decides them).", "",
+                 "| reviewer | items with a majority | agreed | agreement % |", "| --- | --- | --- | --- |"]
+        lines += [f"| {r.reviewer} | {r.items} | {r.agreed} | "
+                  f"{number(None if r.share is None else 100 * r.share, '.1f')} |" for r in self.reviewers]
+        lines += ["", "| reviewers | items both decided | Cohen's kappa |", "| --- | --- | --- |"]
+        lines += [f"| {p.reviewers[0]} / {p.reviewers[1]} | {p.items} | {number(p.kappa, '.3f')} |"
+                  for p in self.pairs]
+        return "\n".join(lines)
+
+
+def agreement_report(labels: Labels) -> AgreementReport:
+    """Everything above, for one cycle's labels."""
+    return AgreementReport(overlapping=sum(len(by) >= 2 for by in labels.values()),
+                           reviewers=agreement_with_majority(labels), pairs=pair_kappas(labels),
+                           disputed=disputed(labels))

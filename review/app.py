@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
+from review.agreement import agreement_report
 from review.guard import RequestGuard, allowed_host_names, quiet_access_log, validation_error
 from review.images import cycle_images_dir, image_path
 from review.store import RelabelledToPredictedError, ReviewStore
@@ -208,6 +209,17 @@ def _add_item_routes(app: FastAPI, store: ReviewStore, images_dir: Path) -> None
     @app.get("/api/cycles/{cycle}/trail")
     def trail(cycle: Cycle) -> list[DecisionRecord]:
         return _found(store.trail, cycle)
+
+    @app.get("/api/cycles/{cycle}/agreement")
+    def agreement(cycle: Cycle) -> dict:
+        """Reviewer agreement on the items two or more reviewers decided (review/agreement.py)."""
+        report = agreement_report(_found(store.reviewer_labels, cycle))
+        return {"overlapping": report.overlapping, "disputed": report.disputed,
+                "reviewers": [{"reviewer": r.reviewer, "items": r.items, "agreed": r.agreed, "share": r.share}
+                              for r in report.reviewers],
+                "pairs": [{"reviewers": list(p.reviewers), "items": p.items, "kappa": p.kappa}
+                          for p in report.pairs],
+                "markdown": report.markdown()}
 
 
 def _add_decision_routes(app: FastAPI, store: ReviewStore, guard: CompletionGuard) -> None:

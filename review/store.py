@@ -252,6 +252,20 @@ class ReviewStore:
             rows = conn.execute("SELECT * FROM decisions WHERE cycle = ? ORDER BY id", (cycle,))
             return [DecisionRecord(**dict(row)) for row in rows]
 
+    def reviewer_labels(self, cycle: int) -> dict[str, dict[str, str]]:
+        """{sample_id: {reviewer: label}}: each reviewer's own latest decision per item that no undo cancels, as
+        review/agreement.py reads it ("accept", "reject", or the relabelled class). Skips are not labels."""
+        with self._transaction(write=False) as conn:
+            self._require_cycle(conn, cycle)
+            rows = conn.execute(f"{_EFFECTIVE} ORDER BY id", (cycle,)).fetchall()
+        labels: dict[str, dict[str, str]] = {}
+        for row in rows:  # in commit order: a reviewer's later decision replaces their earlier one
+            by = labels.setdefault(row["sample_id"], {})
+            by.pop(row["reviewer"], None)
+            if row["kind"] != "skipped":
+                by[row["reviewer"]] = {"accepted": "accept", "rejected": "reject"}.get(row["kind"], row["label"])
+        return {sample: by for sample, by in labels.items() if by}
+
     def result(self, cycle: int) -> ReviewResult:
         """The final states of the cycle's items: what resumes the paused self-training flow."""
         return ReviewResult(cycle=cycle, items=self.items(cycle))

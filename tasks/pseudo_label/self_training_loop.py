@@ -20,6 +20,7 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field
 
+from review.agreement import agreement_report
 from review.images import cycle_images_dir, render_queue_images
 from review.queue import sample_queue
 from review.resume import review_pause_key
@@ -208,7 +209,11 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     quality = label_quality(states)
     record.reviewed, record.reviewed_accuracy = quality.n, quality.accuracy
     record.gate_passed = passes_gate(quality, s.min_lower)
-    create_markdown_artifact(markdown=f"## Review of cycle {cycle}\n\n{quality_markdown(quality, s.min_lower)}",
+    # Items two reviewers decided (an overlap share of the queue): how much the reviewers agree
+    agreement = agreement_report(ReviewStore(run.layout.review_store).reviewer_labels(cycle))
+    agreed = f"\n\n### Reviewer agreement\n\n{agreement.markdown()}" if agreement.overlapping else ""
+    create_markdown_artifact(markdown=f"## Review of cycle {cycle}\n\n{quality_markdown(quality, s.min_lower)}"
+                                      f"{agreed}",
                              key=f"review-quality-cycle-{cycle}", description="Reviewed label quality")
     new = merge_cycle(labels, states, record.gate_passed)
     run.merged |= {label.sample_id: label for label in new}

@@ -504,3 +504,30 @@ def test_the_access_log_never_holds_the_token(paths):
     log = log_path.read_text()
     assert '"GET /api/cycles HTTP/1.1" 200' in log and '"GET / HTTP/1.1" 200' in log  # the log still works
     assert "tok3n-s3cret" not in log and "wrong-guess" not in log, log
+
+
+def test_agreement_of_reviewers_on_shared_items(paths):
+    """Each reviewer's own latest decision counts (undone ones do not, skips are no label); kappa as scikit-learn."""
+    from sklearn.metrics import cohen_kappa_score
+
+    client = _client(paths)
+    ids = [item.sample_id for item in _items(0, 4)]
+    other = next(a for a in AFFORDANCES if a != _items(0, 4)[3].predicted)
+    for sample_id in ids:
+        assert _decide(client, sample_id, "accepted", reviewer="ann").status_code == 200
+    _decide(client, ids[0], "rejected", reviewer="bob")
+    _decide(client, ids[0], "accepted", reviewer="bob")  # bob changes his mind: his later decision counts
+    _decide(client, ids[1], "rejected", reviewer="bob")
+    _decide(client, ids[2], "accepted", reviewer="bob")
+    _decide(client, ids[3], "relabelled", label=other, reviewer="bob")
+    _decide(client, ids[1], "accepted", reviewer="cat")
+    assert client.post("/api/cycles/0/undo", json={"reviewer": "cat"}).status_code == 200  # cat's accept is undone
+    _decide(client, ids[2], "skipped", reviewer="cat")  # a skip is no label
+    report = client.get("/api/cycles/0/agreement").json()
+    assert report["overlapping"] == 4 and report["disputed"] == sorted([ids[1], ids[3]])
+    assert [(r["reviewer"], r["items"], r["agreed"]) for r in report["reviewers"]] == [("ann", 2, 2), ("bob", 2, 2)]
+    [pair] = report["pairs"]
+    expected = cohen_kappa_score(["accept"] * 4, ["accept", "reject", "accept", other])
+    assert pair["reviewers"] == ["ann", "bob"] and pair["items"] == 4 and pair["kappa"] == pytest.approx(expected)
+    assert "| ann / bob | 4 |" in report["markdown"]
+    assert client.get("/api/cycles/7/agreement").status_code == 404
