@@ -13,6 +13,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, TypeVar
 from urllib.parse import quote
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from review.agreement import agreement_report
 from review.guard import RequestGuard, allowed_host_names, quiet_access_log, validation_error
 from review.images import cycle_images_dir, image_path
+from review.pace import reviewer_pace
 from review.store import RelabelledToPredictedError, ReviewStore
 from schemas.affordance import AFFORDANCES
 from schemas.review import REVIEWER_PATTERN, DecisionIn, DecisionRecord, ItemState, Progress, ReviewResult
@@ -209,6 +211,11 @@ def _add_item_routes(app: FastAPI, store: ReviewStore, images_dir: Path) -> None
     @app.get("/api/cycles/{cycle}/trail")
     def trail(cycle: Cycle) -> list[DecisionRecord]:
         return _found(store.trail, cycle)
+
+    @app.get("/api/cycles/{cycle}/pace")
+    def pace(cycle: Cycle) -> list[dict]:
+        """Seconds per decision per reviewer (median, p90) from the trail (review/pace.py)."""
+        return [asdict(row) for row in reviewer_pace(_found(store.trail, cycle))]
 
     @app.get("/api/cycles/{cycle}/agreement")
     def agreement(cycle: Cycle) -> dict:

@@ -531,3 +531,12 @@ def test_agreement_of_reviewers_on_shared_items(paths):
     assert pair["reviewers"] == ["ann", "bob"] and pair["items"] == 4 and pair["kappa"] == pytest.approx(expected)
     assert "| ann / bob | 4 |" in report["markdown"]
     assert client.get("/api/cycles/7/agreement").status_code == 404
+
+
+def test_pace_per_reviewer(paths):
+    client = _client(paths)
+    for item in _items(0, 3):
+        _decide(client, item.sample_id, "accepted", reviewer="ann")
+    [ann] = client.get("/api/cycles/0/pace").json()
+    assert ann["reviewer"] == "ann" and ann["decisions"] == 3 and ann["timed"] == 2 and ann["median_s"] >= 0
+    assert client.get("/api/cycles/9/pace").status_code == 404
