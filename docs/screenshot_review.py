@@ -1,4 +1,5 @@
-"""Regenerate docs/review/review_page.png: the review page mid-review, in headless Chromium at 1280x900.
+"""Regenerate docs/review/review_page.png (the review page mid-review, in headless Chromium at 1280x1400) and
+docs/review/review_3d.png (the 3-D view of that item with the contact region shown).
 
     .venv/bin/python docs/screenshot_review.py
 
@@ -20,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from review.geometry import geometry_body, write_body  # noqa: E402
 from review.images import cycle_images_dir, image_path  # noqa: E402
 from review.simulated import start_review_server, stop_review_server  # noqa: E402
 from review.store import ReviewStore  # noqa: E402
@@ -27,6 +29,7 @@ from schemas.affordance import AFFORDANCES  # noqa: E402
 from schemas.review import QueueItem  # noqa: E402
 
 OUT = Path(__file__).parent / "review" / "review_page.png"
+OUT_3D = Path(__file__).parent / "review" / "review_3d.png"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CATEGORIES = ("mug", "bottle", "faucet", "knife", "pot", "scissors")
 CYCLE = 1
@@ -58,6 +61,8 @@ def build_queue(store_path: Path, images_dir: Path, seed: int = 7) -> list[Queue
                                confidence=round(float(rng.uniform(0.38, 0.62)), 3)))
         render_pair(image_path(folder, position), obj.vertices, obj.faces, grasp.verts, params.f,
                     object_vertex_labels=obj.vertex_labels, title=f"#{position}  synthetic  {category}")
+        write_body(geometry_body(items[-1].predicted, grasp.verts, params.f, obj.vertices, obj.faces,
+                                 obj.vertex_labels), folder, position, f"item {position}")
         print(f"item {position}: {category}, grasp {grasp.affordance} on the {grasp.part}")
     ReviewStore(store_path).create_queue(CYCLE, items)
     return items
@@ -69,7 +74,9 @@ def chrome(profile: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    # WebGL without a GPU (the 3-D view): ANGLE on SwiftShader, the software renderer Chromium ships.
+    for argument in ("--headless=new", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                     "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,900",
                      "--hide-scrollbars"):
@@ -103,10 +110,10 @@ def main() -> None:
         driver = None
         try:
             driver = chrome(root / "profile")
-            # --window-size counts the window, not the page: make the page itself 1280x900.
+            # --window-size counts the window, not the page: make the page itself 1280x1400.
             extra_w, extra_h = driver.execute_script(
                 "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];")
-            driver.set_window_size(1280 + extra_w, 900 + extra_h)
+            driver.set_window_size(1280 + extra_w, 1400 + extra_h)
             driver.get(base_url + "/")
             total = len(items)
             wait_for(driver, item_shown(0, 0, total), "the first item")
@@ -122,13 +129,20 @@ def main() -> None:
             wait_for(driver, 'const i = document.getElementById("image"); return i.complete && i.naturalWidth > 0 '
                              '&& document.getElementById("image-caption").textContent.startsWith("Left");',
                      "the picture")
+            wait_for(driver, 'const v = document.getElementById("view3d").dataset; '
+                             'return v.loaded === "true" && v.position === "2";', "the 3-D view of item 2")
             OUT.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(OUT))
+            comment.send_keys(Keys.ESCAPE)
+            body.send_keys("c")  # the contact region on
+            wait_for(driver, 'return document.getElementById("view3d").dataset.contact === "true";', "contact")
+            time.sleep(0.5)
+            OUT_3D.write_bytes(driver.find_element(By.ID, "view3d").screenshot_as_png)
         finally:
             if driver is not None:
                 driver.quit()
             stop_review_server(server)
-    print(f"wrote {OUT}; item 2 is predicted {items[2].predicted}, classes {', '.join(AFFORDANCES)}")
+    print(f"wrote {OUT} and {OUT_3D}; item 2 is predicted {items[2].predicted}, classes {', '.join(AFFORDANCES)}")
 
 
 if __name__ == "__main__":

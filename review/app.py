@@ -26,8 +26,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from review.agreement import agreement_report
+from review.geometry import geometry_path
 from review.guard import RequestGuard, allowed_host_names, quiet_access_log, validation_error
-from review.images import cycle_images_dir, image_path
+from review.images import cycle_images_dir, image_path, skip_note_path
 from review.pace import reviewer_pace
 from review.store import RelabelledToPredictedError, ReviewStore
 from schemas.affordance import AFFORDANCES
@@ -123,7 +124,8 @@ def create_app(store_path: Path, images_dir: Path, token: str | None = None,
                on_complete: OnComplete | None = None, allowed_hosts: Iterable[str] = ()) -> FastAPI:
     """The review app over the store at `store_path`, serving pictures from `images_dir/<cycle>/<position>.png`.
 
-    token: when set, every request but /healthz needs `Authorization: Bearer <token>` or `?token=<token>`.
+    token: when set, every request but /healthz and /static/vendor/ needs `Authorization: Bearer <token>` or
+    `?token=<token>`.
     on_complete(cycle, result): called when a decision completes a cycle's queue (see CompletionGuard).
     allowed_hosts: Host header names answered besides 127.0.0.1, localhost, [::1] and the bound address (any
     port); other hosts get 400. Request bodies over 64 KiB get 413; a 422 names fields, never echoes input.
@@ -145,10 +147,16 @@ def create_app(store_path: Path, images_dir: Path, token: str | None = None,
     return app
 
 
+def _public(path: str) -> bool:
+    """What needs no token: the health check, and the vendored library code (three.js), which holds no data and
+    which the 3-D view's module imports by relative URL, without the page's ?token= query."""
+    return path == "/healthz" or (path.startswith("/static/vendor/") and ".." not in path)
+
+
 def _add_middleware(app: FastAPI, token: str | None) -> None:
     @app.middleware("http")
     async def guard_and_headers(request: Request, call_next: Callable) -> Response:
-        if token is not None and request.url.path != "/healthz" and not _token_ok(request, token):
+        if token is not None and not _public(request.url.path) and not _token_ok(request, token):
             response: Response = JSONResponse(
                 {"detail": "missing or wrong token: send 'Authorization: Bearer <token>' or ?token=<token>"},
                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
@@ -203,6 +211,18 @@ def _add_item_routes(app: FastAPI, store: ReviewStore, images_dir: Path) -> None
         if not path.is_file():
             raise HTTPException(status_code=404, detail=f"no picture rendered for item {position} of cycle {cycle}")
         return FileResponse(path, media_type="image/png")
+
+    @app.get("/api/cycles/{cycle}/items/{position}/geometry", response_class=FileResponse)
+    def geometry(cycle: Cycle, position: Position) -> FileResponse:
+        """The item's hand and object meshes for the 3-D view (review/geometry.py), by (cycle, position) only."""
+        _found(store.item, cycle, position)
+        folder = cycle_images_dir(images_dir, cycle)
+        path = geometry_path(folder, position)
+        if not path.is_file():
+            note = skip_note_path(folder, position)
+            reason = note.read_text()[:300] if note.is_file() else "no 3-D geometry was written for this item"
+            raise HTTPException(status_code=404, detail=f"{reason}; the static views stand")
+        return FileResponse(path, media_type="application/json")
 
     @app.get("/api/cycles/{cycle}/progress")
     def progress(cycle: Cycle) -> Progress:

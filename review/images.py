@@ -1,4 +1,5 @@
-"""Pictures for the review queue: one two-view PNG per queue item, named by its position in the queue.
+"""Pictures for the review queue: one two-view PNG per queue item, named by its position in the queue, and the
+item's 3-D geometry beside it (review/geometry.py).
 
 The web app serves `<images_dir>/<cycle>/<position>.png` (see `cycle_images_dir`); a flow renders a cycle's
 queue with `render_queue_images(items, tables, hand_faces, cycle_images_dir(images_dir, cycle))`.
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from review.geometry import GeometryTooLarge, geometry_path, write_geometry
 from schemas.hand import hand_faces_for
 from schemas.review import QueueItem
 from schemas.rows import Sample
@@ -36,16 +38,32 @@ def render_queue_images(items: Sequence[QueueItem], sample_tables: Sequence[Path
     Returns sample_id -> PNG path for every item. A sample in no table is a ValueError naming it.
     """
     paths = {item.sample_id: image_path(out_dir, item.position) for item in items}
-    missing = {item.sample_id: item for item in items if not paths[item.sample_id].is_file()}
+    missing = {item.sample_id: item for item in items
+               if not paths[item.sample_id].is_file() or not _geometry_done(out_dir, item.position)}
     found: set[str] = set()
     for sample in _find_samples(sample_tables, set(missing)):
-        _render_item(missing[sample.sample_id], sample, hand_faces, paths[sample.sample_id])
+        item = missing[sample.sample_id]
+        if not paths[sample.sample_id].is_file():
+            _render_item(item, sample, hand_faces, paths[sample.sample_id])
+        try:
+            write_geometry(item, sample, hand_faces, out_dir)
+        except GeometryTooLarge as error:  # the page keeps the static views and shows this reason
+            skip_note_path(out_dir, item.position).write_text(str(error))
         found.add(sample.sample_id)
     absent = sorted(set(missing) - found)
     if absent:
         shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
         raise ValueError(f"review queue samples not found in tables {[str(t) for t in sample_tables]}: {shown}")
     return paths
+
+
+def skip_note_path(out_dir: Path, position: int) -> Path:
+    """Why an item has no 3-D geometry (too large for the page), for the web app to say."""
+    return Path(out_dir) / f"{position}.geometry.skipped.txt"
+
+
+def _geometry_done(out_dir: Path, position: int) -> bool:
+    return geometry_path(out_dir, position).is_file() or skip_note_path(out_dir, position).is_file()
 
 
 def _find_samples(tables: Sequence[Path], wanted: set[str]) -> Iterator[Sample]:

@@ -184,6 +184,10 @@
     $("prev").disabled = view.busy || item.position <= 0;
     $("next").disabled = view.busy || item.position >= view.total - 1;
     loadImage(item.cycle, item.position);
+    // The 3-D view (view3d.js, a module) listens for this; it fetches with the same token.
+    document.dispatchEvent(new CustomEvent("review:item", { detail: {
+      cycle: item.cycle, position: item.position, total: view.total, predicted: item.predicted,
+      headers: authHeaders() } }));
   }
 
   async function loadImage(cycle, position) {

@@ -274,6 +274,12 @@ def test_token_is_required_when_set(paths):
     assert client.get("/static/review.js", params={"token": "s3cret/+token"}).status_code == 200
     assert client.get("/api/cycles/0/progress").status_code == 401
     assert ReviewStore(paths[0]).trail(0) == []  # the refused decision was not stored
+    # The 3-D view: its module carries the token, its geometry needs it, the vendored library (no data) does not.
+    assert 'src="static/view3d.js?token=s3cret%2F%2Btoken"' in page.text
+    assert client.get("/api/cycles/0/items/0/geometry").status_code == 401
+    assert client.get("/static/view3d.js").status_code == 401
+    assert client.get("/static/vendor/three.module.js").status_code == 200
+    assert client.get("/static/vendor/../review.js").status_code == 401
 
 
 def test_markup_in_data_comes_back_as_text(paths):

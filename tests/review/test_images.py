@@ -49,7 +49,8 @@ def test_one_png_per_item_named_by_position(tmp_path, tables):
         image = np.asarray(Image.open(path).convert("RGB"))
         assert image.shape[1] == 2 * image.shape[0]  # two square views side by side
         assert (image < 250).any(axis=2).mean() > 0.02  # something is drawn
-    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png"]  # no temporary files left
+    # a picture and the 3-D geometry per item, no temporary files left
+    assert sorted(p.name for p in out.iterdir()) == ["0.geometry.json", "0.png", "1.geometry.json", "1.png"]
 
 
 def test_rendering_is_idempotent(tmp_path, tables):
