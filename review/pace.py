@@ -42,3 +42,14 @@ def reviewer_pace(trail: Sequence[DecisionRecord], break_s: float = BREAK_S) -> 
                                   float(np.median(gaps)) if len(gaps) else None,
                                   float(np.percentile(gaps, 90)) if len(gaps) else None))
     return paces
+
+
+def pace_markdown(paces: Sequence[ReviewerPace]) -> str:
+    """A Markdown table: reviewer, decisions, timed gaps, median and p90 seconds per decision."""
+    def seconds(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f}"
+
+    rows = [f"| {p.reviewer} | {p.decisions} | {p.timed} | {seconds(p.median_s)} | {seconds(p.p90_s)} |"
+            for p in paces]
+    return "\n".join(["| reviewer | decisions | timed | median s | p90 s |", "| --- | --- | --- | --- | --- |",
+                      *rows])

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from review.agreement import agreement_report
 from review.images import cycle_images_dir, render_queue_images
+from review.pace import pace_markdown, reviewer_pace
 from review.queue import sample_queue
 from review.resume import review_pause_key
 from review.store import ReviewStore
@@ -210,8 +211,10 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     record.reviewed, record.reviewed_accuracy = quality.n, quality.accuracy
     record.gate_passed = passes_gate(quality, s.min_lower)
     # Items two reviewers decided (an overlap share of the queue): how much the reviewers agree
-    agreement = agreement_report(ReviewStore(run.layout.review_store).reviewer_labels(cycle))
+    review_store = ReviewStore(run.layout.review_store)
+    agreement = agreement_report(review_store.reviewer_labels(cycle))
     agreed = f"\n\n### Reviewer agreement\n\n{agreement.markdown()}" if agreement.overlapping else ""
+    agreed += f"\n\n### Time per decision\n\n{pace_markdown(reviewer_pace(review_store.trail(cycle)))}"
     create_markdown_artifact(markdown=f"## Review of cycle {cycle}\n\n{quality_markdown(quality, s.min_lower)}"
                                       f"{agreed}",
                              key=f"review-quality-cycle-{cycle}", description="Reviewed label quality")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from review.pace import reviewer_pace
+from review.pace import pace_markdown, reviewer_pace
 from schemas.review import DecisionRecord
 
 
@@ -27,3 +27,8 @@ def test_gaps_per_reviewer_with_breaks_left_out():
 def test_a_single_decision_has_no_pace():
     [only] = reviewer_pace([_row(1, "cat", 5)])
     assert only.timed == 0 and only.median_s is None and only.p90_s is None
+
+
+def test_the_table_says_n_a_where_there_is_no_gap():
+    table = pace_markdown(reviewer_pace([_row(1, "cat", 5), _row(2, "dan", 1), _row(3, "dan", 4)]))
+    assert "| cat | 1 | 0 | n/a | n/a |" in table and "| dan | 2 | 1 | 3.0 | 3.0 |" in table
