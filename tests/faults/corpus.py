@@ -368,6 +368,36 @@ class IngestedCorpus:
     rejects: list[Any]
 
 
+def ingest_corpus_alone(root: Path, seed: int = 0) -> tuple[IngestedCorpus, float]:
+    """`ingest_corpus` in a fresh (spawned) interpreter: (its result, that process's peak RSS in GB). A peak
+    read inside a test process would also hold whatever earlier tests allocated."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_ingest_and_measure, root, seed).result()
+
+
+def _ingest_and_measure(root: Path, seed: int) -> tuple[IngestedCorpus, float]:
+    done = ingest_corpus(root, seed)
+    return done, peak_rss_gb()
+
+
+def peak_rss_gb() -> float:
+    """This process image's peak RSS in GB: /proc/self/status VmHWM, which starts afresh at exec. getrusage's
+    ru_maxrss does not: Linux carries it across fork and exec, so a child spawned by a 1.5 GB parent reports
+    at least 1.5 GB whatever it does itself."""
+    import resource
+
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def ingest_corpus(root: Path, seed: int = 0) -> IngestedCorpus:
     """Synthesize two categories of the four datasets under `root/datasets`, craft the corpus, ingest each format
     into `root/tables` with the real pipeline (what tests/faults and bench/bench_faults.py both measure)."""
