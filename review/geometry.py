@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.spatial import cKDTree
 
 from schemas.affordance import AFFORDPOSE_LABEL_IDS
 from schemas.review import QueueItem
@@ -52,6 +51,8 @@ def item_geometry(item: QueueItem, sample: Sample, hand_faces: np.ndarray) -> di
 def geometry_body(predicted: str, hand_verts: ArrayLike, hand_faces: ArrayLike, object_vertices: ArrayLike,
                   object_faces: ArrayLike, object_vertex_labels: ArrayLike | None) -> dict:
     """hand_verts (H, 3) m, hand_faces (F, 3), object_vertices (V, 3) m, object_faces (G, 3), labels (V,) or None."""
+    from scipy.spatial import cKDTree  # here, not at import: the web app imports this module and never calls it
+
     hand = np.asarray(hand_verts, dtype=np.float64)
     obj = np.asarray(object_vertices, dtype=np.float64)
     labels = None if object_vertex_labels is None else np.asarray(object_vertex_labels, np.int64)
