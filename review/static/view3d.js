@@ -91,12 +91,14 @@ async function show(detail) {
   if (state.key !== key) return;  // moved on meanwhile
   if (!result.geometry) {
     $("view3d-canvas").hidden = true;
+    $("view3d-legend").replaceChildren();  // the previous item's parts are not this one's
     note("No 3-D view for this item: " + result.reason + ". The two views below show it.");
     return;
   }
   const gl = webgl();
   if (!gl) {
     $("view3d-canvas").hidden = true;
+    $("view3d-legend").replaceChildren();
     note("This browser cannot draw WebGL; the two views below show the item.");
     return;
   }
