@@ -11,8 +11,6 @@ block. `make test` runs the same checks at a reduced count (tests/faults).
 from __future__ import annotations
 
 import argparse
-import resource
-import shlex
 import sys
 import tempfile
 from collections import Counter
@@ -27,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 def corpus_figures(work: Path, seed: int) -> dict:
     """The crafted corpus through the real ingest (tests/faults/corpus.py), as figures."""
-    from tests.faults.corpus import FORMATS, MARKER, ingest_corpus
+    from tests.faults.corpus import FORMATS, MARKER, ingest_corpus, peak_rss_gb
 
     done = ingest_corpus(work, seed)
     rejects = Counter((r.dataset, r.source) for r in done.rejects)
@@ -38,7 +36,7 @@ def corpus_figures(work: Path, seed: int) -> dict:
         "exactly_one_reject": sum(rejects[c.fmt, c.source] == 1 for c in done.corpus),
         "good_rejected": sum(n for key, n in rejects.items() if key not in crafted),
         "code_ran": len(list(work.rglob(MARKER))),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_gb() * 1024,
         "formats": {fmt: {"crafted": per_format[fmt], "rejects": done.counts[fmt].rejects, "good": done.good[fmt],
                           "rows": done.counts[fmt].rows} for fmt in FORMATS},
     }
@@ -51,14 +49,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "faults")
     args = parser.parse_args()
 
-    from tasks.report.run_files import write_result
-    from tasks.runtime.provenance import provenance
+    from bench.record import save, started
     from tasks.synth.datasets import synthesize_datasets
     from tests.faults.annotate_kill import run_trials
 
     console = Console()
-    command = "python -m bench.bench_faults " + shlex.join(sys.argv[1:])
-    header = provenance(command, args.seed)  # read before the run: the code that runs
+    header = started("faults", args.seed)  # read before the run: the code that runs
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         console.print("crafted corpus ...")
@@ -72,8 +68,7 @@ def main() -> None:
                "trials": [asdict(t) | {"lost": t.lost, "extra": t.extra} for t in trials]}
     for trial in figures["trials"]:
         trial["changes"] = {name: list(change) for name, change in trial["changes"].items()}
-    path = write_result(args.out / "result.json", "faults", header, figures)
-    console.print(f"wrote {path}; render with: afford report {args.out} --out {args.out} --update BENCHMARKS.md")
+    save(header, "faults", figures, args.out)
 
 
 if __name__ == "__main__":

@@ -56,12 +56,17 @@ def load_text() -> str:
 
 def finish(header: dict[str, Any], kind: str, title: str, text: list[str], tables: list[dict[str, Any]],
            out: Path | None = None) -> Path:
+    """Save a bench's titled tables (the generic renderer's figures); return the folder."""
+    return save(header, kind, {"title": title, "text": text, "tables": tables}, out)
+
+
+def save(header: dict[str, Any], kind: str, figures: dict[str, Any], out: Path | None = None) -> Path:
     """Write `<out or docs/results/<kind>>/result.json` and its rendered `result.md`; return the folder."""
     from tasks.report.render import render_run
     from tasks.report.run_files import read_result, write_result
 
     folder = Path(out) if out is not None else RESULTS / kind
-    path = write_result(folder / "result.json", kind, header, {"title": title, "text": text, "tables": tables})
+    path = write_result(folder / "result.json", kind, header, figures)
     (folder / "result.md").write_text(render_run(read_result(path)))
     print(f"wrote {path}; put it into BENCHMARKS.md with: afford report {folder} --update BENCHMARKS.md")
     return folder

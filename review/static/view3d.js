@@ -166,26 +166,20 @@ function build(gl, g) {
 
 function legend(g) {
   const list = $("view3d-legend");
-  list.replaceChildren();
+  const entry = (hex, text) => {
+    const item = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.backgroundColor = "#" + new THREE.Color(hex).getHexString();
+    item.append(swatch, text);
+    return item;
+  };
   const present = new Set(g.object.labels || [0]);
-  for (const [id, name] of Object.entries(g.parts)) {
-    if (!present.has(Number(id))) continue;
-    const entry = document.createElement("li");
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.backgroundColor = "#" + new THREE.Color(PART_COLOURS[id] ?? PART_COLOURS[0]).getHexString();
-    entry.append(swatch, name === "no_affordance" ? "body (no affordance)" : name);
-    list.append(entry);
-  }
-  for (const [colour, text] of [[CONTACT_COLOUR, "contact (within 5 mm of the hand)"],
-                                [PART_HIGHLIGHT, "predicted part (" + g.predicted + ")"]]) {
-    const entry = document.createElement("li");
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.backgroundColor = "#" + new THREE.Color(colour).getHexString();
-    entry.append(swatch, text);
-    list.append(entry);
-  }
+  list.replaceChildren(
+    ...Object.entries(g.parts).filter(([id]) => present.has(Number(id))).map(([id, name]) =>
+      entry(PART_COLOURS[id] ?? PART_COLOURS[0], name === "no_affordance" ? "body (no affordance)" : name)),
+    entry(CONTACT_COLOUR, "contact (within 5 mm of the hand)"),
+    entry(PART_HIGHLIGHT, "predicted part (" + g.predicted + ")"));
 }
 
 function place(target, direction, distance) {
