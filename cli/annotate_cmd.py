@@ -49,6 +49,9 @@ def annotate(
     epochs: int = typer.Option(50, min=1, max=10_000, help="Classifier training epochs (cycle 0)."),
     max_cycles: int = typer.Option(5, min=1, max=100, help="Self-training cycles at most."),
     queue_size: int = typer.Option(100, min=1, max=10_000, help="Review queue size per cycle."),
+    review_overlap: float = typer.Option(0.0, "--review-overlap", min=0.0, max=1.0,
+                                         help="Share of each review queue that two reviewers decide, to measure "
+                                              "their agreement (e.g. 0.1)."),
     affordance_steps: int = typer.Option(1500, min=1, max=1_000_000, help="Affordance-map model training steps."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
     seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Random seed."),
@@ -73,7 +76,8 @@ def annotate(
     report = annotate_flow(datasets_root=str(datasets_root.resolve()), mano_root=str(mano), data_root=str(root),
                            num_points=num_points, seed=seed, reviewer=reviewer, review_url=review_url,
                            truth_root=str(truth_root or datasets_root), epochs=epochs, max_cycles=max_cycles,
-                           queue_size=queue_size, instructions=instructions, affordance_steps=affordance_steps,
+                           queue_size=queue_size, review_overlap=review_overlap, instructions=instructions,
+                           affordance_steps=affordance_steps,
                            affordance_preset=affordance_preset, classifier_preset=classifier_preset,
                            command=invocation())
     print_flow_report(report, root)

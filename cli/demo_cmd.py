@@ -22,6 +22,9 @@ def demo(
     epochs: int = typer.Option(50, min=1, max=10_000, help="Classifier training epochs (cycle 0)."),
     max_cycles: int = typer.Option(5, min=1, max=100, help="Self-training cycles at most."),
     queue_size: int = typer.Option(100, min=1, max=10_000, help="Review queue size per cycle."),
+    review_overlap: float = typer.Option(0.0, "--review-overlap", min=0.0, max=1.0,
+                                         help="Share of each review queue that two reviewers decide, to measure "
+                                              "their agreement (e.g. 0.1)."),
     instructions: str = typer.Option("auto", help="Instruction generator: auto (AFFORD_LLM_BASE_URL when set, "
                                                   "else the embedded SmolLM2 server, started and stopped by the "
                                                   "demo), openai (the configured endpoint), or template (no model)."),
@@ -51,7 +54,8 @@ def demo(
     report = demo_flow(data_root=str(root), objects_per_category=objects_per_category,
                        labelled_objects_per_category=labelled_objects_per_category,
                        labelled_grasps_per_part=labelled_grasps_per_part, seed=seed, num_points=num_points,
-                       epochs=epochs, max_cycles=max_cycles, queue_size=queue_size, instructions=instructions,
+                       epochs=epochs, max_cycles=max_cycles, queue_size=queue_size, review_overlap=review_overlap,
+                       instructions=instructions,
                        affordance_steps=affordance_steps, affordance_preset=affordance_preset,
                        classifier_preset=classifier_preset, command=invocation())
     print_flow_report(report, root)

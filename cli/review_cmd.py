@@ -123,3 +123,30 @@ if __name__ == "__main__":  # `python -m cli.review_cmd serve ...`: what review.
 
     apply_prefect_defaults()
     app()
+
+
+@app.command("export")
+def export(
+    out: Path = typer.Option(..., "--out", help="Parquet file to write (replaced only if it is an earlier export)."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Data folder (default: AFFORD_DATA_ROOT setting)."),
+    store: Path | None = typer.Option(None, "--store", help="Review store (default: "
+                                                            "<data_root>/review/review.sqlite)."),
+    cycle: list[int] = typer.Option([], "--cycle", min=0, help="Only this cycle (repeatable; default: all)."),
+) -> None:
+    """Write the audit trail (every decision and undo, with its item) as one Parquet file for analysis."""
+    from review.export import write_trail
+    from review.store import ReviewStore
+
+    store_path, _ = review_paths(data_root, store, Path("."))
+    if not store_path.is_file():
+        typer.echo(f"error: review store {store_path}: no such file", err=True)
+        raise typer.Exit(1)
+    try:
+        rows = write_trail(ReviewStore(store_path), out, cycle or None)
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(1) from None
+    except (FileExistsError, IsADirectoryError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{rows} decision rows from {store_path} written to {out}")

@@ -70,7 +70,7 @@ def join_task(layout: DataRoot, formats: list[str]) -> JoinCounts:
 def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data", num_points: int = 2048,
              seed: int = 0, reviewer: Literal["web", "simulated"] = "web", review_url: str = "http://127.0.0.1:8765",
              simulated_error_rate: float = 0.02, truth_root: str | None = None, epochs: int = TrainConfig.epochs,
-             max_cycles: int = 5, queue_size: int = 100,
+             max_cycles: int = 5, queue_size: int = 100, review_overlap: float = 0.0,
              instructions: Literal["auto", "openai", "template"] = "auto",
              affordance_steps: int = MapTrainConfig.steps,
              affordance_preset: AffordancePreset = AFFORDANCE_PRESETS.default,
@@ -100,7 +100,8 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
                                    target_tables=targets, mano_root=mano_root, epochs=epochs, seed=seed,
                                    reviewer=reviewer, review_url=review_url, truth_root=truth_root,
                                    simulated_error_rate=simulated_error_rate, max_cycles=max_cycles,
-                                   queue_size=queue_size, classifier_preset=classifier_preset))
+                                   queue_size=queue_size, classifier_preset=classifier_preset,
+                                   review_overlap=review_overlap))
     except NoLabelledSamples as exc:  # e.g. every AffordPose input was rejected: nothing to learn from
         write_stage(layout.reports, "self_training", skipped=str(exc))
         parts.append(f"## Self-training skipped\n\n{exc}")

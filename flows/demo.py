@@ -66,7 +66,7 @@ def render_task(layout: DataRoot, mano_root: Path, out: Path) -> list[Path]:
 def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled_objects_per_category: int = 4,
          labelled_grasps_per_part: int = 3, seed: int = 0, num_points: int = 2048,
          categories: list[str] | None = None, epochs: int = TrainConfig.epochs,
-         simulated_error_rate: float = 0.02, max_cycles: int = 5, queue_size: int = 100,
+         simulated_error_rate: float = 0.02, max_cycles: int = 5, queue_size: int = 100, review_overlap: float = 0.0,
          instructions: Literal["auto", "openai", "template"] = "auto",
          affordance_steps: int = MapTrainConfig.steps,
          affordance_preset: AffordancePreset = AFFORDANCE_PRESETS.default,
@@ -98,8 +98,9 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     report = annotate(datasets_root=str(synth.root), mano_root=str(synth.mano_root), data_root=str(root),
                       num_points=num_points, seed=seed, reviewer="simulated", truth_root=str(synth.root),
                       simulated_error_rate=simulated_error_rate, epochs=epochs, max_cycles=max_cycles,
-                      queue_size=queue_size, instructions=instructions, affordance_steps=affordance_steps,
-                      affordance_preset=affordance_preset, classifier_preset=classifier_preset, command=command)
+                      queue_size=queue_size, review_overlap=review_overlap, instructions=instructions,
+                      affordance_steps=affordance_steps, affordance_preset=affordance_preset,
+                      classifier_preset=classifier_preset, command=command)
     renders = render_task(layout, synth.mano_root, layout.renders)
     where = "\n".join([f"Inputs broken on purpose: {', '.join(f'`{b}`' for b in broken)}.",
                        f"Datasets: `{synth.root.absolute()}` (MANO model: `{synth.mano_root.absolute()}`)",

@@ -38,16 +38,18 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
                   epochs_per_cycle: int = 15, seed: int = 0, min_lower: float = 0.90, review_timeout_s: int = 3600,
                   reviewer: Literal["web", "simulated"] = "web", review_url: str = "http://127.0.0.1:8765",
                   simulated_error_rate: float = 0.02, truth_root: str | None = None,
-                  classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default) -> str:
+                  classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default, review_overlap: float = 0.0) -> str:
     """Label every target sample: train on AffordPose (+ validated pseudo-labels), pseudo-label, review, merge.
 
     reviewer="web": people review at `review_url` (`afford review serve`). reviewer="simulated" (demo, tests):
     the flow starts the web app itself and a simulated reviewer answering from the synthetic ground truth under
     `truth_root` (the datasets folder `afford synth` wrote) with `simulated_error_rate` wrong answers.
+    review_overlap: the share of each queue two reviewers must decide (their agreement and Cohen's kappa go to the
+    cycle's review artifact; an item they disagree on waits for a third decision).
     """
     layout = DataRoot(data_root)
     settings = CycleSettings(classifier_preset, epochs, epochs_per_cycle, seed, k, queue_size, min_lower,
-                             review_timeout_s, reviewer, review_url, simulated_error_rate)
+                             review_timeout_s, reviewer, review_url, simulated_error_rate, review_overlap)
     targets = [Path(t) for t in target_tables]
     if not targets:
         raise ValueError("target_tables: give at least one unlabelled samples table to label")

@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from review.agreement import agreement_report
+from review.export import trail_parquet_bytes
 from review.geometry import geometry_path
 from review.guard import RequestGuard, allowed_host_names, quiet_access_log, validation_error
 from review.images import cycle_images_dir, image_path, skip_note_path
@@ -52,6 +53,8 @@ MAX_INDEX = 2**31 - 1
 Cycle = Annotated[int, PathParam(ge=0, le=MAX_INDEX, description="Self-training cycle.")]
 Position = Annotated[int, PathParam(ge=0, le=MAX_INDEX, description="0-based position in the cycle's queue.")]
 After = Annotated[int, Query(ge=-1, le=MAX_INDEX, description="Start after this position (-1: from the start).")]
+ForReviewer = Annotated[str | None, Query(pattern=REVIEWER_PATTERN,
+                                          description="Leave out items this reviewer already decided.")]
 
 
 class UndoIn(BaseModel):
@@ -194,10 +197,12 @@ def _add_item_routes(app: FastAPI, store: ReviewStore, images_dir: Path) -> None
         return [CycleSummary(cycle=c, progress=store.progress(c)) for c in store.cycles()]
 
     @app.get("/api/cycles/{cycle}/next")
-    def next_item(cycle: Cycle, after: After = -1) -> ItemState:
-        state = _found(store.next_pending, cycle, after)
+    def next_item(cycle: Cycle, after: After = -1, reviewer: ForReviewer = None) -> ItemState:
+        """The next open item (pending, or disputed and waiting for a further decision) after `after`."""
+        state = _found(store.next_pending, cycle, after, reviewer)
         if state is None:
-            raise HTTPException(status_code=404, detail=f"no pending item left in cycle {cycle}")
+            whose = f" for reviewer {reviewer}" if reviewer else ""
+            raise HTTPException(status_code=404, detail=f"no open item left in cycle {cycle}{whose}")
         return state
 
     @app.get("/api/cycles/{cycle}/items/{position}")
@@ -231,6 +236,13 @@ def _add_item_routes(app: FastAPI, store: ReviewStore, images_dir: Path) -> None
     @app.get("/api/cycles/{cycle}/trail")
     def trail(cycle: Cycle) -> list[DecisionRecord]:
         return _found(store.trail, cycle)
+
+    @app.get("/api/cycles/{cycle}/trail.parquet", response_class=Response)
+    def trail_parquet(cycle: Cycle) -> Response:
+        """The cycle's audit trail as a Parquet file (review/export.py), for analysis outside the app."""
+        data = _found(trail_parquet_bytes, store, cycle)
+        return Response(data, media_type="application/vnd.apache.parquet",
+                        headers={"Content-Disposition": f'attachment; filename="review-trail-cycle-{cycle}.parquet"'})
 
     @app.get("/api/cycles/{cycle}/pace")
     def pace(cycle: Cycle) -> list[dict]:

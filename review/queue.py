@@ -55,15 +55,19 @@ def allocate(available: Sequence[int], size: int, min_per_class: int) -> list[in
 
 
 def sample_queue(labels: Sequence[PseudoLabel], categories: Mapping[str, str], cycle: int, size: int = 100,
-                 seed: int = 0, min_per_class: int = 5) -> list[QueueItem]:
+                 seed: int = 0, min_per_class: int = 5, overlap: float = 0.0) -> list[QueueItem]:
     """The review queue of `cycle`: up to `size` accepted labels, stratified by predicted class (see `allocate`),
     all of them when fewer exist; in a seeded shuffled order, positions 0..n-1.
 
     categories: sample_id -> object_category, for every accepted label of the cycle (the reviewer sees the
-    object's class). Same labels and seed -> same queue.
+    object's class). overlap: the share of items two reviewers must decide (round(overlap * n) of them, drawn
+    after the queue, so the queue itself does not depend on it), which measures how far reviewers agree.
+    Same labels, seed and overlap -> same queue.
     """
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
+    if not 0.0 <= overlap <= 1.0:
+        raise ValueError(f"overlap must be a share in [0, 1], got {overlap}")
     if min_per_class < 0:
         raise ValueError(f"min_per_class must be >= 0, got {min_per_class}")
     pool = candidates(labels, cycle)
@@ -77,7 +81,15 @@ def sample_queue(labels: Sequence[PseudoLabel], categories: Mapping[str, str], c
     chosen = [group[i] for group, k in zip(by_class, counts, strict=True)
               for i in sorted(rng.choice(len(group), size=k, replace=False))]
     order = rng.permutation(len(chosen))
+    twice = overlap_positions(len(chosen), overlap, rng) if overlap > 0 else set()
     return [QueueItem(cycle=cycle, position=position, sample_id=chosen[i].sample_id, dataset=chosen[i].dataset,
                       object_category=categories[chosen[i].sample_id], predicted=chosen[i].predicted,
-                      confidence=chosen[i].confidence)
+                      confidence=chosen[i].confidence, reviews=2 if position in twice else 1)
             for position, i in enumerate(order)]
+
+
+def overlap_positions(n: int, overlap: float, rng: np.random.Generator) -> set[int]:
+    """round(overlap * n) distinct positions of a queue of n (at least one when overlap > 0 and n >= 1: a share
+    asked for must be measurable), drawn with `rng`."""
+    count = min(n, max(1, round(overlap * n))) if overlap > 0 and n else 0
+    return {int(p) for p in rng.choice(n, size=count, replace=False)}

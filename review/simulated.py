@@ -49,7 +49,9 @@ def choose_decision(item: QueueItem, truth: str, rng: random.Random, error_rate:
 def review_queue_over_http(base_url: str, cycle: int, truth: Mapping[str, str], error_rate: float = 0.0,
                            seed: int = 0, reviewer: str = "simulated", token: str | None = None,
                            timeout_s: float = 30) -> dict[str, int]:
-    """Decide every pending item of `cycle` on the server at `base_url` (GET next, POST decision, repeat).
+    """Decide every item of `cycle` still open to `reviewer` on the server at `base_url` (GET next, POST
+    decision, repeat). Items this reviewer decided are not served again, so overlap items that need a second
+    reviewer, and disputed ones, stay open for someone else.
 
     truth: sample_id -> true affordance. timeout_s: per request. Returns the number of decisions of each kind.
     """
@@ -61,7 +63,7 @@ def review_queue_over_http(base_url: str, cycle: int, truth: Mapping[str, str], 
     with httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s) as client:
         _checked(client.get(f"/api/cycles/{cycle}/progress"))  # an unknown cycle fails here, not as "no item"
         decided: set[str] = set()
-        while (state := _next_pending(client, cycle)) is not None:
+        while (state := _next_pending(client, cycle, reviewer)) is not None:
             item = state.item
             if item.sample_id in decided:  # a decision that did not stick would loop forever
                 raise RuntimeError(f"item {item.position} ({item.sample_id}) of cycle {cycle} is pending again "
@@ -76,8 +78,30 @@ def review_queue_over_http(base_url: str, cycle: int, truth: Mapping[str, str], 
     return counts
 
 
-def _next_pending(client: httpx.Client, cycle: int) -> ItemState | None:
-    response = client.get(f"/api/cycles/{cycle}/next")
+def review_until_complete(base_url: str, cycle: int, truth: Mapping[str, str], error_rate: float = 0.0,
+                          seed: int = 0, token: str | None = None, max_reviewers: int = 5,
+                          timeout_s: float = 30) -> dict[str, dict[str, int]]:
+    """Simulated reviewers "simulated", "simulated-2", ... review `cycle` one after another until it is complete:
+    the first decides every item, the second gives the overlap share its second opinion, later ones break ties.
+    Each errs independently (seed + 1000 * i). Returns {reviewer: decisions of each kind}; RuntimeError when
+    `max_reviewers` did not complete the queue."""
+    done: dict[str, dict[str, int]] = {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    for i in range(max_reviewers):
+        name = "simulated" if i == 0 else f"simulated-{i + 1}"
+        done[name] = review_queue_over_http(base_url, cycle, truth, error_rate, seed + 1000 * i, name, token,
+                                            timeout_s)
+        progress = _checked(httpx.get(f"{base_url}/api/cycles/{cycle}/progress", headers=headers,
+                                      timeout=timeout_s)).json()
+        if progress["decided"] == progress["total"]:
+            return done
+    left = progress["total"] - progress["decided"]
+    raise RuntimeError(f"cycle {cycle}: {max_reviewers} simulated reviewers left {left} items open (pending or "
+                       f"disputed)")
+
+
+def _next_pending(client: httpx.Client, cycle: int, reviewer: str) -> ItemState | None:
+    response = client.get(f"/api/cycles/{cycle}/next", params={"reviewer": reviewer})
     if response.status_code == 404:
         return None
     return ItemState.model_validate(_checked(response).json())

@@ -4,13 +4,15 @@ self-training flow share.
 Three tables:
 
 - ``queues``: one row per cycle, with the Prefect flow run that waits for its review.
-- ``items``: the queue of a cycle, (cycle, position) -> the pseudo-label shown. Written once per cycle.
+- ``items``: the queue of a cycle, (cycle, position) -> the pseudo-label shown, and how many reviewers must
+  decide it (``reviews``: 2 for the overlap share). Written once per cycle.
 - ``decisions``: the audit trail. Append-only (triggers refuse UPDATE and DELETE): every click is a new row,
   and an undo is a row of kind 'undo' naming the row it cancels (``undoes``).
 
-An item's state is its latest decision (highest id) that no undo cancels; "later" is the order in which the
-writes committed (ids are handed out under SQLite's write lock), never the clock. Progress counts items, so two
-reviewers deciding the same item count once and the later decision wins.
+An item's state comes from the decisions no undo cancels (review/consensus.py): for an item one reviewer
+decides, the latest one (highest id) wins; for an overlap item, the majority of its reviewers' latest decisions,
+or `disputed` without one. "Later" is the order in which the writes committed (ids are handed out under
+SQLite's write lock), never the clock. Progress counts items, so two reviewers deciding the same item count once.
 
 Every call opens its own connection, so a store can be used from several threads and processes at once; writes
 take the write lock up front (BEGIN IMMEDIATE) so a read-then-write step never sees another writer in between.
@@ -26,6 +28,7 @@ from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from review.consensus import Vote, item_state
 from schemas.review import (
     REVIEWER_PATTERN,
     DecisionIn,
@@ -37,7 +40,8 @@ from schemas.review import (
 )
 
 BUSY_TIMEOUT_S = 10.0  # how long a call waits for another writer's lock before sqlite3.OperationalError
-STATES: tuple[str, ...] = ("pending", "accepted", "rejected", "relabelled", "skipped")
+STATES: tuple[str, ...] = ("pending", "accepted", "rejected", "relabelled", "skipped", "disputed")
+OPEN_STATES = ("pending", "disputed")  # items that still need a decision
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (
@@ -53,6 +57,7 @@ CREATE TABLE IF NOT EXISTS items (
     object_category TEXT NOT NULL,
     predicted TEXT NOT NULL,
     confidence REAL NOT NULL,
+    reviews INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (cycle, position),
     UNIQUE (cycle, sample_id)
 );
@@ -81,8 +86,9 @@ _EFFECTIVE = """
 SELECT id, sample_id, kind, label, reviewer, comment, at FROM decisions d
 WHERE d.cycle = ? AND d.kind != 'undo' AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)
 """
-_ITEM_FIELDS = ("cycle", "position", "sample_id", "dataset", "object_category", "predicted", "confidence")
+_ITEM_FIELDS = ("cycle", "position", "sample_id", "dataset", "object_category", "predicted", "confidence", "reviews")
 _ITEM_COLUMNS = ", ".join(_ITEM_FIELDS)
+_ITEM_SLOTS = ", ".join("?" * len(_ITEM_FIELDS))
 
 
 def _now() -> str:
@@ -94,13 +100,16 @@ def _item(row: sqlite3.Row) -> QueueItem:
     return QueueItem(**dict(row))
 
 
-def _state(item: QueueItem, decision: sqlite3.Row | None) -> ItemState:
-    """An item's state from its effective decision (None: pending). label = the class it trains with."""
-    if decision is None:
-        return ItemState(item=item, state="pending")
-    label = {"accepted": item.predicted, "relabelled": decision["label"]}.get(decision["kind"])
-    return ItemState(item=item, state=decision["kind"], label=label, reviewer=decision["reviewer"],
-                     comment=decision["comment"], decided_at=decision["at"])
+def _vote(row: sqlite3.Row) -> Vote:
+    return Vote(id=row["id"], reviewer=row["reviewer"], kind=row["kind"], label=row["label"], comment=row["comment"],
+                at=row["at"])
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Stores written before items had `reviews` get the column (every old item asked for one review)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+    if "reviews" not in columns:
+        conn.execute("ALTER TABLE items ADD COLUMN reviews INTEGER NOT NULL DEFAULT 1")
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -124,6 +133,9 @@ class ReviewStore:
             conn.execute("PRAGMA journal_mode=WAL")
             # executescript commits an open transaction before it runs, so the BEGIN goes inside the script.
             conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            conn.execute("BEGIN IMMEDIATE")
+            _add_missing_columns(conn)
+            conn.execute("COMMIT")
 
     # --------------------------------------------------------------------------------------------- plumbing
 
@@ -162,10 +174,10 @@ class ReviewStore:
         where, args = ("AND sample_id = ?", (cycle, sample_id)) if sample_id is not None else ("", (cycle,))
         rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE cycle = ? {where} ORDER BY position", args)
         items = [_item(row) for row in rows]
-        latest: dict[str, sqlite3.Row] = {}
+        votes: dict[str, list[Vote]] = {}
         for row in conn.execute(f"{_EFFECTIVE} {where} ORDER BY id", args):
-            latest[row["sample_id"]] = row  # ascending ids: the last one seen is the latest
-        return [_state(item, latest.get(item.sample_id)) for item in items]
+            votes.setdefault(row["sample_id"], []).append(_vote(row))
+        return [item_state(item, votes.get(item.sample_id, [])) for item in items]
 
     def _one_state(self, conn: sqlite3.Connection, cycle: int, sample_id: str) -> ItemState:
         states = self._states(conn, cycle, sample_id)
@@ -189,7 +201,7 @@ class ReviewStore:
             else:
                 conn.execute("INSERT INTO queues (cycle, flow_run_id, created_at) VALUES (?, NULL, ?)",
                              (cycle, _now()))
-                conn.executemany(f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                conn.executemany(f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES ({_ITEM_SLOTS})",
                                  [tuple(getattr(item, f) for f in _ITEM_FIELDS) for item in items])
             if flow_run_id is not None:
                 conn.execute("UPDATE queues SET flow_run_id = ? WHERE cycle = ?", (flow_run_id, cycle))
@@ -230,20 +242,24 @@ class ReviewStore:
                                f"(positions 0..{total - 1})")
             return self._one_state(conn, cycle, row[0])
 
-    def next_pending(self, cycle: int, after: int = -1) -> ItemState | None:
-        """The first pending item with position > `after`, wrapping around to the start; None when none is
-        pending. A reviewer who skips ahead comes back to what they left behind."""
-        pending = [state for state in self.items(cycle) if state.state == "pending"]
+    def next_pending(self, cycle: int, after: int = -1, reviewer: str | None = None) -> ItemState | None:
+        """The first open item (pending or disputed) with position > `after`, wrapping around to the start; None
+        when none is open. A reviewer who skips ahead comes back to what they left behind. With `reviewer`, items
+        that reviewer already decided are left out: the second opinion and the tie-break must come from someone
+        else."""
+        pending = [state for state in self.items(cycle)
+                   if state.state in OPEN_STATES and (reviewer is None or reviewer not in state.reviewers)]
         later = [state for state in pending if state.item.position > after]
         return (later or pending or [None])[0]
 
     def progress(self, cycle: int) -> Progress:
-        """Counts of items (not decisions) per state; decided = every state but pending."""
+        """Counts of items (not decisions) per state; decided = every state but pending and disputed."""
         states = self.items(cycle)
         by_state = dict.fromkeys(STATES, 0)
         for state in states:
             by_state[state.state] += 1
-        return Progress(cycle=cycle, total=len(states), decided=len(states) - by_state["pending"], by_state=by_state)
+        return Progress(cycle=cycle, total=len(states), decided=len(states) - sum(by_state[s] for s in OPEN_STATES),
+                        by_state=by_state)
 
     def trail(self, cycle: int) -> list[DecisionRecord]:
         """Every decision row ever written for the cycle, undos included, in id (= commit) order."""

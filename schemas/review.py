@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from schemas.affordance import AffordanceName
 
 Decision = Literal["accepted", "rejected", "relabelled", "skipped"]
-ItemStateName = Literal["pending", "accepted", "rejected", "relabelled", "skipped"]
+ItemStateName = Literal["pending", "accepted", "rejected", "relabelled", "skipped", "disputed"]
 DECISIONS: tuple[str, ...] = ("accepted", "rejected", "relabelled", "skipped")
 REVIEWER_PATTERN = r"^[A-Za-z0-9_.@\-]{1,64}$"
+MAX_REVIEWS = 5  # reviewers one item can ask for: two for the overlap share, more only by hand
 
 
 class QueueItem(BaseModel):
@@ -30,6 +31,9 @@ class QueueItem(BaseModel):
     object_category: str = Field(min_length=1, description="Shown as text, never as markup.")
     predicted: AffordanceName
     confidence: float = Field(ge=0.0, le=1.0)
+    reviews: int = Field(1, ge=1, le=MAX_REVIEWS,
+                         description="Reviewers who must decide it: 1, or 2 for the overlap share that measures "
+                                     "how far reviewers agree (review/consensus.py).")
 
 
 class DecisionIn(BaseModel):
@@ -54,7 +58,9 @@ class DecisionIn(BaseModel):
 
 class ItemState(BaseModel):
     """An item with its current state. label: the class the item joins training with (predicted when
-    accepted, the reviewer's when relabelled), None otherwise."""
+    accepted, the reviewer's when relabelled), None otherwise. An item several reviewers must decide is
+    `disputed` while their decisions have no majority (review/consensus.py); `reviewer` then names every one of
+    them, otherwise the reviewer(s) whose decision stands. reviewers: everyone with a decision in force on it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,6 +70,7 @@ class ItemState(BaseModel):
     reviewer: str | None = None
     comment: str = ""
     decided_at: str | None = Field(None, description="ISO-8601 UTC time of the effective decision.")
+    reviewers: tuple[str, ...] = ()
 
 
 class DecisionRecord(BaseModel):
@@ -83,7 +90,8 @@ class DecisionRecord(BaseModel):
 
 
 class Progress(BaseModel):
-    """decided = items whose state is not pending (skipped counts: the reviewer looked at it)."""
+    """decided = items whose state is neither pending nor disputed (skipped counts: the reviewer looked at it;
+    a disputed item waits for a further decision, so the queue is not complete while one is left)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

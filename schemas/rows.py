@@ -177,7 +177,7 @@ class ReviewDecision(Row):
     object_category: str = Field(min_length=1)
     predicted: AffordanceName
     confidence: float = Field(ge=0.0, le=1.0)
-    state: Literal["pending", "accepted", "rejected", "relabelled", "skipped"]
+    state: Literal["pending", "accepted", "rejected", "relabelled", "skipped", "disputed"]
     label: AffordanceName | None = Field(None, description="The class it joins with: predicted or the reviewer's.")
     reviewer: str | None = None
     comment: str = ""

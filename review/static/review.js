@@ -79,6 +79,7 @@
 
   function describeState(s) {
     if (s.state === "pending") return "not decided yet";
+    if (s.state === "disputed") return "disputed: " + s.reviewer + " disagree";
     let text = s.state;
     if (s.state === "relabelled") text += " to " + s.label;
     if (s.reviewer) text += " by " + s.reviewer;
@@ -170,6 +171,7 @@
     setText("category", item.object_category);
     setText("predicted", item.predicted);
     setText("confidence", percent(item.confidence));
+    showReviews(s);
     $("comment").value = s.state === "pending" ? "" : (s.comment || "");
     view.classes.forEach((name) => {
       const button = $("relabel-" + name);
@@ -188,6 +190,18 @@
     document.dispatchEvent(new CustomEvent("review:item", { detail: {
       cycle: item.cycle, position: item.position, total: view.total, predicted: item.predicted,
       headers: authHeaders() } }));
+  }
+
+  // An overlap item asks for two reviewers; a disputed one waits for a further decision to make a majority.
+  function showReviews(s) {
+    const needed = s.item.reviews || 1;
+    const votes = (s.reviewers || []).length;
+    const mine = reviewer() !== null && (s.reviewers || []).includes(reviewer());
+    let text = needed === 1 ? "one reviewer" : "second opinion: " + Math.min(votes, needed) + " of " + needed + " decided";
+    if (s.state === "disputed") text = "disputed: " + votes + " reviewers disagree; a further decision settles it";
+    if (needed > 1 && mine) text += " (yours included)";
+    setText("reviews", text);
+    $("reviews").dataset.state = s.state === "disputed" ? "disputed" : (needed > 1 ? "overlap" : "single");
   }
 
   async function loadImage(cycle, position) {
@@ -221,6 +235,15 @@
     setText("complete-summary", "Cycle " + progress.cycle + ": " + progress.total + " items — " +
       by.accepted + " accepted, " + by.rejected + " rejected, " + by.relabelled + " relabelled, " +
       by.skipped + " skipped. Thank you!");
+  }
+
+  function showWaiting(progress) {
+    view.current = null;
+    $("review").hidden = true;
+    $("complete").hidden = true;
+    const open = progress.total - progress.decided;
+    setStatus("Nothing left for you in cycle " + progress.cycle + ": " + open + " item" + (open === 1 ? "" : "s") +
+      " wait for another reviewer (second opinions or disputes). Thank you!");
   }
 
   function showNothing(message) {
@@ -265,12 +288,17 @@
   }
 
   async function showNext(after) {
+    const name = reviewer();
+    const who = name === null ? "" : "&reviewer=" + encodeURIComponent(name);
     const [next, progress] = await Promise.all([
-      api("cycles/" + view.cycle + "/next?after=" + after, { allow404: true }),
+      api("cycles/" + view.cycle + "/next?after=" + after + who, { allow404: true }),
       api("cycles/" + view.cycle + "/progress"),
     ]);
     showProgress(progress);
-    if (next === null) showComplete(progress); else showItem(next);
+    if (next !== null) showItem(next);
+    else if (progress.total > 0 && progress.decided === progress.total) showComplete(progress);
+    else showWaiting(progress);
+    loadReviewerStats(view.cycle);
   }
 
   async function showPosition(position) {
@@ -279,6 +307,54 @@
       return;
     }
     showItem(await api("cycles/" + view.cycle + "/items/" + position));
+  }
+
+  // ------------------------------------------------------------------------------- reviewer figures
+
+  function cell(row, text) {
+    const td = document.createElement("td");
+    td.textContent = text === null || text === undefined ? "n/a" : String(text);
+    row.append(td);
+  }
+
+  function seconds(value) {
+    return value === null || value === undefined ? "n/a" : value.toFixed(1);
+  }
+
+  // Time per decision (median, p90) and agreement on the overlap items, per reviewer; kappa per pair.
+  async function loadReviewerStats(cycle) {
+    try {
+      const [pace, agreement] = await Promise.all([
+        api("cycles/" + cycle + "/pace"), api("cycles/" + cycle + "/agreement")]);
+      if (cycle !== view.cycle) return;
+      const share = {};
+      agreement.reviewers.forEach((r) => { share[r.reviewer] = r; });
+      const body = $("reviewer-rows");
+      body.replaceChildren();
+      pace.forEach((p) => {
+        const row = document.createElement("tr");
+        const agreed = share[p.reviewer];
+        cell(row, p.reviewer);
+        cell(row, p.decisions);
+        cell(row, seconds(p.median_s));
+        cell(row, seconds(p.p90_s));
+        cell(row, agreed && agreed.share !== null ? percent(agreed.share) + " of " + agreed.items : null);
+        body.append(row);
+      });
+      const pairs = $("reviewer-pairs");
+      pairs.replaceChildren();
+      agreement.pairs.forEach((p) => {
+        const item = document.createElement("li");
+        const kappa = p.kappa === null ? "n/a" : p.kappa.toFixed(2);
+        item.textContent = p.reviewers.join(" and ") + ": Cohen's kappa " + kappa + " on " + p.items + " shared items";
+        pairs.append(item);
+      });
+      const n = agreement.overlapping;
+      setText("reviewer-summary", n + (n === 1 ? " item" : " items") + " decided by two or more reviewers; " +
+        agreement.disputed.length + " disputed.");
+    } catch (error) {
+      setText("reviewer-summary", "Reviewer figures unavailable: " + error.message);
+    }
   }
 
   // ------------------------------------------------------------------------------------------ actions

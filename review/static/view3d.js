@@ -81,6 +81,12 @@ function fetchGeometry(detail, position) {
   return cache.get(key);
 }
 
+// Keep only this item, its neighbours and the one ahead: a geometry can be 4 MiB, and a queue holds 100 items.
+function forgetOthers(detail) {
+  const keep = new Set([-1, 0, 1].map((d) => detail.cycle + "/" + (detail.position + d)));
+  for (const key of cache.keys()) if (!keep.has(key)) cache.delete(key);
+}
+
 async function show(detail) {
   const key = detail.cycle + "/" + detail.position;
   state.key = key;
@@ -88,6 +94,7 @@ async function show(detail) {
   note("Loading the 3-D view…");
   const result = await fetchGeometry(detail, detail.position);
   if (detail.position + 1 < detail.total) fetchGeometry(detail, detail.position + 1);  // ahead of the reviewer
+  forgetOthers(detail);
   if (state.key !== key) return;  // moved on meanwhile
   if (!result.geometry) {
     $("view3d-canvas").hidden = true;

@@ -76,6 +76,7 @@ class QualityReport:
     per_class: list[ClassQuality]
     skipped: int
     pending: int
+    disputed: int = 0  # overlap items whose reviewers disagree: unresolved, so not counted either way
 
 
 def _counts(states: Sequence[ItemState]) -> tuple[int, int]:
@@ -99,7 +100,8 @@ def label_quality(states: Sequence[ItemState]) -> QualityReport:
             per_class.append(ClassQuality(name, class_n, class_correct, _interval(class_correct, class_n)))
     return QualityReport(n=n, correct=correct, accuracy=_interval(correct, n), per_class=per_class,
                          skipped=sum(state.state == "skipped" for state in states),
-                         pending=sum(state.state == "pending" for state in states))
+                         pending=sum(state.state == "pending" for state in states),
+                         disputed=sum(state.state == "disputed" for state in states))
 
 
 def passes_gate(report: QualityReport, min_lower: float = 0.90) -> bool:
@@ -122,7 +124,8 @@ def quality_markdown(report: QualityReport, min_lower: float) -> str:
     verdict = "pass" if passes_gate(report, min_lower) else "fail"
     summary = (f"**Label quality:** {report.correct} / {report.n} reviewed labels correct ({estimate} %), "
                f"95 % Wilson interval {interval} %. Gate (lower bound >= {100 * min_lower:.1f} %): **{verdict}**. "
-               f"Not counted: {report.skipped} skipped, {report.pending} pending.")
+               f"Not counted: {report.skipped} skipped, {report.pending} pending"
+               + (f", {report.disputed} disputed (reviewers disagree)." if report.disputed else "."))
     rows = [[row.name, row.n, row.correct, *_percent(row.accuracy)] for row in report.per_class]
     table = markdown_table(["predicted class", "reviewed", "correct", "accuracy %", "95 % interval %"], rows)
     return f"{summary}\n\n{table}"

@@ -2,7 +2,7 @@
 low-confidence fallback, and the per-cycle table.
 
 Merge rule of one cycle, after its review:
-- a reviewed item that was rejected never joins;
+- a reviewed item that was rejected never joins, nor one its reviewers dispute (no majority: a person doubted it);
 - a reviewed item that was relabelled joins with the reviewer's class (origin `relabelled`), gate or not: a person
   chose that class;
 - every other accepted pseudo-label of the cycle (reviewed and accepted, skipped, or not in the queue) joins with
@@ -35,7 +35,7 @@ def merge_cycle(labels: Sequence[PseudoLabel], review: Sequence[ItemState] | Non
         if not label.accepted:
             continue
         state = decided.get(label.sample_id)
-        if state is not None and state.state == "rejected":
+        if state is not None and state.state in ("rejected", "disputed"):
             continue
         if state is not None and state.state == "relabelled":
             merged.append(_final(label, state.label, "relabelled"))

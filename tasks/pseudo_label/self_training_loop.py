@@ -92,8 +92,9 @@ def label_cycle_task(result: TrainResult, report: StageReport, remaining: Clouds
 
 @task(name="open-review-queue", cache_policy=NONE)
 def queue_task(store_path: Path, images_dir: Path, labels: list[PseudoLabel], categories: dict[str, str],
-               cycle: int, size: int, seed: int, sample_tables: list[Path], hand_faces: np.ndarray) -> int:
-    items = sample_queue(labels, categories, cycle, size=size, seed=seed)
+               cycle: int, size: int, seed: int, sample_tables: list[Path], hand_faces: np.ndarray,
+               overlap: float = 0.0) -> int:
+    items = sample_queue(labels, categories, cycle, size=size, seed=seed, overlap=overlap)
     render_queue_images(items, sample_tables, hand_faces, cycle_images_dir(images_dir, cycle))
     ReviewStore(store_path).create_queue(cycle, items, flow_run_id=str(flow_run.id))
     return len(items)
@@ -101,9 +102,10 @@ def queue_task(store_path: Path, images_dir: Path, labels: list[PseudoLabel], ca
 
 def _simulated_review(base_url: str, cycle: int, truth: dict[str, str], error_rate: float,
                       seed: int) -> threading.Thread:
-    from review.simulated import review_queue_over_http
+    from review.simulated import review_until_complete
 
-    thread = threading.Thread(target=review_queue_over_http, args=(base_url, cycle, truth),
+    # As many simulated reviewers as the queue needs: one, a second for the overlap share, more for disputes
+    thread = threading.Thread(target=review_until_complete, args=(base_url, cycle, truth),
                               kwargs={"error_rate": error_rate, "seed": seed}, daemon=True)
     thread.start()
     return thread
@@ -150,6 +152,7 @@ class CycleSettings:
     reviewer: str
     review_url: str
     simulated_error_rate: float
+    review_overlap: float = 0.0  # share of each queue that two reviewers decide
 
 
 @dataclass
@@ -232,7 +235,7 @@ def _reviewed(run: SelfTrainingRun, cycle: int, labels: list[PseudoLabel],
     """Open the cycle's queue and wait (paused) for its review; the final item states, or None on timeout."""
     s, store_path = run.settings, run.layout.review_store
     size = queue_task(store_path, run.layout.review_images, labels, run.categories, cycle, s.queue_size,
-                      s.seed + cycle, run.targets, run.hand_faces)
+                      s.seed + cycle, run.targets, run.hand_faces, s.review_overlap)
     print(f"cycle {cycle}: {size} labels to review at {s.review_url}/ (or resume this run in the Prefect UI "
           f"once they are decided); waiting up to {s.review_timeout_s} s")
     store = ReviewStore(store_path)

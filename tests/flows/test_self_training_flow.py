@@ -42,13 +42,17 @@ def _run(root, summary, targets, **options):
 def test_simulated_review_labels_every_target_with_the_reviewers_answers(prefect_harness, world):
     root, summary, targets, samples = world
     report = _run(root, summary, targets, max_cycles=3, reviewer="simulated", simulated_error_rate=0.0,
-                  truth_root=str(summary.root), min_lower=0.0)
+                  truth_root=str(summary.root), min_lower=0.0, review_overlap=0.5)
     truth = truth_for(summary.root, samples)
     final = {r.sample_id: r for r in open_table(root / "tables" / "affordance_labels", AffordanceLabel).iter_rows()}
     assert set(final) == set(truth)  # 100 % coverage
     store = ReviewStore(root / "review" / "review.sqlite")
     reviewed = [state for cycle in store.cycles() for state in store.result(cycle).items]
     assert reviewed and all(state.state in ("accepted", "relabelled") for state in reviewed)
+    # half of each queue asked for a second reviewer, who agreed (no mistakes): no third one was needed
+    twice = [state for state in reviewed if state.item.reviews == 2]
+    assert twice and all(state.reviewers == ("simulated", "simulated-2") for state in twice)
+    assert all(state.reviewers == ("simulated",) for state in reviewed if state.item.reviews == 1)
     for state in reviewed:  # an error-free reviewer: every reviewed label that joined is the true class
         assert state.label == truth[state.item.sample_id]
         assert final[state.item.sample_id].affordance == truth[state.item.sample_id]

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import re
@@ -7,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -76,14 +78,39 @@ def test_decisions_progress_next_and_trail(paths):
     out = _decide(client, second["item"]["sample_id"], "relabelled", label="lever", comment="the lever part")
     assert out.json()["state"] | {"decided_at": None} == {
         "item": second["item"], "state": "relabelled", "label": "lever", "reviewer": "ann",
-        "comment": "the lever part", "decided_at": None}
+        "comment": "the lever part", "decided_at": None, "reviewers": ["ann"]}
 
     progress = client.get("/api/cycles/0/progress").json()
     assert progress["decided"] == 2
-    assert progress["by_state"] == {"pending": 2, "accepted": 1, "rejected": 0, "relabelled": 1, "skipped": 0}
+    assert progress["by_state"] == {"pending": 2, "accepted": 1, "rejected": 0, "relabelled": 1, "skipped": 0,
+                                    "disputed": 0}
     assert client.get("/api/cycles/0/items/1").json()["label"] == "lever"
     assert [r["kind"] for r in client.get("/api/cycles/0/trail").json()] == ["accepted", "relabelled"]
     assert client.get("/api/cycles/0/next", params={"after": 3}).json()["item"]["position"] == 2  # wraps around
+
+
+def test_next_leaves_out_what_the_reviewer_decided_and_the_trail_exports_as_parquet(tmp_path):
+    store_path = tmp_path / "review.sqlite"
+    ReviewStore(store_path).create_queue(0, [i.model_copy(update={"reviews": 2 if i.position == 1 else 1})
+                                             for i in _items(0, 3)])
+    client = _client((store_path, tmp_path / "images"))
+    for position in range(3):
+        assert _decide(client, f"toy-0000{position:012x}", "accepted").status_code == 200
+    assert client.get("/api/cycles/0/next", params={"reviewer": "ann"}).status_code == 404
+    served = client.get("/api/cycles/0/next", params={"reviewer": "bob"}).json()
+    assert (served["item"]["position"], served["item"]["reviews"], served["reviewers"]) == (1, 2, ["ann"])
+    out = _decide(client, served["item"]["sample_id"], "rejected", reviewer="bob").json()
+    assert out["state"]["state"] == "disputed" and not out["progress"]["by_state"]["pending"]
+    assert out["progress"]["by_state"]["disputed"] == 1 and out["progress"]["decided"] == 2
+    assert client.get("/api/cycles/0/next", params={"reviewer": "cat"}).json()["state"] == "disputed"
+    bad = client.get("/api/cycles/0/next", params={"reviewer": "<b>"})
+    assert bad.status_code == 422 and "reviewer" in bad.text and "<b>" not in bad.text
+
+    response = client.get("/api/cycles/0/trail.parquet")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/vnd.apache.parquet"
+    table = pq.read_table(io.BytesIO(response.content))
+    assert table.column("reviewer").to_pylist() == ["ann", "ann", "ann", "bob"]
+    assert client.get("/api/cycles/9/trail.parquet").status_code == 404
 
 
 def test_bad_requests_are_named(paths):

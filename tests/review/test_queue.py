@@ -101,6 +101,18 @@ def test_same_seed_same_queue_whatever_the_input_order():
     assert Counter(i.predicted for i in other) == Counter(i.predicted for i in first)  # the allocation is fixed
 
 
+def test_overlap_share_asks_two_reviewers_for_that_many_items_of_the_same_queue():
+    labels = labels_with(COUNTS)
+    categories = categories_of(labels)
+    plain = sample_queue(labels, categories, cycle=0, seed=3)
+    overlap = sample_queue(labels, categories, cycle=0, seed=3, overlap=0.1)
+    assert [i.sample_id for i in overlap] == [i.sample_id for i in plain]  # drawn after the queue: same queue
+    assert Counter(i.reviews for i in overlap) == {1: 90, 2: 10} and {i.reviews for i in plain} == {1}
+    assert sample_queue(labels, categories, cycle=0, seed=3, overlap=0.1) == overlap  # seeded
+    small = labels_with({"lift": 3})
+    assert sum(i.reviews == 2 for i in sample_queue(small, categories_of(small), cycle=0, overlap=0.1)) == 1
+
+
 def test_fewer_accepted_labels_than_size_go_to_review_all():
     labels = labels_with({"lift": 20, "twist": 10})
     items = sample_queue(labels, categories_of(labels), cycle=0, size=100)

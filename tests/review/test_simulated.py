@@ -7,6 +7,7 @@ import pytest
 from review.simulated import (
     choose_decision,
     review_queue_over_http,
+    review_until_complete,
     start_review_server,
     stop_review_server,
 )
@@ -32,11 +33,13 @@ def _queue(cycle: int) -> tuple[list[QueueItem], dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> tuple[str, Path]:
-    """One real review server for the module, with identical queues in cycles 0..3 (one per test)."""
+    """One real review server for the module, with identical queues in cycles 0..4 (one per test)."""
     store_path = tmp_path_factory.mktemp("review") / "review.sqlite"
     store = ReviewStore(store_path)
     for cycle in range(4):
         store.create_queue(cycle, _queue(cycle)[0])
+    # cycle 4: every fourth item asks for two reviewers
+    store.create_queue(4, [i.model_copy(update={"reviews": 2 if i.position % 4 == 0 else 1}) for i in _queue(4)[0]])
     process, base_url = start_review_server(store_path, store_path.parent / "images")
     yield base_url, store_path
     stop_review_server(process)
@@ -95,3 +98,21 @@ def test_unknown_cycle_and_missing_truth(server):
         review_queue_over_http(base_url, 3, {})
     with pytest.raises(ValueError, match="error_rate"):
         review_queue_over_http(base_url, 3, {}, error_rate=1.5)
+
+
+@pytest.mark.server
+def test_simulated_reviewers_complete_an_overlap_queue_and_break_its_ties(server):
+    base_url, store_path = server
+    truth = _queue(4)[1]
+    done = review_until_complete(base_url, 4, truth, error_rate=0.3, seed=5)
+    store = ReviewStore(store_path)
+    assert store.progress(4).complete
+    states = store.items(4)
+    overlap = [s for s in states if s.item.reviews == 2]
+    assert len(overlap) == N // 4 and all(len(s.reviewers) >= 2 for s in overlap)
+    assert all(s.reviewers == ("simulated",) for s in states if s.item.reviews == 1)
+    assert sum(done["simulated-2"].values()) == N // 4  # the second reviewer saw the overlap items only
+    labels = store.reviewer_labels(4)
+    ties = [s for s in overlap if len(s.reviewers) == 3]  # where the first two disagreed, a third decided
+    assert ties and all(labels[s.item.sample_id]["simulated"] != labels[s.item.sample_id]["simulated-2"] for s in ties)
+    assert all(s.state != "disputed" for s in states)

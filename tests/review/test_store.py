@@ -122,7 +122,8 @@ def test_decide_undo_undo_again_and_redo_leave_the_whole_trail(store):
         (4, sample_id(0), "undo", 1),
         (5, sample_id(0), "rejected", None),
     ]
-    assert store.progress(0).by_state == {"pending": 4, "accepted": 0, "rejected": 1, "relabelled": 0, "skipped": 0}
+    assert store.progress(0).by_state == {"pending": 4, "accepted": 0, "rejected": 1, "relabelled": 0, "skipped": 0,
+                                          "disputed": 0}
 
 
 def test_undo_brings_back_the_earlier_decision_on_the_same_item(store):
@@ -153,7 +154,8 @@ def test_progress_and_result_count_items(store):
     store.decide(0, decision(0, "accepted", reviewer="bob"))  # a second decision on a decided item
     progress = store.progress(0)
     assert (progress.total, progress.decided, progress.complete) == (5, 4, False)
-    assert progress.by_state == {"pending": 1, "accepted": 2, "rejected": 1, "relabelled": 0, "skipped": 1}
+    assert progress.by_state == {"pending": 1, "accepted": 2, "rejected": 1, "relabelled": 0, "skipped": 1,
+                                "disputed": 0}
     store.decide(0, decision(4, "relabelled", label="press"))
     assert store.progress(0).complete
     result = store.result(0)
@@ -293,3 +295,61 @@ def test_every_returned_decision_survives_sigkill(tmp_path):
     assert written[: len(printed)] == printed
     assert len(written) - len(printed) in (0, 1)
     assert reopened.progress(0).decided == len(written)
+
+
+# ---------------------------------------------------------------------------------------------- overlap items
+
+
+@pytest.fixture
+def overlap_store(tmp_path: Path) -> ReviewStore:
+    """Five items; items 1 and 3 ask for two reviewers."""
+    store = ReviewStore(tmp_path / "review.sqlite")
+    store.create_queue(0, [item.model_copy(update={"reviews": 2 if item.position in (1, 3) else 1})
+                           for item in queue(5)])
+    return store
+
+
+def test_an_overlap_item_is_served_to_a_second_reviewer_only(overlap_store):
+    store = overlap_store
+    for i in range(5):
+        store.decide(0, decision(i, reviewer="alice"))
+    progress = store.progress(0)
+    assert (progress.decided, progress.by_state["pending"], progress.complete) == (3, 2, False)
+    assert store.next_pending(0, reviewer="alice") is None  # nothing left for alice ...
+    assert store.next_pending(0, reviewer="bob").item.position == 1  # ... items 1 and 3 wait for someone else
+    assert store.next_pending(0, after=1, reviewer="bob").item.position == 3
+
+
+def test_a_disputed_item_keeps_the_queue_open_until_a_third_decision(overlap_store):
+    store = overlap_store
+    for i in range(5):
+        store.decide(0, decision(i, reviewer="alice"))
+    assert store.decide(0, decision(1, reviewer="bob")).state == "accepted"
+    disputed = store.decide(0, decision(3, "rejected", reviewer="bob"))
+    assert (disputed.state, disputed.reviewer) == ("disputed", "alice, bob")
+    progress = store.progress(0)
+    assert (progress.decided, progress.by_state["disputed"], progress.complete) == (4, 1, False)
+    assert store.next_pending(0, reviewer="bob") is None
+    assert store.next_pending(0, reviewer="carol").item.position == 3
+    assert store.decide(0, decision(3, "rejected", reviewer="carol")).state == "rejected"
+    assert store.progress(0).complete
+    # carol's undo reopens the dispute
+    assert store.undo(0, "carol").state == "disputed" and not store.progress(0).complete
+
+
+def test_a_store_written_before_overlap_items_gets_the_reviews_column(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:  # the items table as stores had it before the `reviews` column
+        conn.executescript("""
+            CREATE TABLE queues (cycle INTEGER PRIMARY KEY, flow_run_id TEXT, created_at TEXT NOT NULL);
+            CREATE TABLE items (cycle INTEGER NOT NULL REFERENCES queues(cycle), position INTEGER NOT NULL,
+                sample_id TEXT NOT NULL, dataset TEXT NOT NULL, object_category TEXT NOT NULL,
+                predicted TEXT NOT NULL, confidence REAL NOT NULL, PRIMARY KEY (cycle, position),
+                UNIQUE (cycle, sample_id));
+            INSERT INTO queues VALUES (0, NULL, '2026-01-01T00:00:00+00:00');
+            INSERT INTO items VALUES (0, 0, 'grab-0000000000000000', 'grab', 'mug', 'wrap-grasp', 0.9);
+        """)
+    store = ReviewStore(path)
+    [state] = store.items(0)
+    assert (state.item.reviews, state.state) == (1, "pending")
+    assert store.decide(0, decision(0)).state == "accepted"

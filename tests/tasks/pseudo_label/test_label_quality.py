@@ -102,3 +102,9 @@ def test_markdown_summary_and_table():
 
 def test_interval_is_a_named_tuple():
     assert wilson_interval(1, 2)._fields == Interval._fields == ("estimate", "low", "high")
+
+
+def test_a_disputed_item_counts_neither_way_and_is_named():
+    report = label_quality(states(("press", "accepted"), ("press", "disputed"), ("press", "rejected")))
+    assert (report.n, report.correct, report.disputed, report.pending) == (2, 1, 1, 0)
+    assert "1 disputed (reviewers disagree)" in quality_markdown(report, min_lower=0.5)

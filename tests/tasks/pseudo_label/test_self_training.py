@@ -78,3 +78,10 @@ def test_decision_rows_carry_the_final_states(cycle):
     assert [(r.sample_id, r.state, r.label) for r in rows] == [
         (s.item.sample_id, s.state, s.label) for s in review]
     assert rows[2].label == "twist" and rows[1].label is None and {r.cycle for r in rows} == {0}
+
+
+def test_a_disputed_item_never_joins_even_when_the_gate_passes(cycle):
+    labels, review = cycle
+    review = [*review, _state(labels[5], "disputed", 4)]
+    merged = {m.sample_id for m in merge_cycle(labels, review, gate_passed=True)}
+    assert labels[5].sample_id not in merged and labels[0].sample_id in merged
