@@ -219,8 +219,13 @@ def _add_item_routes(app: FastAPI, store: ReviewStore, images_dir: Path) -> None
 
     @app.get("/api/cycles/{cycle}/items/{position}/geometry", response_class=FileResponse)
     def geometry(cycle: Cycle, position: Position) -> FileResponse:
-        """The item's hand and object meshes for the 3-D view (review/geometry.py), by (cycle, position) only."""
-        _found(store.item, cycle, position)
+        """The item's hand and object meshes for the 3-D view (review/geometry.py), by (cycle, position) only.
+        A position outside the cycle's queue is refused with 422 naming `position` and the valid range."""
+        total = _found(store.progress, cycle).total
+        if position >= total:
+            raise RequestValidationError([{"loc": ("path", "position"), "type": "value_error",
+                                           "msg": f"position {position} is outside the queue of cycle {cycle} "
+                                                  f"(positions 0..{total - 1})"}])
         folder = cycle_images_dir(images_dir, cycle)
         path = geometry_path(folder, position)
         if not path.is_file():

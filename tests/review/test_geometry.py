@@ -65,6 +65,8 @@ def test_the_endpoint_serves_by_position_and_says_why_when_there_is_none(tmp_pat
     too_large = client.get("/api/cycles/0/items/1/geometry")
     assert too_large.status_code == 404 and "over the page's 4 MiB limit" in too_large.json()["detail"]
     assert "no 3-D geometry was written" in client.get("/api/cycles/0/items/2/geometry").json()["detail"]
-    assert client.get("/api/cycles/0/items/3/geometry").status_code == 404  # past the queue
+    past = client.get("/api/cycles/0/items/3/geometry")  # past the queue
+    assert past.status_code == 422 and "positions 0..2" in past.text and "position" in past.text
+    assert client.get("/api/cycles/5/items/0/geometry").status_code == 404  # no such cycle
     assert client.get("/api/cycles/0/items/-1/geometry").status_code == 422
     assert client.get("/api/cycles/0/items/..%2F..%2Freview.sqlite/geometry").status_code in (404, 422)
