@@ -1,6 +1,6 @@
 """Throughput of the embedded LLM endpoint on CPU: short grasp instructions, sequential and concurrent.
 
-    python -m bench.bench_llm --n 12 [--concurrency 1 2 4] [--max-tokens 32] [--data-root DIR]
+    python -m bench.bench_llm --n 12 [--concurrency 1 2 4] [--batching on off] [--max-tokens 32] [--data-root DIR]
     python -m bench.bench_llm --base-url http://HOST/v1 --model NAME   # any running endpoint instead
     afford report docs/results/llm --update BENCHMARKS.md
 
@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None, help="Default: the AFFORD_DATA_ROOT setting.")
     parser.add_argument("--base-url", default=None, help="Bench a running endpoint instead of starting one.")
     parser.add_argument("--model", default=None, help="Model name for --base-url.")
+    parser.add_argument("--batching", nargs="+", choices=["on", "off"], default=["on", "off"],
+                        help="Serve with continuous batching on and/or off (the embedded endpoint only).")
     parser.add_argument("--results", type=Path, default=None,
                         help="Folder for result.json/result.md (default: docs/results/llm).")
     args = parser.parse_args()
@@ -94,26 +96,30 @@ def main() -> None:
         start = time.perf_counter()
         model_dir = ensure_model_dir(args.data_root)
         report["convert_or_reuse_s"] = round(time.perf_counter() - start, 1)
-        start = time.perf_counter()
-        endpoint = start_endpoint(model_dir)
-        report["server_start_s"] = round(time.perf_counter() - start, 1)
-        try:
-            report.update(endpoint="embedded transformers serve", model=Path(endpoint.model).name,
-                          levels=bench(endpoint.base_url, endpoint.model, args.n, args.concurrency,
-                                       args.max_tokens))
-        finally:
-            stop_endpoint(endpoint)
+        report["levels"] = []
+        for batching in args.batching:  # one server at a time, so they never share the cores
+            start = time.perf_counter()
+            endpoint = start_endpoint(model_dir, continuous_batching=batching == "on")
+            report["server_start_s"] = round(time.perf_counter() - start, 1)
+            try:
+                report.update(endpoint="embedded transformers serve", model=Path(endpoint.model).name)
+                report["levels"] += [level | {"batching": batching} for level in
+                                     bench(endpoint.base_url, endpoint.model, args.n, args.concurrency,
+                                           args.max_tokens)]
+            finally:
+                stop_endpoint(endpoint)
     print(json.dumps(report, indent=2))
-    rows = [[level["concurrency"], level["instructions_per_s"], level["mean_latency_s"], level["p95_latency_s"],
-             level["completion_tokens_per_s"], level["empty_answers"]] for level in report["levels"]]
+    rows = [[level.get("batching", "n/a"), level["concurrency"], level["instructions_per_s"],
+             level["mean_latency_s"], level["p95_latency_s"], level["completion_tokens_per_s"],
+             level["empty_answers"]] for level in report["levels"]]
     start_words = (f" The model folder was ready in {report['convert_or_reuse_s']:.0f} s (converted from the GGUF "
                    f"the first time, reused after) and the server answered its first request "
                    f"{report['server_start_s']:.0f} s after start." if "server_start_s" in report else "")
     text = [f"{report['endpoint']} ({report['model']}), {args.n} one-sentence instruction prompts per level, "
             f"temperature 0, at most {args.max_tokens} tokens each, after one warm-up request.{start_words} "
             f"The first answer: \"{report['levels'][0]['sample_answer']}\"; {load_text()}."]
-    table = bench_table(["concurrency", "answers/s", "mean latency s", "p95 latency s", "completion tokens/s",
-                         "empty answers"], rows, ["d", ".3f", ".1f", ".1f", ".1f", "d"])
+    table = bench_table(["continuous batching", "concurrency", "answers/s", "mean latency s", "p95 latency s",
+                         "completion tokens/s", "empty answers"], rows, ["", "d", ".3f", ".1f", ".1f", ".1f", "d"])
     finish(header, "llm", "Embedded LLM endpoint (instructions)", text, [table], out=args.results)
 
 

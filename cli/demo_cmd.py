@@ -31,6 +31,8 @@ def demo(
     affordance_steps: int = typer.Option(1500, min=1, max=1_000_000, help="Affordance-map model training steps."),
     affordance_preset: str = typer.Option(AFFORDANCE_PRESETS.default, help=AFFORDANCE_PRESETS.help()),
     classifier_preset: str = typer.Option(CLASSIFIER_PRESETS.default, help=CLASSIFIER_PRESETS.help()),
+    grasp: bool = typer.Option(True, "--grasp/--no-grasp", help="Then train the tiny grasp generator on the "
+                                                              "annotated table and evaluate it (Table 9, grasp grid)."),
     seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Random seed."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
 ) -> None:
@@ -57,5 +59,5 @@ def demo(
                        epochs=epochs, max_cycles=max_cycles, queue_size=queue_size, review_overlap=review_overlap,
                        instructions=instructions,
                        affordance_steps=affordance_steps, affordance_preset=affordance_preset,
-                       classifier_preset=classifier_preset, command=invocation())
+                       classifier_preset=classifier_preset, grasp=grasp, command=invocation())
     print_flow_report(report, root)

@@ -37,6 +37,7 @@ from tasks.report.figures import ingest_figures
 from tasks.report.render import render_annotated, render_ingest
 from tasks.report.run_files import write_stage
 from tasks.runtime.provenance import provenance
+from tasks.runtime.stage_clock import StageClock
 from tasks.runtime.task_runners import make_task_runner
 from tasks.store.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs, load_mano_fits
 from tasks.store.read import open_table
@@ -88,6 +89,8 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     run = provenance(command, seed)
     shutil.rmtree(layout.reports, ignore_errors=True)  # the last run's figures must not mix with this run's
     write_stage(layout.reports, "run", run | {"finished": False})
+    clock = StageClock(layout.reports)
+    clock.start("ingest")
     counts = ingest_all.with_options(task_runner=runner)(formats, str(datasets), str(root), mano_root, num_points,
                                                         seed)
     labelled = labelled_format()
@@ -95,6 +98,8 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     ingest = ingest_figures(counts)
     write_stage(layout.reports, "ingest", ingest)
     parts = [render_ingest(ingest) + f"\n\nTables in `{layout.tables.absolute()}`."]
+    clock.done("ingest")
+    clock.start("self_training")
     try:
         parts.append(self_training(data_root=str(root), labelled_table=str(layout.table(labelled)),
                                    target_tables=targets, mano_root=mano_root, epochs=epochs, seed=seed,
@@ -105,11 +110,15 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     except NoLabelledSamples as exc:  # e.g. every AffordPose input was rejected: nothing to learn from
         write_stage(layout.reports, "self_training", skipped=str(exc))
         parts.append(f"## Self-training skipped\n\n{exc}")
+    clock.done("self_training")
     labels_table = layout.affordance_labels
+    clock.start("instruct")
     parts.append(instruct(tables=[str(layout.table(fmt)) for fmt in formats], out_table=str(layout.instructions),
                           labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
                           generator=instructions, data_root=str(root), seed=seed,
                           reports_dir=str(layout.reports)))
+    clock.done("instruct")
+    clock.start("affordance")
     try:
         parts.append(affordance(labelled_table=str(layout.table(labelled)), target_tables=targets,
                                 out_dir=str(layout.affordance), instructions_table=str(layout.instructions),
@@ -119,9 +128,12 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     except NoMapItems as exc:  # as above: no AffordPose row with part labels to learn from
         write_stage(layout.reports, "affordance", skipped=str(exc))
         parts.append(f"## Affordance maps skipped\n\n{exc}")
+    clock.done("affordance")
+    clock.start("join")
     joined = join_task(layout, formats)
     write_stage(layout.reports, "annotated", asdict(joined))
     parts.append(f"{render_annotated(asdict(joined))} Table `{layout.annotated.absolute()}`.")
+    clock.done("join")
     write_stage(layout.reports, "run", run | {"finished": True})
     markdown = "\n\n".join(parts)
     create_markdown_artifact(markdown=markdown, key="annotate-summary", description="Every stage of the run")

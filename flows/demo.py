@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +11,8 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.annotate import annotate
+from flows.evaluate_grasp import evaluate_grasp
+from flows.train_grasp import train_grasp
 from models.mano_pickle import load_mano_pickle, mano_file
 from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS, AffordancePreset, ClassifierPreset
 from ops.render import render_pair
@@ -18,8 +21,10 @@ from schemas.data_root import DataRoot
 from schemas.hand import hand_faces_for
 from schemas.rows import Sample
 from tasks.affordance.config import MapTrainConfig
+from tasks.grasp.config import PRESETS as GRASP_PRESETS
 from tasks.ingest.formats import labelled_format
 from tasks.pseudo_label.classifier_config import TrainConfig
+from tasks.runtime.stage_clock import StageClock, human_seconds, record_stage_time
 from tasks.store.read import open_table
 from tasks.synth.datasets import DATASETS, SynthSummary, synthesize_datasets
 from tasks.synth.demo import break_two_inputs
@@ -70,7 +75,8 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
          instructions: Literal["auto", "openai", "template"] = "auto",
          affordance_steps: int = MapTrainConfig.steps,
          affordance_preset: AffordancePreset = AFFORDANCE_PRESETS.default,
-         classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default, command: str = "demo flow") -> str:
+         classifier_preset: ClassifierPreset = CLASSIFIER_PRESETS.default, grasp: bool = True,
+         command: str = "demo flow") -> str:
     """Synthesise AffordPose, OakInk-Shape, GRAB and HO-3D in their own formats (two files broken on purpose), then
     run the whole `annotate` flow on them and draw one grasp of each: ingest all four into sample tables,
     self-train the affordance classifier:
@@ -79,19 +85,25 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     and repeat until every target sample is labelled. AffordPose is larger (`labelled_objects_per_category` objects,
     `labelled_grasps_per_part` grasps per part) because the classifier learns from it. `categories`: a subset of
     the 13 object categories (default: all). Last, one instruction per labelled grasp. `instructions`:
-    "auto" (default: AFFORD_LLM_BASE_URL when set, else the embedded SmolLM2 endpoint, started and stopped here;
-    1-2 requests of about 5 s each per (object class, affordance) key on 2 CPU cores, about 30 keys with the
-    default sizes, each generated once and cached), "openai" (the configured endpoint), or "template" (no model).
+    "auto" (default: AFFORD_LLM_BASE_URL when set, else the embedded SmolLM2 endpoint, started and stopped here,
+    with 4 requests in flight; 1-2 requests per (object class, affordance) key, about 30 keys with the default
+    sizes, each generated once and cached), "openai" (the configured endpoint), or "template" (no model).
     Then the affordance-map model (`affordance_preset`): trained `affordance_steps` steps on AffordPose's part
     labels, evaluated on held-out objects, and run on every labelled target sample with its instruction.
+    `grasp`: then train the grasp generator (preset `tiny`) on the annotated table and evaluate it (Table 9 and the
+    grasp grid, `<data_root>/grasp/demo/`): the path the annotations exist to feed, run end to end.
     `command`: what started the run, for the report header (`afford report DATA_ROOT` renders the figures)."""
     layout = DataRoot(data_root)
     root = layout.path
     clear_synthetic_datasets(layout.datasets)
     labelled = labelled_format()
     objects = {d: objects_per_category for d in DATASETS} | {labelled: labelled_objects_per_category}
+    started = time.perf_counter()
+    print("stage synthesise ...")
     synth = synth_task(layout.datasets, objects, {labelled: labelled_grasps_per_part}, seed, categories)
     broken = break_task(synth.root)
+    synth_seconds = time.perf_counter() - started
+    print(f"stage synthesise done in {human_seconds(synth_seconds)}")
     # The demo's reviewer is simulated: its review store starts afresh with each demo run (a kept store would hold
     # the last run's queues, which a run with other sizes or seed would contradict).
     shutil.rmtree(layout.review, ignore_errors=True)
@@ -101,10 +113,40 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
                       queue_size=queue_size, review_overlap=review_overlap, instructions=instructions,
                       affordance_steps=affordance_steps, affordance_preset=affordance_preset,
                       classifier_preset=classifier_preset, command=command)
-    renders = render_task(layout, synth.mano_root, layout.renders)
+    # annotate starts its report afresh: the synthesis time goes in after it
+    record_stage_time(layout.reports, "synthesise", synth_seconds)
+    clock = StageClock(layout.reports)
+    with clock.stage("render"):
+        renders = render_task(layout, synth.mano_root, layout.renders)
+    grasp_where = ""
+    if grasp:
+        report, grasp_where = _grasp_generator(layout, str(synth.mano_root), seed, clock, report)
     where = "\n".join([f"Inputs broken on purpose: {', '.join(f'`{b}`' for b in broken)}.",
                        f"Datasets: `{synth.root.absolute()}` (MANO model: `{synth.mano_root.absolute()}`)",
-                       "Pictures: " + ", ".join(f"`{p.absolute()}`" for p in renders)])
+                       "Pictures: " + ", ".join(f"`{p.absolute()}`" for p in renders)] + ([grasp_where] if grasp_where
+                                                                                           else []))
     markdown = f"{report}\n\n## Where\n\n{where}"
     create_markdown_artifact(markdown=markdown, key="demo-tables", description="Tables written by the demo")
     return markdown
+
+
+def _grasp_generator(layout: DataRoot, mano_root: str, seed: int, clock: StageClock, report: str) -> tuple[str, str]:
+    """Train the tiny grasp generator on the annotated table, then evaluate it: (report with both summaries, a
+    line saying where the grasp grid and the evaluation report are). A table without usable grasps skips it."""
+    out = layout.grasp / "demo"
+    shutil.rmtree(out, ignore_errors=True)  # the demo's own folder: a kept one would resume the last training
+    table = str(layout.annotated)
+    try:
+        with clock.stage("train_grasp"):
+            trained = train_grasp(annotated_table=table, out_dir=str(out / "train"), preset="tiny", seed=seed,
+                                  mano_root=mano_root)
+        model = out / "train" / "grasp_model.pt"
+        with clock.stage("evaluate_grasp"):
+            evaluated = evaluate_grasp(annotated_table=table, out_dir=str(out / "evaluation"), seed=seed,
+                                       checkpoints={GRASP_PRESETS["tiny"].model.dam.heads: str(model)})
+    except ValueError as exc:  # e.g. a reduced demo whose annotated table has no grasp with MANO parameters
+        return f"{report}\n\n## Grasp generator skipped\n\n{exc}", ""
+    evaluation = (out / "evaluation").absolute()
+    where = (f"Grasp generator: grasp grid `{evaluation / 'grasps.png'}`, evaluation report "
+             f"`{evaluation / 'report.md'}`, model `{model.absolute()}`")
+    return f"{report}\n\n{trained}\n\n{evaluated}", where

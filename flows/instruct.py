@@ -22,8 +22,8 @@ from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject
 from schemas.settings import AffordSettings
 from tasks.instruct.cache import InstructionCache
-from tasks.instruct.choice import chosen_generator, instruct_inputs
-from tasks.instruct.generators import InstructionKey
+from tasks.instruct.choice import EMBEDDED_CONCURRENCY, chosen_generator, instruct_inputs
+from tasks.instruct.generators import Instruction, InstructionKey
 from tasks.instruct.report import escape_code
 from tasks.instruct.stage import STAGE_VERSION, InstructCounts, instruct_samples
 from tasks.report.figures import instruction_figures
@@ -40,23 +40,30 @@ def generate_task(inputs: list[tuple[str, str, str, str, str | None]], kind: str
     cache = InstructionCache(DataRoot(settings.data_root).instruction_cache)
     keys = len({(c, a, p) for _, _, c, a, p in inputs})
     progress = create_progress_artifact(progress=0.0, key="instruct-progress", description="Keys generated")
-    done = [0]
+    done = {"keys": 0, "texts": 0, "model": 0}
     log = get_run_logger()
     start = time.perf_counter()
+    running: list = []  # the generator, once chosen: its request count goes into each line
 
-    def advance(key: InstructionKey, _: object) -> None:
-        # A line per generated key: on the embedded CPU endpoint a key takes seconds to tens of seconds, and a
-        # person watching the terminal should see the stage move and how long is left (cache hits are not counted,
-        # so the estimate is an upper bound).
-        done[0] += 1
-        update_progress_artifact(progress, progress=100.0 * done[0] / max(keys, 1))
+    def advance(key: InstructionKey, made: list[Instruction]) -> None:
+        # A line per generated key: on the embedded CPU endpoint a key takes seconds, and a person watching the
+        # terminal should see the stage move, how much of it the model wrote, and how long is left (cache hits
+        # are not counted, so the estimate is an upper bound).
+        done["keys"] += 1
+        done["texts"] += len(made)
+        done["model"] += sum(not text.fallback for text in made)
+        update_progress_artifact(progress, progress=100.0 * done["keys"] / max(keys, 1))
         elapsed = time.perf_counter() - start
-        left = elapsed / done[0] * max(keys - done[0], 0)
-        log.info(f"instructions: key {done[0]}/{keys} ({key.object_class}, {key.affordance}) after {elapsed:.0f} s,"
-                 f" at most about {left / 60:.1f} min left")
+        left = elapsed / done["keys"] * max(keys - done["keys"], 0)
+        calls = running[0].stats().calls if running and hasattr(running[0], "stats") else 0
+        log.info(f"instructions: key {done['keys']}/{keys} ({key.object_class}, {key.affordance}) after "
+                 f"{elapsed:.0f} s; {done['model']}/{done['texts']} texts from the model, {calls} requests; "
+                 f"at most about {left / 60:.1f} min left")
 
     with chosen_generator(kind, settings) as generator:
-        concurrency = 1 if kind == "auto" and not settings.llm_base_url else settings.llm_max_concurrency
+        running.append(generator)
+        concurrency = (EMBEDDED_CONCURRENCY if kind == "auto" and not settings.llm_base_url
+                       else settings.llm_max_concurrency)
         rows, counts = instruct_samples(inputs, generator, cache, k=k, concurrency=concurrency,
                                         rejects=rejects, progress=advance)
     update_progress_artifact(progress, progress=100.0)

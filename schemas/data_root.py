@@ -134,6 +134,11 @@ class DataRoot:
         return self.path / "affordance"
 
     @property
+    def grasp(self) -> Path:
+        """Grasp generator runs: `train/` and `evaluation/` folders (the demo writes `grasp/demo/`)."""
+        return self.path / "grasp"
+
+    @property
     def reports(self) -> Path:
         """The last run's figures, one JSON file per stage (what `afford report` renders)."""
         return self.path / "reports"

@@ -60,6 +60,12 @@ def chosen_generator(kind: str, settings: AffordSettings) -> Iterator[Instructio
         raise ValueError(f"generator must be auto, openai or template, got {kind!r}")
 
 
+# Requests in flight to the embedded endpoint. It serves with continuous batching, so they are decoded together:
+# BENCHMARKS.md block `llm` (bench/bench_llm.py) has answers/s with batching on and off, at 1 and 4 in flight.
+# Answers stay the same whatever the batch: each request carries its own seed.
+EMBEDDED_CONCURRENCY = 4
+
+
 class EmbeddedGenerator:
     """The embedded SmolLM2 endpoint's generator, started on the first key the cache does not hold: a run whose
     keys are all cached (a re-run, an incremental re-annotation) starts no server and makes no call."""
@@ -85,8 +91,8 @@ class EmbeddedGenerator:
                 self._endpoint = start_endpoint(self.model_dir)
                 print(f"embedded endpoint {self._endpoint.base_url} serving {self.model_dir} "
                       f"(log {self._endpoint.log_path})")
-                # SmolLM2-135M on a CPU writes a few tokens per second and serves one request at a time: short
-                # answers (3 instructions fit in 120 tokens), a generous timeout, no point in concurrent requests.
+                # SmolLM2-135M on a CPU writes a few tokens per second: short answers (3 instructions fit in
+                # 120 tokens) and a generous timeout, since EMBEDDED_CONCURRENCY requests share the cores.
                 self._client = OpenAIGenerator(self._endpoint.base_url, self._endpoint.model,
                                                record_as=self.model, max_tokens=120, seed=self.settings.seed,
                                                timeout_s=max(self.settings.llm_timeout_s, 180.0))

@@ -139,11 +139,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def serve_command(model_dir: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+def serve_command(model_dir: Path, port: int, host: str = "127.0.0.1", continuous_batching: bool = True) -> list[str]:
     """`transformers serve` run by this interpreter (so the venv's transformers serves, whatever PATH says)."""
     main = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'transformers'; main()"
+    # Continuous batching: requests in flight are decoded together (without it the server decodes one at a
+    # time; see EMBEDDED_CONCURRENCY in tasks/instruct/choice.py for the measured difference).
     return [sys.executable, "-c", main, "serve", str(model_dir), "--host", host, "--port", str(port),
-            "--log-level", "info"]
+            "--continuous-batching" if continuous_batching else "--no-continuous-batching", "--log-level", "info"]
 
 
 def serve_env(model_dir: Path) -> dict[str, str]:
@@ -155,17 +157,19 @@ def serve_env(model_dir: Path) -> dict[str, str]:
 
 
 def start_endpoint(model_dir: Path, port: int | None = None, startup_timeout_s: float = 180,
-                   log_path: Path | None = None) -> Endpoint:
+                   log_path: Path | None = None, continuous_batching: bool = True) -> Endpoint:
     """Start `transformers serve` on 127.0.0.1 (a free port unless given); return once a chat completion
     answers (~15-25 s on 2 cores: import, model load, first generation). Output goes to `log_path`
-    (default `<model_dir>/../llm-serve-PORT.log`)."""
+    (default `<model_dir>/../llm-serve-PORT.log`). continuous_batching False: the server decodes one request at
+    a time (for comparison in bench/bench_llm.py)."""
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a model folder (no config.json); see ensure_model_dir")
     port = port or free_port()
     log_path = log_path or model_dir.parent / f"llm-serve-{port}.log"
     with open(log_path, "wb") as log_file:  # the child keeps its own handle
-        process = subprocess.Popen(serve_command(model_dir, port), stdout=log_file, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(serve_command(model_dir, port, continuous_batching=continuous_batching),
+                                   stdout=log_file, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=serve_env(model_dir), start_new_session=True)
     endpoint = Endpoint(process, f"http://127.0.0.1:{port}/v1", str(model_dir), log_path)
     try:

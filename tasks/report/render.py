@@ -22,7 +22,8 @@ from tasks.store.annotated_join import JoinCounts
 from tasks.store.inspect import human_bytes
 
 TITLES = {"ingest": "Ingest", "self_training": "Self-training", "instructions": "Instructions",
-          "affordance": "Affordance maps", "annotated": "Annotated", "fit_mano": "MANO fits (`afford fit-mano`)"}
+          "affordance": "Affordance maps", "annotated": "Annotated", "fit_mano": "MANO fits (`afford fit-mano`)",
+          "timings": "Wall time per stage"}
 
 
 def render_run(bundle: dict[str, Any]) -> str:
@@ -48,10 +49,9 @@ def render_section(name: str, bundle: dict[str, Any]) -> str | None:
     if name not in SECTIONS:
         return None
     if name in EXTRA_SECTIONS:
-        stage = EXTRA_SECTIONS[name]
+        stage, remedy = EXTRA_SECTIONS[name]
         if stage not in bundle["stages"]:
-            return (f"{render_provenance(bundle['provenance'])}\n\nThis run has no {TITLES[stage]} figures: run the "
-                    f"command on its tables, then `afford report` again.")
+            return f"{render_provenance(bundle['provenance'])}\n\nThis run has no {TITLES[stage]} figures: {remedy}"
     return f"{render_provenance(bundle['provenance'])}\n\n{SECTIONS[name](bundle['stages'])}"
 
 
@@ -239,11 +239,21 @@ def _groups(groups: dict[str, Any]) -> dict[str, MetricSummary]:
     return {name: _summary(plain) for name, plain in groups.items()}
 
 
+def render_timings(f: dict[str, Any]) -> str:
+    """Seconds per stage in the order they finished, with each one's share of their sum."""
+    total = sum(s["seconds"] for s in f["stages"]) or 1.0
+    rows = [[s["stage"], f"{s['seconds']:.1f}", f"{100 * s['seconds'] / total:.1f}"] for s in f["stages"]]
+    rows.append(["all stages", f"{total:.1f}", "100.0"])
+    return "\n\n".join(["## Wall time per stage", markdown_table(["stage", "seconds", "share %"], rows)])
+
+
 RENDERERS = {"ingest": render_ingest, "self_training": render_self_training, "instructions": render_instructions,
-             "affordance": render_affordance, "annotated": render_annotated, "fit_mano": render_fit_mano}
+             "affordance": render_affordance, "annotated": render_annotated, "fit_mano": render_fit_mano,
+             "timings": render_timings}
 BENCH_RENDERERS = {kind: render_bench_tables for kind in BENCH_KINDS} | {"faults": render_faults}
 # Sections drawn from a stage a run may lack (EXTRA_STAGES): the block then says the figures are missing.
-EXTRA_SECTIONS = {"demo-fit-mano": "fit_mano"}
+EXTRA_SECTIONS = {"demo-fit-mano": ("fit_mano", "run the command on its tables, then `afford report` again."),
+                  "demo-timings": ("timings", "the run predates the stage clock; a new `afford demo` records them.")}
 SECTIONS = {
     "demo-summary": _summary_section,
     "demo-classifier": lambda stages: _demote(render_classifier(stages["self_training"]["classifier"])),
@@ -251,4 +261,5 @@ SECTIONS = {
     "demo-instructions": lambda stages: _demote(render_instructions(stages["instructions"])),
     "demo-affordance": lambda stages: _demote(render_affordance(stages["affordance"])),
     "demo-fit-mano": lambda stages: _demote(render_fit_mano(stages["fit_mano"])),
+    "demo-timings": lambda stages: _demote(render_timings(stages["timings"])),
 }

@@ -5,6 +5,7 @@ are checked against).
     reports/run.json            {"schema_version", "stage": "run", "figures": provenance + "finished"}
     reports/<stage>.json        {"schema_version", "stage", "figures": ...} or {..., "skipped": reason}
     reports/fit_mano.json       `afford fit-mano` on the run's AffordPose table (optional; its own provenance)
+    reports/timings.json        wall time per stage (optional; tasks/runtime/stage_clock.py)
 
 A benchmark that is not an annotate run (bench/bench_faults.py) writes one file instead, `result.json`:
 {"schema_version", "kind", "provenance", "figures"}; `afford report` renders it the same way.
@@ -23,13 +24,13 @@ REPORT_SCHEMA_VERSION = 1
 # The annotate flow's stages in the order the report shows them.
 STAGES = ("ingest", "self_training", "instructions", "affordance", "annotated")
 # Commands run on a finished run's tables (`afford fit-mano`): reported when present, with their own provenance.
-EXTRA_STAGES = ("fit_mano",)
+EXTRA_STAGES = ("fit_mano", "timings")  # timings: wall time per stage (tasks/runtime/stage_clock.py)
 BUNDLE = "run.json"
 RESULT = "result.json"  # a benchmark's figures (kind: one of BENCH_KINDS)
 # bench/bench_<kind>.py writes docs/results/<kind>/result.json; BENCHMARKS.md's block `<kind>` shows it. `faults` has
 # its own renderer; the others are titled tables of measured rows (figures: "title", "text", "tables").
 BENCH_KINDS = ("faults", "table_store", "ingest", "classifier", "affordance_inference", "llm", "grasp_train",
-               "grasp_eval", "reannotate", "evaluate_grasp")
+               "grasp_eval", "reannotate", "evaluate_grasp", "demo_budgets")
 
 
 class ReportError(ValueError):

@@ -46,3 +46,20 @@ def test_rows_name_the_embedded_model_without_the_data_root(settings):
     with chosen_generator("auto", settings) as generator:
         assert generator.model == "embedded:smollm2-135m-instruct"
         assert str(settings.data_root) not in generator.model
+
+
+def test_four_keys_in_flight_answer_as_one_at_a_time(settings):
+    """Continuous batching decodes requests in flight together; each carries its own seed, so a key's texts must
+    not depend on which other keys shared its batch (the demo's tables stay reproducible)."""
+    keys = [("oakink-00000000000000b1", "oakink", "mug", "handle-grasp", None),
+            ("oakink-00000000000000b2", "oakink", "knife", "handle-grasp", None),
+            ("oakink-00000000000000b3", "oakink", "bottle", "twist", None),
+            ("oakink-00000000000000b4", "oakink", "kettle", "lift", None)]
+    texts = {}
+    with chosen_generator("auto", settings) as generator:
+        for concurrency in (4, 1):
+            rows, counts = instruct_samples(keys, generator, None, k=3, concurrency=concurrency)
+            assert counts.generated == 4
+            texts[concurrency] = [(row.sample_id, row.instruction, row.fallback) for row in rows]
+        assert "--continuous-batching" in generator._endpoint.process.args
+    assert texts[4] == texts[1]

@@ -105,7 +105,7 @@ def test_start_endpoint_rejects_a_folder_without_a_model(tmp_path):
 def test_start_endpoint_reports_a_server_that_dies(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text("{}")
     monkeypatch.setattr(llm_endpoint, "serve_command",
-                        lambda model_dir, port: [sys.executable, "-c", "print('boom'); raise SystemExit(3)"])
+                        lambda model_dir, port, **_: [sys.executable, "-c", "print('boom'); raise SystemExit(3)"])
     with pytest.raises(RuntimeError, match=r"(?s)code 3.*boom"):
         start_endpoint(tmp_path, startup_timeout_s=30)
 
