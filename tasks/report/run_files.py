@@ -30,7 +30,7 @@ RESULT = "result.json"  # a benchmark's figures (kind: one of BENCH_KINDS)
 # bench/bench_<kind>.py writes docs/results/<kind>/result.json; BENCHMARKS.md's block `<kind>` shows it. `faults` has
 # its own renderer; the others are titled tables of measured rows (figures: "title", "text", "tables").
 BENCH_KINDS = ("faults", "table_store", "ingest", "classifier", "affordance_inference", "llm", "grasp_train",
-               "grasp_eval", "reannotate", "evaluate_grasp", "demo_budgets")
+               "grasp_eval", "reannotate", "evaluate_grasp", "demo_budgets", "threads")
 
 
 class ReportError(ValueError):

@@ -193,6 +193,19 @@ def test_pseudo_label_defaults_are_the_training_defaults():
     assert inspect.signature(demo).parameters["epochs"].default.default == TrainConfig.epochs
 
 
+def test_affordance_step_defaults_are_the_training_default():
+    import inspect
+
+    from cli.affordance_cmd import affordance
+    from cli.annotate_cmd import annotate
+    from cli.demo_cmd import demo
+    from tasks.affordance.config import MapTrainConfig
+
+    assert inspect.signature(affordance).parameters["steps"].default.default == MapTrainConfig.steps
+    for command in (annotate, demo):
+        assert inspect.signature(command).parameters["affordance_steps"].default.default == MapTrainConfig.steps
+
+
 @pytest.mark.server
 def test_pseudo_label_names_a_checkpoint_of_another_architecture(prefect_harness, tmp_path):
     import torch
