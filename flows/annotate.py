@@ -39,6 +39,7 @@ from tasks.report.run_files import write_stage
 from tasks.runtime.provenance import provenance
 from tasks.runtime.stage_clock import StageClock
 from tasks.runtime.task_runners import make_task_runner
+from tasks.runtime.threads import apply_torch_threads
 from tasks.store.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs, load_mano_fits
 from tasks.store.read import open_table
 from tasks.store.write import write_table
@@ -85,7 +86,9 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     formats = [fmt for fmt in FORMATS if (datasets / fmt).is_dir()]
     if not formats:
         raise ValueError(f"datasets_root {datasets}: no dataset folder ({', '.join(FORMATS)}) inside")
-    runner = make_task_runner(AffordSettings())
+    settings = AffordSettings()
+    apply_torch_threads(settings)
+    runner = make_task_runner(settings)
     run = provenance(command, seed)
     shutil.rmtree(layout.reports, ignore_errors=True)  # the last run's figures must not mix with this run's
     write_stage(layout.reports, "run", run | {"finished": False})

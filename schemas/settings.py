@@ -38,3 +38,9 @@ class AffordSettings(BaseSettings):
     llm_api_key: SecretStr | None = Field(None, description="API key for the endpoint (never logged).")
     llm_timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout, seconds.")
     llm_max_concurrency: int = Field(4, ge=1, le=256, description="Concurrent requests to the endpoint.")
+    torch_threads: int | None = Field(None, ge=1, le=1024,
+                                      description="torch intra-op threads for training and inference (unset: "
+                                                  "torch's default, every core). 1 on a machine other jobs "
+                                                  "share: see BENCHMARKS.md block `threads`. Results can differ in "
+                                                  "the last bits between thread counts, so keep it fixed to "
+                                                  "reproduce a run.")
