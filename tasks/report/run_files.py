@@ -29,8 +29,9 @@ BUNDLE = "run.json"
 RESULT = "result.json"  # a benchmark's figures (kind: one of BENCH_KINDS)
 # bench/bench_<kind>.py writes docs/results/<kind>/result.json; BENCHMARKS.md's block `<kind>` shows it. `faults` has
 # its own renderer; the others are titled tables of measured rows (figures: "title", "text", "tables").
-BENCH_KINDS = ("faults", "table_store", "ingest", "classifier", "affordance_inference", "llm", "grasp_train",
-               "grasp_eval", "reannotate", "evaluate_grasp", "demo_budgets", "threads")
+BENCH_KINDS = ("faults", "table_store", "ingest", "classifier", "cloud_prep", "affordance_inference", "llm",
+               "grasp_train", "grasp_eval", "reannotate", "evaluate_grasp", "demo_budgets", "threads",
+               "fresh_clone")
 
 
 class ReportError(ValueError):
