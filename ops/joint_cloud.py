@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
-from ops.fps import fps_fixed
+from ops.fps import fps_fixed, fps_fixed_batch
+
+# Samples per batched FPS call. Measured on 2826-point unions sampled to 1024 (bench/bench_cloud_prep.py, chunk
+# table): throughput is flat from 8 to 64 and falls by ~20 % at 128 and ~35 % at 256, where one call's six (B, N)
+# float64 arrays (17 MiB at 128) no longer stay in cache. 32 (~4 MiB per worker) sits on the flat part and gives a
+# 256-row read (classifier_data.ROW_BATCH) eight chunks to share between workers.
+FPS_BATCH = 32
 
 
 class JointCloud(NamedTuple):
@@ -42,10 +51,69 @@ def joint_cloud(hand_verts: np.ndarray, object_points: np.ndarray, n: int, seed:
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     union = np.concatenate([hand, obj])
-    start = int(np.random.default_rng(seed).integers(len(union)))
-    index = fps_fixed(union, n, start)
-    index = _ensure_both(index, len(hand), len(union))
-    return JointCloud(union[index].astype(np.float32), index < len(hand), index)
+    index = fps_fixed(union, n, _start(seed, len(union)))
+    return _cloud(union, len(hand), index)
+
+
+def joint_clouds(hands: Sequence[np.ndarray], objects: Sequence[np.ndarray], n: int, seed: int = 0,
+                 batch_size: int = FPS_BATCH, workers: int | None = None) -> list[JointCloud | ValueError]:
+    """`joint_cloud` of many samples, farthest-point sampled together: entry i is equal, index for index, to
+    `joint_cloud(hands[i], objects[i], n, seed)`, or is the ValueError it would raise (same text) for a bad
+    sample (NaN, wrong shape, empty part), which does not stop the others.
+
+    hands[i]: (H_i, 3), objects[i]: (M_i, 3). Samples are grouped by union size N = H_i + M_i (one size per
+    dataset: MANO's 778 vertices plus the object points ingest samples), since one FPS call needs one N and the
+    same start; each group runs `fps_fixed_batch` in chunks of `batch_size` samples, on `workers` threads
+    (default: torch.get_num_threads(), the CPU budget the entry point gave this process).
+    """
+    if len(hands) != len(objects):
+        raise ValueError(f"hands and objects must have the same length, got {len(hands)} and {len(objects)}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    workers = torch.get_num_threads() if workers is None else workers
+    for name, value in (("batch_size", batch_size), ("workers", workers)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    results: dict[int, JointCloud | ValueError] = {}
+    unions: dict[int, tuple[np.ndarray, int]] = {}  # sample -> ((H + M, 3) float64 union, H)
+    for i, (hand_verts, object_points) in enumerate(zip(hands, objects, strict=True)):
+        try:
+            hand, obj = _check_cloud("hand_verts", hand_verts), _check_cloud("object_points", object_points)
+        except ValueError as exc:  # joint_cloud's error for this sample; the others go on
+            results[i] = exc
+            continue
+        unions[i] = (np.concatenate([hand, obj]), len(hand))
+
+    def sample(chunk: list[int]) -> list[JointCloud]:
+        stacked = np.stack([unions[i][0] for i in chunk])  # (B, N, 3): one N per chunk
+        index = fps_fixed_batch(stacked, n, _start(seed, stacked.shape[1]))  # (B, n)
+        return [_cloud(*unions[i], row) for i, row in zip(chunk, index, strict=True)]
+
+    chunks = _chunks(unions, batch_size)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chunks)))) as pool:
+        for chunk, clouds in zip(chunks, pool.map(sample, chunks), strict=True):
+            results.update(zip(chunk, clouds, strict=True))
+    return [results[i] for i in range(len(hands))]
+
+
+def _chunks(unions: dict[int, tuple[np.ndarray, int]], batch_size: int) -> list[list[int]]:
+    """Samples in chunks of at most `batch_size`, each chunk of one union size N, in input order within a size."""
+    by_size: dict[int, list[int]] = {}
+    for i, (union, _) in unions.items():
+        by_size.setdefault(len(union), []).append(i)
+    return [members[first:first + batch_size] for members in by_size.values()
+            for first in range(0, len(members), batch_size)]
+
+
+def _start(seed: int, num_points: int) -> int:
+    """The FPS start drawn from `seed`: the same for every union of `num_points` points."""
+    return int(np.random.default_rng(seed).integers(num_points))
+
+
+def _cloud(union: np.ndarray, num_hand: int, index: np.ndarray) -> JointCloud:
+    """The JointCloud of FPS indices (n,) into union (H + M, 3) float64, both parts represented."""
+    index = _ensure_both(index, num_hand, len(union))
+    return JointCloud(union[index].astype(np.float32), index < num_hand, index)
 
 
 def _ensure_both(index: np.ndarray, num_hand: int, num_total: int) -> np.ndarray:

@@ -1,9 +1,11 @@
+from itertools import permutations
+
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.distance import pdist
 
-from ops.fps import fps_fixed, fps_naive, fps_numpy, fps_open3d, fps_torch
+from ops.fps import fps_fixed, fps_fixed_batch, fps_naive, fps_numpy, fps_open3d, fps_torch
 
 
 def cloud(seed: int, n: int = 60) -> np.ndarray:
@@ -99,6 +101,54 @@ def test_deterministic():
     points = cloud(12, 300)
     np.testing.assert_array_equal(fps_open3d(points, 50), fps_open3d(points, 50))
     np.testing.assert_array_equal(fps_numpy(points, 50, 4), fps_numpy(points, 50, 4))
+
+
+@pytest.mark.parametrize(("num_points", "n", "start"), [(60, 12, 0), (60, 60, 59), (7, 20, 3), (1, 4, 0)])
+def test_fixed_batch_equals_fixed_per_row(num_points, n, start):
+    batch = np.stack([cloud(seed, num_points) for seed in range(5)])
+    result = fps_fixed_batch(batch, n, start)
+    assert result.dtype == np.int64 and result.shape == (5, n)
+    for row, points in zip(result, batch, strict=True):
+        np.testing.assert_array_equal(row, fps_fixed(points, n, start))
+
+
+def order_sensitive_cloud(triples: int = 20, seed: int = 0) -> np.ndarray:
+    """(1 + 6 * triples, 3): the origin, then every permutation of random (a, b, c). From the origin all six of a
+    triple are at the same real distance, so which is farthest depends only on how the float sums round."""
+    rng = np.random.default_rng(seed)
+    return np.array([(0.0, 0.0, 0.0)] + [p for abc in rng.uniform(0.1, 1.0, (triples, 3)) for p in permutations(abc)])
+
+
+def test_fixed_batch_adds_in_numpys_order():
+    points = order_sensitive_cloud()
+    squared = points**2
+    # The cloud does tell the orders apart: summed as a + (b + c), another point would be picked first.
+    assert ((squared[:, 0] + squared[:, 1]) + squared[:, 2]).argmax() != (
+        squared[:, 0] + (squared[:, 1] + squared[:, 2])).argmax()
+    batch = np.stack([points, points[::-1].copy()])
+    for row, cloud_ in zip(fps_fixed_batch(batch, 40), batch, strict=True):
+        np.testing.assert_array_equal(row, fps_numpy(cloud_, 40))
+
+
+def test_fixed_batch_breaks_exact_ties_like_numpy():
+    grid = np.stack(np.meshgrid(*[np.arange(3.0)] * 3), -1).reshape(-1, 3)  # integer distances: exact ties
+    points = np.concatenate([grid, grid])  # and duplicates at distance 0
+    result = fps_fixed_batch(points[None], 60, start=13)[0]
+    np.testing.assert_array_equal(result, fps_fixed(points, 60, start=13))
+    assert len(np.unique(result[:54])) == 54  # every row once before any repeats
+
+
+def test_fixed_batch_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\(B, N, 3\)"):
+        fps_fixed_batch(np.zeros((10, 3)), 2)
+    with pytest.raises(ValueError, match=r"\(B, N, 3\)"):
+        fps_fixed_batch(np.zeros((2, 0, 3)), 2)
+    with pytest.raises(ValueError, match="NaN"):
+        fps_fixed_batch(np.array([[[0, 0, np.nan], [1, 1, 1]]]), 1)
+    with pytest.raises(ValueError, match="n must be"):
+        fps_fixed_batch(cloud(0)[None], 0)
+    with pytest.raises(ValueError, match="start"):
+        fps_fixed_batch(cloud(0)[None], 3, start=60)
 
 
 @pytest.mark.parametrize("fps", [fps_naive, fps_numpy, fps_open3d, fps_fixed])

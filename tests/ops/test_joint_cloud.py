@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ops.fps import fps_naive
-from ops.joint_cloud import joint_cloud
+from ops.joint_cloud import JointCloud, joint_cloud, joint_clouds
 
 
 def hand_and_object(num_hand: int = 50, num_object: int = 200, seed: int = 0):
@@ -86,3 +86,66 @@ def test_rejects_bad_n():
     hand, obj = hand_and_object()
     with pytest.raises(ValueError, match="n must be"):
         joint_cloud(hand, obj, 0)
+
+
+def mixed_samples(seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Hands and objects of several union sizes: 30 + 90 (three of them), 10 + 110 (same union size, another
+    hand size), 3 + 4 (fewer points than asked for: padded), a hand and object of repeated grid points (exact
+    ties and duplicates), and a tiny hand inside its object (FPS skips it: the both-parts rule)."""
+    sizes = [(30, 90), (30, 90), (10, 110), (3, 4), (30, 90), (12, 40)]
+    hands, objects = zip(*(hand_and_object(h, m, seed + i) for i, (h, m) in enumerate(sizes)), strict=True)
+    grid = np.stack(np.meshgrid(*[np.arange(4.0)] * 3), -1).reshape(-1, 3) * 0.01  # 64 points 1 cm apart
+    tiny_hand, obj = np.zeros((3, 3), np.float32), hand_and_object(10, 117, seed)[1]
+    return [*hands, grid[:20], tiny_hand], [*objects, np.concatenate([grid, grid]), obj]
+
+
+def assert_same_cloud(got: JointCloud, expected: JointCloud) -> None:
+    for name in JointCloud._fields:
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+        assert getattr(got, name).dtype == getattr(expected, name).dtype, name
+
+
+@pytest.mark.parametrize(("n", "seed", "batch_size", "workers"), [(64, 0, 32, 1), (64, 5, 2, 2), (2, 1, 3, 2),
+                                                                   (200, 2, 32, 2)])
+def test_batched_equals_per_sample(n, seed, batch_size, workers):
+    hands, objects = mixed_samples(seed)
+    clouds = joint_clouds(hands, objects, n, seed=seed, batch_size=batch_size, workers=workers)
+    assert len(clouds) == len(hands)
+    for got, hand, obj in zip(clouds, hands, objects, strict=True):
+        assert_same_cloud(got, joint_cloud(hand, obj, n, seed=seed))
+
+
+def test_bad_samples_are_returned_as_their_error_and_the_rest_go_on():
+    hands, objects = mixed_samples()
+    bad = {1: (np.full((30, 3), np.nan), objects[1]), 4: (hands[4], np.zeros((0, 3))),
+           5: (hands[5], np.ones((40, 2)))}
+    for i, (hand, obj) in bad.items():
+        hands[i], objects[i] = hand, obj
+    clouds = joint_clouds(hands, objects, 64, batch_size=2, workers=2)
+    for i, (got, hand, obj) in enumerate(zip(clouds, hands, objects, strict=True)):
+        if i not in bad:
+            assert_same_cloud(got, joint_cloud(hand, obj, 64))
+            continue
+        assert isinstance(got, ValueError)
+        with pytest.raises(ValueError) as expected:
+            joint_cloud(hand, obj, 64)
+        assert str(got) == str(expected.value)
+    assert [str(clouds[i]) for i in bad] == ["hand_verts contains NaN or inf", "object_points is empty",
+                                             "object_points must be (N, 3), got shape (40, 2)"]
+
+
+def test_batched_takes_no_samples():
+    assert joint_clouds([], [], 16) == []
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"n": 0}, "n must be >= 1, got 0"),
+    ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+    ({"workers": 0}, "workers must be >= 1, got 0"),
+])
+def test_batched_rejects_bad_arguments(kwargs, message):
+    hands, objects = mixed_samples()
+    with pytest.raises(ValueError, match=message):
+        joint_clouds(hands, objects, **{"n": 8} | kwargs)
+    with pytest.raises(ValueError, match="same length, got 8 and 7"):
+        joint_clouds(hands, objects[:-1], 8)

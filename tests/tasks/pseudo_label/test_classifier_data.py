@@ -5,6 +5,7 @@ import pytest
 
 from schemas.affordance import affordance_index
 from schemas.rows import Sample
+from tasks.pseudo_label import classifier_data
 from tasks.pseudo_label.classifier_data import CLOUD_SCALE, clouds_from_rows, sample_cloud, stratified_split
 from tests.factories import sample_dicts
 
@@ -73,3 +74,25 @@ def test_bad_rows_are_reported_by_sample_and_field_and_the_rest_goes_on(fields, 
     assert re.search(message, str(failed[0][1]))
     with pytest.raises(ValueError, match=message):
         clouds_from_rows([bad], 64)
+
+
+def test_rows_are_read_in_batches_and_each_cloud_is_its_sample_cloud(monkeypatch):
+    monkeypatch.setattr(classifier_data, "ROW_BATCH", 4)
+    rows = _rows(10)
+    rows[6] = _broken(rows[6], hand_verts=np.full((778, 3), np.nan))
+    read, failed = [], []
+
+    def stream():
+        for row in rows:
+            read.append(row.sample_id)
+            yield row
+
+    def reject(row, exc):
+        failed.append((row.sample_id, str(exc), len(read)))
+
+    clouds = clouds_from_rows(stream(), 64, on_error=reject)
+    assert failed == [(rows[6].sample_id, f"sample {rows[6].sample_id}: hand_verts contains NaN or inf", 8)]
+    assert clouds.sample_ids == [r.sample_id for i, r in enumerate(rows) if i != 6]
+    expected = np.stack([sample_cloud(r, 64) for i, r in enumerate(rows) if i != 6])
+    np.testing.assert_array_equal(clouds.points, expected)
+    assert clouds.points.dtype == np.float32
