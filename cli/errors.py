@@ -98,6 +98,9 @@ def run(app: Callable[..., object], argv: Sequence[str] | None = None) -> None:
         args = [a for a in args if a != DEBUG_FLAG]
     if not debug_requested(args) and args and args[0] not in ("settings", "--help") and not _check_settings():
         raise SystemExit(EXIT_EXPECTED)
+    from tasks.runtime.interrupt import install
+
+    install()  # a Ctrl-C is remembered too, so one swallowed by library code still stops the run
     app(args=args, prog_name="afford")
 
 

@@ -27,6 +27,7 @@ from tasks.instruct.generators import (
     OpenAIGenerator,
     TemplateGenerator,
 )
+from tasks.runtime.interrupt import check as check_interrupted
 
 STAGE = "instruct"
 STAGE_VERSION = "instruct-1"
@@ -176,6 +177,7 @@ def _generate(keys: list[InstructionKey], generator: InstructionGenerator, cache
     try:
         futures: dict[Future, InstructionKey] = {pool.submit(generator.generate, key, k): key for key in keys}
         for future in as_completed(futures):
+            check_interrupted()  # a Ctrl-C swallowed elsewhere still stops the stage at the next key
             key, instructions = futures[future], future.result()
             if len(instructions) != k:
                 raise RuntimeError(f"{generator.name} returned {len(instructions)} instructions for {key}, not {k}")

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tasks.report.run_files import write_stage
+from tasks.runtime.interrupt import check as check_interrupted
 
 TIMINGS = "timings"
 
@@ -43,6 +44,7 @@ class StageClock:
         return human_seconds(time.perf_counter() - self.started)
 
     def start(self, name: str) -> None:
+        check_interrupted()  # a Ctrl-C swallowed inside the last stage stops the run before the next one
         self._began = (name, time.perf_counter())
         print(f"[{self._elapsed()}] stage {name} ...")
 
