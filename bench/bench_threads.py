@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,16 +76,6 @@ def map_step() -> Callable[[], None]:
 STAGES = {"classifier": classifier_step, "affordance maps": map_step}
 
 
-def seconds_per_step(step: Callable[[], None], steps: int) -> float:
-    step()  # warm-up: allocator, first-call costs
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -97,6 +85,7 @@ def main() -> None:
     if min(args.threads) < 1 or args.steps < 1:
         raise SystemExit("--threads and --steps must be >= 1")
     from bench.record import bench_table, finish, load_text, started
+    from tasks.runtime.timing import median_seconds
 
     header = started("threads", seed=0)
     cores = os.cpu_count() or 1
@@ -111,7 +100,7 @@ def main() -> None:
             try:
                 for threads in args.threads:
                     torch.set_num_threads(threads)
-                    seconds = seconds_per_step(step, args.steps)
+                    seconds = median_seconds(step, args.steps)
                     rows.append([name, "loaded" if loaded else "idle", threads, seconds])
                     print(f"{name}, {'loaded' if loaded else 'idle'}, {threads} threads: {seconds:.3f} s/step",
                           flush=True)

@@ -111,6 +111,8 @@ def test_overlap_share_asks_two_reviewers_for_that_many_items_of_the_same_queue(
     assert sample_queue(labels, categories, cycle=0, seed=3, overlap=0.1) == overlap  # seeded
     small = labels_with({"lift": 3})
     assert sum(i.reviews == 2 for i in sample_queue(small, categories_of(small), cycle=0, overlap=0.1)) == 1
+    with pytest.raises(ValueError, match=r"overlap must be a share in \[0, 1\], got 1.5"):
+        sample_queue(small, categories_of(small), cycle=0, overlap=1.5)
 
 
 def test_fewer_accepted_labels_than_size_go_to_review_all():

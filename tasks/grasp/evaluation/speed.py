@@ -8,9 +8,6 @@ trade time for contact. Times are wall-clock medians over `repeats` runs after o
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -21,6 +18,7 @@ from models.hand_autoencoder import mano_vertices
 from tasks.grasp.config import CM
 from tasks.grasp.evaluation.report import SpeedRow
 from tasks.grasp.sample import GraspGenerator, sample_grasps
+from tasks.runtime.timing import median_seconds
 
 TTO_STEPS = 100
 TTO_LR = 1e-3  # Adam on raw MANO values: 1e-3 rad / metre-scale steps keep the hand's shape plausible
@@ -75,16 +73,6 @@ def refine_grasps(generator: GraspGenerator, mano: np.ndarray, object_points: np
     return Refined(x.detach().cpu().numpy(), torch.stack(losses).cpu().tolist())
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: first-call allocations and lazy inits are not what a steady service pays
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def speed_rows(generator: GraspGenerator, object_points: np.ndarray, affordance_map: np.ndarray,
                text_embedding: np.ndarray, batch_size: int = 8, tto_steps: int = TTO_STEPS, repeats: int = 3,
                seed: int = 0) -> list[SpeedRow]:
@@ -103,7 +91,7 @@ def speed_rows(generator: GraspGenerator, object_points: np.ndarray, affordance_
     rows = []
     for name, fn, times in ((f"Test-time optimisation ({tto_steps} Adam steps)", tto, max(1, repeats // 2)),
                             ("Ours (one pass)", sample, repeats)):
-        single = _median_seconds(lambda f=fn: f(1), times)
-        batched = _median_seconds(lambda f=fn: f(batch_size), times) / batch_size
+        single = median_seconds(lambda f=fn: f(1), times)
+        batched = median_seconds(lambda f=fn: f(batch_size), times) / batch_size
         rows.append(SpeedRow(name, single, batched, batch_size))
     return rows
