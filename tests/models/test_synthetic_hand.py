@@ -174,7 +174,9 @@ def test_tip_vertices_are_the_most_distal_of_their_digit(hand: ManoParams) -> No
 def test_joints_lie_inside_the_hand_in_order_along_each_digit(hand: ManoParams) -> None:
     joints = rest_joints(hand)
     low, high = hand.v_template.min(axis=0), hand.v_template.max(axis=0)
-    assert ((joints >= low) & (joints <= high)).all()
+    # The wrist sits exactly on the template's back face (x = min x); the regressor's weighted sum may round it a
+    # unit in the last place outside, depending on the CPU's summation order.
+    assert ((joints >= low - 1e-9) & (joints <= high + 1e-9)).all()
     np.testing.assert_allclose(joints[0], ROOT_JOINT_M, atol=1e-9)  # the wrist where real MANO has it
     for name, tip in TIPS.items():
         chain = CHAINS[name]
