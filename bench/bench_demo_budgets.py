@@ -2,14 +2,15 @@
 tables of a finished demo run, so the demo's defaults are chosen by measurement.
 
     python -m bench.bench_demo_budgets --data-root afford-data \
-        --classifier 50:0.002 30:0.002 20:0.003 --maps 1500:0.001 800:0.002 500:0.002 --threads 2
+        --classifier 50:0.002:cpu-wide 50:0.002 30:0.002 --maps 1500:0.001 800:0.002 500:0.002 --threads 2
     afford report docs/results/demo_budgets --update BENCHMARKS.md
 
 Classifier rows: cycle 0 of self-training (AffordPose only, the demo's seeded split) trained `epochs` epochs at
-learning rate `lr`; test accuracy, and the precision and acceptance of the rule the stage picks, on the held-out
-split. Map rows: the affordance-map model trained `steps` steps at `lr` on AffordPose's training objects, IoU
-(threshold 0.5), aIoU and AUC on held-out objects, with the texts the demo's instruct stage wrote. Quality floors
-the demo must keep (README): test accuracy >= 95 %, accepted-label precision >= 97 %, map IoU >= 0.65.
+learning rate `lr` with the classifier preset given third (default: the default preset); test accuracy, and the
+precision and acceptance of the rule the stage picks, on the held-out split. Map rows: the affordance-map model
+trained `steps` steps at `lr` on AffordPose's training objects, IoU (threshold 0.5), aIoU and AUC on held-out
+objects, with the texts the demo's instruct stage wrote. Quality floors the demo must keep (README): test accuracy
+>= 95 %, accepted-label precision >= 97 %, map IoU >= 0.65.
 """
 
 from __future__ import annotations
@@ -28,35 +29,48 @@ if __package__ in (None, ""):  # run as a file: the repository root on the path
 
 def _pairs(values: list[str], name: str) -> list[tuple[int, float]]:
     """"50:0.002" -> (50, 0.002); a clear error naming the option otherwise."""
-    pairs = []
+    return [(count, lr) for count, lr, _ in _settings(values, name, presets=None)]
+
+
+def _settings(values: list[str], name: str, presets) -> list[tuple[int, float, str | None]]:
+    """"50:0.002[:preset]" -> (50, 0.002, preset or None); the preset is checked against `presets` (None: no
+    preset allowed). A clear error naming the option otherwise."""
+    out = []
     for value in values:
-        count, _, lr = value.partition(":")
+        parts = value.split(":")
         try:
-            pairs.append((int(count), float(lr)))
-        except ValueError:
-            raise SystemExit(f"--{name} {value!r}: expected COUNT:LR, e.g. 30:0.002") from None
-    return pairs
+            if len(parts) not in ((2, 3) if presets else (2,)):
+                raise ValueError
+            preset = parts[2] if len(parts) == 3 else None
+            out.append((int(parts[0]), float(parts[1]), presets.check(preset, f"--{name}") if preset else None))
+        except ValueError as error:
+            shape = "COUNT:LR[:PRESET], e.g. 30:0.002:cpu" if presets else "COUNT:LR, e.g. 30:0.002"
+            raise SystemExit(f"--{name} {value!r}: expected {shape}" + (f" ({error})" if str(error) else "")) from None
+    return out
 
 
-def classifier_rows(root: Path, settings: list[tuple[int, float]], seed: int) -> list[list]:
+def classifier_rows(root: Path, settings: list[tuple[int, float, str | None]], seed: int) -> list[list]:
     from models.preset_choices import CLASSIFIER_PRESETS
     from tasks.pseudo_label.classifier_config import TrainConfig
     from tasks.pseudo_label.stage import prepare_clouds, train_and_evaluate
 
-    preset = CLASSIFIER_PRESETS.default
-    clouds = prepare_clouds(root / "tables" / "affordpose", CLASSIFIER_PRESETS.from_name(preset).num_points, [])
+    clouds = {}  # per point count: the presets may differ in it
     rows = []
-    for epochs, lr in settings:
+    for epochs, lr, chosen in settings:
+        preset = chosen or CLASSIFIER_PRESETS.default
+        points = CLASSIFIER_PRESETS.from_name(preset).num_points
+        if points not in clouds:
+            clouds[points] = prepare_clouds(root / "tables" / "affordpose", points, [])
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            result, report = train_and_evaluate(clouds, TrainConfig(preset=preset, epochs=epochs, lr=lr, seed=seed),
-                                                Path(out), k=3.0)
+            result, report = train_and_evaluate(clouds[points], TrainConfig(preset=preset, epochs=epochs, lr=lr,
+                                                                            seed=seed), Path(out), k=3.0)
             seconds = time.perf_counter() - start
         chosen = report.measurement.reports[report.rule]
-        rows.append([epochs, lr, round(seconds, 1), round(seconds / epochs, 2), result.best_epoch,
+        rows.append([preset, epochs, lr, round(seconds, 1), round(seconds / epochs, 2), result.best_epoch,
                      report.split_accuracy["test"], chosen.precision, chosen.acceptance_rate, report.rule])
-        print(f"classifier {epochs} epochs lr {lr}: {seconds:.0f} s, test {report.split_accuracy['test']:.3f}, "
-              f"precision {chosen.precision}", flush=True)
+        print(f"classifier {preset} {epochs} epochs lr {lr}: {seconds:.0f} s, "
+              f"test {report.split_accuracy['test']:.3f}, precision {chosen.precision}", flush=True)
     return rows
 
 
@@ -92,7 +106,8 @@ def map_rows(root: Path, settings: list[tuple[int, float]], seed: int) -> list[l
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, required=True, help="A finished demo run's data root.")
-    parser.add_argument("--classifier", nargs="*", default=["50:0.002", "30:0.002", "20:0.003"], metavar="EPOCHS:LR")
+    parser.add_argument("--classifier", nargs="*", default=["50:0.002:cpu-wide", "50:0.002", "30:0.002"],
+                        metavar="EPOCHS:LR[:PRESET]")
     parser.add_argument("--maps", nargs="*", default=["1500:0.001", "800:0.002", "500:0.002"], metavar="STEPS:LR")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
     parser.add_argument("--seed", type=int, default=0)
@@ -110,10 +125,13 @@ def main() -> None:
     header = started("demo_budgets", args.seed)
     tables = []
     if args.classifier:
-        rows = classifier_rows(args.data_root, _pairs(args.classifier, "classifier"), args.seed)
+        from models.preset_choices import CLASSIFIER_PRESETS
+
+        rows = classifier_rows(args.data_root, _settings(args.classifier, "classifier", CLASSIFIER_PRESETS),
+                               args.seed)
         tables.append(bench_table(
-            ["epochs", "lr", "seconds", "s/epoch", "best epoch", "test accuracy", "accepted precision",
-             "acceptance", "rule"], rows, ["", "g", ".1f", ".2f", "", ".3f", ".3f", ".3f", ""],
+            ["preset", "epochs", "lr", "seconds", "s/epoch", "best epoch", "test accuracy", "accepted precision",
+             "acceptance", "rule"], rows, ["", "", "g", ".1f", ".2f", "", ".3f", ".3f", ".3f", ""],
             heading="Classifier, cycle 0 (AffordPose only)"))
     if args.maps:
         rows = map_rows(args.data_root, _pairs(args.maps, "maps"), args.seed)

@@ -22,7 +22,7 @@ def affordance(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Load this model instead of training."),
     preset: str = typer.Option(PRESETS.default, help=PRESETS.help() + "; cpu: minutes on 2 cores, paper: for a "
                                                      "GPU, tiny: smoke tests."),
-    steps: int = typer.Option(600, min=1, max=1_000_000, help="Training steps (batches)."),
+    steps: int = typer.Option(450, min=1, max=1_000_000, help="Training steps (batches)."),
     batch_size: int = typer.Option(16, min=1, max=4096, help="Items per training batch."),
     lr: float = typer.Option(1e-3, min=1e-6, max=0.5, help="Peak learning rate (AdamW, warm-up then cosine)."),
     focal_alpha: float = typer.Option(0.5, min=0.0, max=1.0, help="Focal loss weight of the positive points."),

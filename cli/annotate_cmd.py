@@ -52,7 +52,7 @@ def annotate(
     review_overlap: float = typer.Option(0.0, "--review-overlap", min=0.0, max=1.0,
                                          help="Share of each review queue that two reviewers decide, to measure "
                                               "their agreement (e.g. 0.1)."),
-    affordance_steps: int = typer.Option(600, min=1, max=1_000_000, help="Affordance-map model training steps."),
+    affordance_steps: int = typer.Option(450, min=1, max=1_000_000, help="Affordance-map model training steps."),
     num_points: int = typer.Option(2048, min=16, max=65536, help="Object surface points per sample."),
     seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Random seed."),
 ) -> None:

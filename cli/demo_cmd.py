@@ -28,7 +28,7 @@ def demo(
     instructions: str = typer.Option("auto", help="Instruction generator: auto (AFFORD_LLM_BASE_URL when set, "
                                                   "else the embedded SmolLM2 server, started and stopped by the "
                                                   "demo), openai (the configured endpoint), or template (no model)."),
-    affordance_steps: int = typer.Option(600, min=1, max=1_000_000, help="Affordance-map model training steps."),
+    affordance_steps: int = typer.Option(450, min=1, max=1_000_000, help="Affordance-map model training steps."),
     affordance_preset: str = typer.Option(AFFORDANCE_PRESETS.default, help=AFFORDANCE_PRESETS.help()),
     classifier_preset: str = typer.Option(CLASSIFIER_PRESETS.default, help=CLASSIFIER_PRESETS.help()),
     grasp: bool = typer.Option(True, "--grasp/--no-grasp", help="Then train the tiny grasp generator on the "

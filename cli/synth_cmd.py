@@ -15,6 +15,9 @@ def synth(
                                                                      "per dataset."),
     grasps_per_part: int = typer.Option(1, min=1, max=100, help="Grasps per graspable part of each object."),
     seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Random seed: the same seed writes the same files."),
+    workers: int = typer.Option(None, min=1, max=256, help="Processes refining grasps (default: one per core when "
+                                                           "there are 16 objects or more). The files do not "
+                                                           "depend on it."),
 ) -> None:
     """Write synthetic AffordPose, OakInk-Shape, GRAB and HO-3D datasets in their real on-disk formats."""
     from tasks.synth.datasets import DATASETS, synthesize_datasets
@@ -29,7 +32,8 @@ def synth(
         def progress(dataset: str, done: int, total: int) -> None:
             bar.update(tasks[dataset], completed=done, total=total)
 
-        summary = synthesize_datasets(out, objects_per_category, seed, grasps_per_part, progress=progress)
+        summary = synthesize_datasets(out, objects_per_category, seed, grasps_per_part, progress=progress,
+                                      workers=workers)
     for dataset in DATASETS:
         console.print(f"{dataset:<11} {summary.grasps[dataset]:>6} grasps in {summary.files[dataset]:>6} files  "
                       f"{(summary.root / dataset).resolve()}")

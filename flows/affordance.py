@@ -43,6 +43,7 @@ from tasks.affordance.train import train_map_model
 from tasks.report.figures import affordance_figures
 from tasks.report.render import render_affordance
 from tasks.report.run_files import write_stage
+from tasks.runtime.progress_line import bar, time_left
 from tasks.store.write import write_table
 
 
@@ -60,12 +61,10 @@ def train_task(items: MapItems, texts: dict, bank: TextBank, config: MapTrainCon
     progress = create_progress_artifact(progress=0.0, key="affordance-training", description="Training steps")
 
     def report(record: dict[str, float]) -> None:
-        done = record["step"] / config.steps
-        left = record["elapsed_s"] / done * (1 - done)
-        bar = "#" * round(20 * done) + "-" * (20 - round(20 * done))
-        print(f"step {int(record['step']):5d}/{config.steps} [{bar}] loss {record['loss']:.3f}  "
-              f"{record['elapsed_s'] / record['step']:.2f} s/step, {int(left // 60)}m{int(left % 60):02d}s left")
-        update_progress_artifact(progress, progress=100.0 * done)
+        step = int(record["step"])
+        print(f"step {step:5d}/{config.steps} {bar(step, config.steps)} loss {record['loss']:.3f}  "
+              f"{record['elapsed_s'] / step:.2f} s/step, {time_left(record['elapsed_s'], step, config.steps)}")
+        update_progress_artifact(progress, progress=100.0 * step / config.steps)
 
     return train_map_model(items, texts, bank, config, out_dir, progress=report)
 

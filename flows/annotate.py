@@ -31,6 +31,7 @@ from tasks.affordance.data import NoMapItems
 from tasks.ingest.formats import FORMATS, get_format, labelled_format
 from tasks.ingest.ingest_task import ingest_counts, ingest_task
 from tasks.ingest.pipeline import IngestCounts
+from tasks.instruct.warm_endpoint import warm_endpoint
 from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.stage import NoLabelledSamples
 from tasks.report.figures import ingest_figures
@@ -89,55 +90,58 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
     settings = AffordSettings()
     apply_torch_threads(settings)
     runner = make_task_runner(settings)
-    run = provenance(command, seed)
-    shutil.rmtree(layout.reports, ignore_errors=True)  # the last run's figures must not mix with this run's
-    write_stage(layout.reports, "run", run | {"finished": False})
-    clock = StageClock(layout.reports)
-    clock.start("ingest")
-    counts = ingest_all.with_options(task_runner=runner)(formats, str(datasets), str(root), mano_root, num_points,
-                                                        seed)
-    labelled = labelled_format()
-    targets = [str(layout.table(fmt)) for fmt in formats if not get_format(fmt).labelled]
-    ingest = ingest_figures(counts)
-    write_stage(layout.reports, "ingest", ingest)
-    parts = [render_ingest(ingest) + f"\n\nTables in `{layout.tables.absolute()}`."]
-    clock.done("ingest")
-    clock.start("self_training")
-    try:
-        parts.append(self_training(data_root=str(root), labelled_table=str(layout.table(labelled)),
-                                   target_tables=targets, mano_root=mano_root, epochs=epochs, seed=seed,
-                                   reviewer=reviewer, review_url=review_url, truth_root=truth_root,
-                                   simulated_error_rate=simulated_error_rate, max_cycles=max_cycles,
-                                   queue_size=queue_size, classifier_preset=classifier_preset,
-                                   review_overlap=review_overlap))
-    except NoLabelledSamples as exc:  # e.g. every AffordPose input was rejected: nothing to learn from
-        write_stage(layout.reports, "self_training", skipped=str(exc))
-        parts.append(f"## Self-training skipped\n\n{exc}")
-    clock.done("self_training")
-    labels_table = layout.affordance_labels
-    clock.start("instruct")
-    parts.append(instruct(tables=[str(layout.table(fmt)) for fmt in formats], out_table=str(layout.instructions),
-                          labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
-                          generator=instructions, data_root=str(root), seed=seed,
-                          reports_dir=str(layout.reports)))
-    clock.done("instruct")
-    clock.start("affordance")
-    try:
-        parts.append(affordance(labelled_table=str(layout.table(labelled)), target_tables=targets,
-                                out_dir=str(layout.affordance), instructions_table=str(layout.instructions),
-                                preset=affordance_preset, steps=affordance_steps, seed=seed,
-                                current_record=str(layout.current("affordance")),
-                                reports_dir=str(layout.reports)))
-    except NoMapItems as exc:  # as above: no AffordPose row with part labels to learn from
-        write_stage(layout.reports, "affordance", skipped=str(exc))
-        parts.append(f"## Affordance maps skipped\n\n{exc}")
-    clock.done("affordance")
-    clock.start("join")
-    joined = join_task(layout, formats)
-    write_stage(layout.reports, "annotated", asdict(joined))
-    parts.append(f"{render_annotated(asdict(joined))} Table `{layout.annotated.absolute()}`.")
-    clock.done("join")
-    write_stage(layout.reports, "run", run | {"finished": True})
-    markdown = "\n\n".join(parts)
-    create_markdown_artifact(markdown=markdown, key="annotate-summary", description="Every stage of the run")
-    return markdown
+    # The embedded LLM (converted once, then served) starts now, beside ingest and self-training, so the instruct
+    # stage does not wait for it (tasks/instruct/warm_endpoint.py); a demo that warmed it already keeps it.
+    with warm_endpoint(root, AffordSettings(data_root=str(root)), instructions):
+        run = provenance(command, seed)
+        shutil.rmtree(layout.reports, ignore_errors=True)  # the last run's figures must not mix with this run's
+        write_stage(layout.reports, "run", run | {"finished": False})
+        clock = StageClock(layout.reports)
+        clock.start("ingest")
+        counts = ingest_all.with_options(task_runner=runner)(formats, str(datasets), str(root), mano_root, num_points,
+                                                            seed)
+        labelled = labelled_format()
+        targets = [str(layout.table(fmt)) for fmt in formats if not get_format(fmt).labelled]
+        ingest = ingest_figures(counts)
+        write_stage(layout.reports, "ingest", ingest)
+        parts = [render_ingest(ingest) + f"\n\nTables in `{layout.tables.absolute()}`."]
+        clock.done("ingest")
+        clock.start("self_training")
+        try:
+            parts.append(self_training(data_root=str(root), labelled_table=str(layout.table(labelled)),
+                                       target_tables=targets, mano_root=mano_root, epochs=epochs, seed=seed,
+                                       reviewer=reviewer, review_url=review_url, truth_root=truth_root,
+                                       simulated_error_rate=simulated_error_rate, max_cycles=max_cycles,
+                                       queue_size=queue_size, classifier_preset=classifier_preset,
+                                       review_overlap=review_overlap))
+        except NoLabelledSamples as exc:  # e.g. every AffordPose input was rejected: nothing to learn from
+            write_stage(layout.reports, "self_training", skipped=str(exc))
+            parts.append(f"## Self-training skipped\n\n{exc}")
+        clock.done("self_training")
+        labels_table = layout.affordance_labels
+        clock.start("instruct")
+        parts.append(instruct(tables=[str(layout.table(fmt)) for fmt in formats], out_table=str(layout.instructions),
+                              labels_table=str(labels_table) if (labels_table / "manifest.json").is_file() else None,
+                              generator=instructions, data_root=str(root), seed=seed,
+                              reports_dir=str(layout.reports)))
+        clock.done("instruct")
+        clock.start("affordance")
+        try:
+            parts.append(affordance(labelled_table=str(layout.table(labelled)), target_tables=targets,
+                                    out_dir=str(layout.affordance), instructions_table=str(layout.instructions),
+                                    preset=affordance_preset, steps=affordance_steps, seed=seed,
+                                    current_record=str(layout.current("affordance")),
+                                    reports_dir=str(layout.reports)))
+        except NoMapItems as exc:  # as above: no AffordPose row with part labels to learn from
+            write_stage(layout.reports, "affordance", skipped=str(exc))
+            parts.append(f"## Affordance maps skipped\n\n{exc}")
+        clock.done("affordance")
+        clock.start("join")
+        joined = join_task(layout, formats)
+        write_stage(layout.reports, "annotated", asdict(joined))
+        parts.append(f"{render_annotated(asdict(joined))} Table `{layout.annotated.absolute()}`.")
+        clock.done("join")
+        write_stage(layout.reports, "run", run | {"finished": True})
+        markdown = "\n\n".join(parts)
+        create_markdown_artifact(markdown=markdown, key="annotate-summary", description="Every stage of the run")
+        return markdown

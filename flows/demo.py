@@ -16,14 +16,18 @@ from flows.train_grasp import train_grasp
 from models.mano_pickle import load_mano_pickle, mano_file
 from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS, AffordancePreset, ClassifierPreset
 from ops.render import render_pair
+from review.resume import prefect_api_url
 from review.truth import truth_dir
 from schemas.data_root import DataRoot
 from schemas.hand import hand_faces_for
 from schemas.rows import Sample
+from schemas.settings import AffordSettings
 from tasks.affordance.config import MapTrainConfig
 from tasks.grasp.config import PRESETS as GRASP_PRESETS
 from tasks.ingest.formats import labelled_format
+from tasks.instruct.warm_endpoint import warm_endpoint
 from tasks.pseudo_label.classifier_config import TrainConfig
+from tasks.runtime.progress_line import bar
 from tasks.runtime.stage_clock import StageClock, human_seconds, record_stage_time
 from tasks.store.read import open_table
 from tasks.synth.datasets import DATASETS, SynthSummary, synthesize_datasets
@@ -33,7 +37,16 @@ from tasks.synth.demo import break_two_inputs
 @task(name="synthesise-datasets")
 def synth_task(out: Path, objects_per_category: dict[str, int], grasps_per_part: dict[str, int], seed: int,
                categories: list[str] | None) -> SynthSummary:
-    return synthesize_datasets(out, objects_per_category, seed, grasps_per_part, categories=categories)
+    started = time.perf_counter()
+
+    def progress(dataset: str, done: int, total: int) -> None:
+        # about ten lines for the demo's largest set, one for the small ones
+        if done == total or done % max(1, total // 5) == 0:
+            print(f"synthesise {dataset}: {done}/{total} objects {bar(done, total)} after "
+                  f"{human_seconds(time.perf_counter() - started)}")
+
+    return synthesize_datasets(out, objects_per_category, seed, grasps_per_part, categories=categories,
+                               progress=progress)
 
 
 def clear_synthetic_datasets(datasets: Path) -> None:
@@ -86,7 +99,7 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     `labelled_grasps_per_part` grasps per part) because the classifier learns from it. `categories`: a subset of
     the 13 object categories (default: all). Last, one instruction per labelled grasp. `instructions`:
     "auto" (default: AFFORD_LLM_BASE_URL when set, else the embedded SmolLM2 endpoint, started and stopped here,
-    with 4 requests in flight; 1-2 requests per (object class, affordance) key, about 30 keys with the default
+    with 16 requests in flight; 1-2 requests per (object class, affordance) key, about 30 keys with the default
     sizes, each generated once and cached), "openai" (the configured endpoint), or "template" (no model).
     Then the affordance-map model (`affordance_preset`): trained `affordance_steps` steps on AffordPose's part
     labels, evaluated on held-out objects, and run on every labelled target sample with its instruction.
@@ -95,24 +108,27 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     `command`: what started the run, for the report header (`afford report DATA_ROOT` renders the figures)."""
     layout = DataRoot(data_root)
     root = layout.path
+    print(_where_to_watch(prefect_api_url()))
     clear_synthetic_datasets(layout.datasets)
     labelled = labelled_format()
     objects = {d: objects_per_category for d in DATASETS} | {labelled: labelled_objects_per_category}
-    started = time.perf_counter()
-    print("stage synthesise ...")
-    synth = synth_task(layout.datasets, objects, {labelled: labelled_grasps_per_part}, seed, categories)
-    broken = break_task(synth.root)
-    synth_seconds = time.perf_counter() - started
-    print(f"stage synthesise done in {human_seconds(synth_seconds)}")
-    # The demo's reviewer is simulated: its review store starts afresh with each demo run (a kept store would hold
-    # the last run's queues, which a run with other sizes or seed would contradict).
-    shutil.rmtree(layout.review, ignore_errors=True)
-    report = annotate(datasets_root=str(synth.root), mano_root=str(synth.mano_root), data_root=str(root),
-                      num_points=num_points, seed=seed, reviewer="simulated", truth_root=str(synth.root),
-                      simulated_error_rate=simulated_error_rate, epochs=epochs, max_cycles=max_cycles,
-                      queue_size=queue_size, review_overlap=review_overlap, instructions=instructions,
-                      affordance_steps=affordance_steps, affordance_preset=affordance_preset,
-                      classifier_preset=classifier_preset, command=command)
+    # The embedded LLM (converted once, then served) starts now, beside synthesis, not when instructions begin.
+    with warm_endpoint(root, AffordSettings(data_root=str(root)), instructions):
+        started = time.perf_counter()
+        print("stage synthesise ...")
+        synth = synth_task(layout.datasets, objects, {labelled: labelled_grasps_per_part}, seed, categories)
+        broken = break_task(synth.root)
+        synth_seconds = time.perf_counter() - started
+        print(f"stage synthesise done in {human_seconds(synth_seconds)}")
+        # The demo's reviewer is simulated: its review store starts afresh with each demo run (a kept store would
+        # hold the last run's queues, which a run with other sizes or seed would contradict).
+        shutil.rmtree(layout.review, ignore_errors=True)
+        report = annotate(datasets_root=str(synth.root), mano_root=str(synth.mano_root), data_root=str(root),
+                          num_points=num_points, seed=seed, reviewer="simulated", truth_root=str(synth.root),
+                          simulated_error_rate=simulated_error_rate, epochs=epochs, max_cycles=max_cycles,
+                          queue_size=queue_size, review_overlap=review_overlap, instructions=instructions,
+                          affordance_steps=affordance_steps, affordance_preset=affordance_preset,
+                          classifier_preset=classifier_preset, command=command)
     # annotate starts its report afresh: the synthesis time goes in after it
     record_stage_time(layout.reports, "synthesise", synth_seconds)
     clock = StageClock(layout.reports)
@@ -128,6 +144,17 @@ def demo(data_root: str = "afford-data", objects_per_category: int = 1, labelled
     markdown = f"{report}\n\n## Where\n\n{where}"
     create_markdown_artifact(markdown=markdown, key="demo-tables", description="Tables written by the demo")
     return markdown
+
+
+def _where_to_watch(api_url: str) -> str:
+    """Where a person can follow the run: the UI of the configured Prefect server, or what to do for one (a plain
+    run talks to a temporary API server, which serves no UI)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return f"Prefect UI: {api_url.rstrip('/').removesuffix('/api')}/runs (this run, its stages and artifacts)"
+    return (f"Prefect: a temporary API server for this run only ({api_url}), without the UI. To follow a run in "
+            f"the UI, start `afford server up`, export the PREFECT_API_URL it prints, and run the demo again.")
 
 
 def _grasp_generator(layout: DataRoot, mano_root: str, seed: int, clock: StageClock, report: str) -> tuple[str, str]:

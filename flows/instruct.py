@@ -29,6 +29,7 @@ from tasks.instruct.stage import STAGE_VERSION, InstructCounts, instruct_samples
 from tasks.report.figures import instruction_figures
 from tasks.report.render import render_instructions
 from tasks.report.run_files import write_stage
+from tasks.runtime.progress_line import bar, time_left
 from tasks.store.read import open_table
 from tasks.store.write import write_table
 
@@ -54,11 +55,10 @@ def generate_task(inputs: list[tuple[str, str, str, str, str | None]], kind: str
         done["model"] += sum(not text.fallback for text in made)
         update_progress_artifact(progress, progress=100.0 * done["keys"] / max(keys, 1))
         elapsed = time.perf_counter() - start
-        left = elapsed / done["keys"] * max(keys - done["keys"], 0)
         calls = running[0].stats().calls if running and hasattr(running[0], "stats") else 0
-        log.info(f"instructions: key {done['keys']}/{keys} ({key.object_class}, {key.affordance}) after "
-                 f"{elapsed:.0f} s; {done['model']}/{done['texts']} texts from the model, {calls} requests; "
-                 f"at most about {left / 60:.1f} min left")
+        log.info(f"instructions: key {done['keys']}/{keys} {bar(done['keys'], keys)} ({key.object_class}, "
+                 f"{key.affordance}) after {elapsed:.0f} s; {done['model']}/{done['texts']} texts from the model, "
+                 f"{calls} requests; at most {time_left(elapsed, done['keys'], keys)}")
 
     with chosen_generator(kind, settings) as generator:
         running.append(generator)

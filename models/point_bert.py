@@ -12,7 +12,7 @@ Grouping is deterministic (FPS from point 0, exact kNN), so eval-mode inference 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
 import torch
@@ -46,6 +46,9 @@ class PointBertConfig:
     encoder_dims: int  # width of the mini-PointNet's pooled feature
     num_points: int  # N the data pipeline feeds (the model itself takes any N >= max(G, S))
     cls_dim: int = 9  # classes: no-affordance + 8 affordances
+    # W, the mini-PointNet's inner width: 3 -> W/2 -> W per point, then 2W -> 2W -> encoder_dims. The official
+    # model has W = 256 (its 512 x 512 layer over every point of every patch is most of a CPU training step).
+    patch_width: int = 256
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -56,6 +59,9 @@ class PointBertConfig:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}")
         if self.trans_dim % self.num_heads:
             raise ValueError(f"num_heads must divide trans_dim={self.trans_dim}, got {self.num_heads}")
+        if self.patch_width % 2:
+            raise ValueError(f"patch_width must be even (its first layer is patch_width / 2 wide), "
+                             f"got {self.patch_width}")
         if self.cls_dim < 2:
             raise ValueError(f"cls_dim must be >= 2, got {self.cls_dim}")
         for name in ("group_size", "num_group"):
@@ -68,11 +74,15 @@ class PointBertConfig:
 # (4x the compute in the encoder). The group count changes no parameter shape, so weights load either way.
 PAPER = PointBertConfig(trans_dim=384, depth=12, drop_path_rate=0.1, num_heads=6, group_size=32, num_group=64,
                         encoder_dims=256, num_points=4096)
-# ~1.3 M parameters instead of ~22.1 M: trains for a demo or CI on two CPU cores.
+# Trains for a demo or CI on two CPU cores. The patch MLP is half the official width: its 512 x 512 layer over
+# every point of every patch was most of a training step; at 128 an epoch takes under half the time and held-out
+# accuracy stayed above the demo's floor (BENCHMARKS.md block `demo_budgets`).
 CPU_SMALL = PointBertConfig(trans_dim=128, depth=4, drop_path_rate=0.1, num_heads=4, group_size=16, num_group=32,
-                            encoder_dims=128, num_points=1024)
-PRESETS: Presets[PointBertConfig] = Presets("classifier (Point-BERT)", {"paper": PAPER, "cpu": CPU_SMALL},
-                                            default="cpu")
+                            encoder_dims=128, num_points=1024, patch_width=128)
+# The CPU sizes with the official patch MLP: what `cpu` was before, for comparison and for its checkpoints.
+CPU_WIDE = replace(CPU_SMALL, patch_width=256)
+PRESETS: Presets[PointBertConfig] = Presets("classifier (Point-BERT)",
+                                            {"paper": PAPER, "cpu": CPU_SMALL, "cpu-wide": CPU_WIDE}, default="cpu")
 
 
 class Groups(NamedTuple):
@@ -107,13 +117,16 @@ class Group(nn.Module):
 class Encoder(nn.Module):
     """Mini-PointNet per patch: shared MLP, max-pool, concat the pooled feature to every point, MLP, max-pool."""
 
-    def __init__(self, encoder_channel: int) -> None:
+    def __init__(self, encoder_channel: int, width: int = 256) -> None:
+        """width W: 3 -> W/2 -> W, concat the pooled W, then 2W -> 2W -> encoder_channel (official: W = 256)."""
         super().__init__()
         self.encoder_channel = encoder_channel
+        half, double = width // 2, 2 * width
         self.first_conv = nn.Sequential(
-            nn.Conv1d(3, 128, 1), nn.BatchNorm1d(128), nn.ReLU(inplace=True), nn.Conv1d(128, 256, 1))
+            nn.Conv1d(3, half, 1), nn.BatchNorm1d(half), nn.ReLU(inplace=True), nn.Conv1d(half, width, 1))
         self.second_conv = nn.Sequential(
-            nn.Conv1d(512, 512, 1), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Conv1d(512, encoder_channel, 1))
+            nn.Conv1d(double, double, 1), nn.BatchNorm1d(double), nn.ReLU(inplace=True),
+            nn.Conv1d(double, encoder_channel, 1))
 
     def forward(self, point_groups: Tensor) -> Tensor:
         """point_groups: (B, G, S, 3) -> (B, G, encoder_channel); invariant to point order within a patch.
@@ -123,9 +136,9 @@ class Encoder(nn.Module):
         batch, groups, size, _ = point_groups.shape
         first, second = self.first_conv, self.second_conv
         patches = point_groups.reshape(batch * groups, size, 3)
-        feature = _pointwise(patches, first[0], first[1], first[3])  # (BG, S, 256)
-        pooled = feature.max(dim=1, keepdim=True).values  # (BG, 1, 256)
-        feature = torch.cat([pooled.expand(-1, size, -1), feature], dim=2)  # (BG, S, 512), global first
+        feature = _pointwise(patches, first[0], first[1], first[3])  # (BG, S, W)
+        pooled = feature.max(dim=1, keepdim=True).values  # (BG, 1, W)
+        feature = torch.cat([pooled.expand(-1, size, -1), feature], dim=2)  # (BG, S, 2W), global first
         feature = _pointwise(feature, second[0], second[1], second[3])  # (BG, S, C)
         return feature.max(dim=1).values.reshape(batch, groups, self.encoder_channel)
 
@@ -246,7 +259,7 @@ class PointTransformer(nn.Module):
         self.config = config
         self.trans_dim, self.cls_dim = config.trans_dim, config.cls_dim
         self.group_divider = Group(config.num_group, config.group_size)
-        self.encoder = Encoder(config.encoder_dims)
+        self.encoder = Encoder(config.encoder_dims, config.patch_width)
         self.reduce_dim = nn.Linear(config.encoder_dims, config.trans_dim)
         # Initialised as the official finetune model does: a zero CLS token, a standard-normal CLS position.
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.trans_dim))

@@ -14,13 +14,13 @@ class MapTrainConfig:
     """Affordance-map training settings; every field bounded in __post_init__."""
 
     preset: str = PRESETS.default
-    # 600 steps at 2e-3 (60 warm-up) against 1,500 at 1e-3: held-out IoU above the 0.65 floor in about a third of
-    # the time (BENCHMARKS.md block `demo_budgets`); 400 steps fell below it.
-    steps: int = 600
+    # 450 steps at 2.5e-3 (45 warm-up): held-out IoU above the demo's 0.65 floor in under a third of the time of
+    # 1,500 steps at 1e-3 (BENCHMARKS.md block `demo_budgets`, with 600 steps beside it); 400 at 3e-3 fell below.
+    steps: int = 450
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 2.5e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 60
+    warmup_steps: int = 45
     train_points: int = 1024  # points per cloud in a training batch (a random subset)
     focal_alpha: float = 0.5  # 0.5 weighs parts and background alike; measured against 0.25 in BENCHMARKS.md
     focal_gamma: float = 2.0

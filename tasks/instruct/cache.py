@@ -62,6 +62,12 @@ class InstructionCache:
             db.execute("INSERT OR REPLACE INTO instructions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (*_key(model, prompt_version, key, k), payload, datetime.now(UTC).isoformat()))
 
+    def holds_model(self, model: str, prompt_version: str) -> bool:
+        """Whether any key was answered by `model` with `prompt_version`."""
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM instructions WHERE model=? AND prompt_version=? LIMIT 1",
+                              (model, prompt_version)).fetchone() is not None
+
     def __len__(self) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM instructions").fetchone()[0]

@@ -61,9 +61,14 @@ def chosen_generator(kind: str, settings: AffordSettings) -> Iterator[Instructio
 
 
 # Requests in flight to the embedded endpoint. It serves with continuous batching, so they are decoded together:
-# BENCHMARKS.md block `llm` (bench/bench_llm.py) has answers/s with batching on and off, at 1 and 4 in flight.
-# Answers stay the same whatever the batch: each request carries its own seed.
-EMBEDDED_CONCURRENCY = 4
+# BENCHMARKS.md block `llm` (bench/bench_llm.py) has answers/s with batching on and off at 1, 4 and 16 in flight.
+# At 4 the server kept only about one of two cores busy; 16 answered more per second. Answers stay the same
+# whatever the batch: each request carries its own seed.
+EMBEDDED_CONCURRENCY = 16
+# Follow-up requests per key when the answer holds fewer valid instructions than asked. The 135M model often
+# answers one good sentence of three; a second repair, showing it the first repair's answer, recovers some of the
+# rest. The demo's share of rows with model text is in its instruct figures (README).
+EMBEDDED_REPAIRS = 2
 
 
 class EmbeddedGenerator:
@@ -74,28 +79,33 @@ class EmbeddedGenerator:
     prompt_version = OpenAIGenerator.prompt_version
 
     def __init__(self, settings: AffordSettings) -> None:
-        from tasks.instruct.endpoint import ensure_model_dir
+        from tasks.instruct.endpoint import model_dir_path
 
         self.settings = settings
-        self.model_dir = ensure_model_dir(settings.data_root)  # the served endpoint calls its model by this path
+        self.model_dir = model_dir_path(settings.data_root)  # converted when first needed (ensure_model_dir)
         self.model = f"embedded:{self.model_dir.name}"  # recorded in rows and the cache: the same in any data root
         self._lock = threading.Lock()
         self._endpoint = None
+        self._owned = False  # started here (stopped by close) rather than adopted from a warm-up
         self._client: OpenAIGenerator | None = None
 
     def _started(self) -> OpenAIGenerator:
         with self._lock:  # generate() runs on a thread pool: start once
             if self._client is None:
-                from tasks.instruct.endpoint import start_endpoint
+                from tasks.instruct.endpoint import ensure_model_dir, start_endpoint
+                from tasks.instruct.warm_endpoint import adopt
 
-                self._endpoint = start_endpoint(self.model_dir)
+                self._endpoint = adopt(self.model_dir)  # started ahead by the run (warm_endpoint), if it was
+                if self._endpoint is None:
+                    self._endpoint, self._owned = start_endpoint(ensure_model_dir(self.settings.data_root)), True
                 print(f"embedded endpoint {self._endpoint.base_url} serving {self.model_dir} "
                       f"(log {self._endpoint.log_path})")
                 # SmolLM2-135M on a CPU writes a few tokens per second: short answers (3 instructions fit in
                 # 120 tokens) and a generous timeout, since EMBEDDED_CONCURRENCY requests share the cores.
                 self._client = OpenAIGenerator(self._endpoint.base_url, self._endpoint.model,
                                                record_as=self.model, max_tokens=120, seed=self.settings.seed,
-                                               timeout_s=max(self.settings.llm_timeout_s, 180.0))
+                                               timeout_s=max(self.settings.llm_timeout_s, 180.0),
+                                               repairs=EMBEDDED_REPAIRS)
             return self._client
 
     def generate(self, key: InstructionKey, k: int) -> list[Instruction]:
@@ -105,6 +115,11 @@ class EmbeddedGenerator:
         return self._client.stats() if self._client is not None else GenerationStats()
 
     def close(self) -> None:
+        if self._endpoint is not None and not self._owned:
+            from tasks.instruct.warm_endpoint import release
+
+            release(self.model_dir)  # started ahead by the run; stopped now that the stage is done
+            self._endpoint = None
         if self._endpoint is not None:
             from tasks.instruct.endpoint import stop_endpoint
 

@@ -71,12 +71,17 @@ def locate_gguf() -> Path:
     return files[0]
 
 
+def model_dir_path(data_root: Path) -> Path:
+    """Where the converted model lives (or will): `<data_root>/models/smollm2-135m-instruct`, absolute."""
+    return DataRoot(Path(data_root).resolve()).models / MODEL_DIR_NAME
+
+
 def ensure_model_dir(data_root: Path, gguf: Path | None = None) -> Path:
     """`<data_root>/models/smollm2-135m-instruct`, converted from the GGUF on first use (~20-30 s on 2 cores).
 
     Atomic: the folder is written under a temporary name beside its final place and renamed when complete,
     so an interrupted conversion leaves no half folder behind to be served."""
-    target = DataRoot(Path(data_root).resolve()).models / MODEL_DIR_NAME
+    target = model_dir_path(data_root)
     if (target / DONE_MARKER).is_file():
         return target
     gguf = gguf or locate_gguf()
@@ -162,6 +167,18 @@ def start_endpoint(model_dir: Path, port: int | None = None, startup_timeout_s: 
     answers (~15-25 s on 2 cores: import, model load, first generation). Output goes to `log_path`
     (default `<model_dir>/../llm-serve-PORT.log`). continuous_batching False: the server decodes one request at
     a time (for comparison in bench/bench_llm.py)."""
+    endpoint = spawn_endpoint(model_dir, port, log_path, continuous_batching)
+    try:
+        _wait_ready(endpoint, startup_timeout_s)
+    except BaseException:
+        stop_endpoint(endpoint)
+        raise
+    return endpoint
+
+
+def spawn_endpoint(model_dir: Path, port: int | None = None, log_path: Path | None = None,
+                   continuous_batching: bool = True) -> Endpoint:
+    """The `transformers serve` child, started and not yet answering (start_endpoint waits for it)."""
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a model folder (no config.json); see ensure_model_dir")
@@ -171,13 +188,16 @@ def start_endpoint(model_dir: Path, port: int | None = None, startup_timeout_s: 
         process = subprocess.Popen(serve_command(model_dir, port, continuous_batching=continuous_batching),
                                    stdout=log_file, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=serve_env(model_dir), start_new_session=True)
-    endpoint = Endpoint(process, f"http://127.0.0.1:{port}/v1", str(model_dir), log_path)
+    return Endpoint(process, f"http://127.0.0.1:{port}/v1", str(model_dir), log_path)
+
+
+def wait_ready(endpoint: Endpoint, timeout_s: float = 180) -> None:
+    """Return once the spawned endpoint answers a chat completion; stop it and raise when it cannot."""
     try:
-        _wait_ready(endpoint, startup_timeout_s)
+        _wait_ready(endpoint, timeout_s)
     except BaseException:
         stop_endpoint(endpoint)
         raise
-    return endpoint
 
 
 def _wait_ready(endpoint: Endpoint, timeout_s: float) -> None:

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from schemas.affordance import AFFORDANCES, NUM_AFFORDANCES
 from tasks.pseudo_label.confidence_filter import ClassStats, RuleReport
+from tasks.runtime.progress_line import bar, time_left
 
 # Plots are drawn on a bare Figure with the Agg canvas, not pyplot: no global state, so tasks in a thread
 # pool can plot at once, and no display is needed. Fixed inches x dpi give a fixed pixel size.
@@ -185,9 +186,7 @@ def epoch_line(record: dict[str, float], epochs: int, elapsed_s: float, width: i
     epoch = int(record["epoch"])
     if not 1 <= epoch <= epochs:
         raise ValueError(f"record epoch {epoch} is outside 1..{epochs}")
-    filled = round(width * epoch / epochs)
     per_epoch = elapsed_s / epoch
-    left = round(per_epoch * (epochs - epoch))
-    return (f"epoch {epoch:>3}/{epochs} [{'#' * filled}{'-' * (width - filled)}] loss {record['train_loss']:.3f}  "
+    return (f"epoch {epoch:>3}/{epochs} {bar(epoch, epochs, width)} loss {record['train_loss']:.3f}  "
             f"train {record['train_acc']:.3f}  val {record['val_acc']:.3f}  {per_epoch:.1f} s/epoch, "
-            f"{left // 60}m{left % 60:02d}s left")
+            f"{time_left(elapsed_s, epoch, epochs)}")

@@ -9,9 +9,13 @@ three are written unlabelled, with MANO parameters, as the real ones are.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -54,45 +58,125 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
                         grasps_per_part: int | Mapping[str, int] = 1, steps: int = 60,
                         progress: Callable[[str, int, int], None] | None = None,
                         categories: Sequence[str] | None = None,
-                        datasets: Sequence[str] = DATASETS) -> SynthSummary:
+                        datasets: Sequence[str] = DATASETS, workers: int | None = None) -> SynthSummary:
     """Write the MANO pickles and the datasets (default: all four) under `out`; `progress(dataset, done, total)`
     per object. `categories` restricts the object categories (default: all 13). `objects_per_category` and
     `grasps_per_part` are one number for every dataset or a {dataset: number} map (missing datasets: 1), e.g. a
-    larger labelled AffordPose set to train the affordance classifier on."""
+    larger labelled AffordPose set to train the affordance classifier on.
+
+    Each object's grasps are refined from their own seed ([seed, dataset offset, object index]), so objects go to
+    `workers` processes (default: one per core when there are PARALLEL_MIN_OBJECTS objects or more) and the files
+    are the same whatever the number of workers."""
     unknown = sorted(set(categories or ()) - set(CATEGORIES))
     if unknown:
         raise ValueError(f"categories: unknown {unknown}; expected names from {', '.join(CATEGORIES)}")
     if not datasets or set(datasets) - set(DATASETS):
         raise ValueError(f"datasets: expected a non-empty subset of {', '.join(DATASETS)}, got {list(datasets)}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     objects = _per_dataset("objects_per_category", objects_per_category)
     grasps = _per_dataset("grasps_per_part", grasps_per_part)
     root = Path(out)
     mano_root = root / "mano"
     write_synthetic_mano(mano_root)
-    # Read the pickle back through the same loader a user's licensed MANO_RIGHT.pkl goes through.
-    params = load_mano_pickle(mano_root / "MANO_RIGHT.pkl")
-    layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
-    template = HandTemplate.from_mano(params)
+    template = HandTemplate.from_mano(load_mano_pickle(mano_root / "MANO_RIGHT.pkl"))
     summary = SynthSummary(root=root, mano_root=mano_root)
+    rngs, jobs = {}, []
     for offset, dataset in enumerate(DATASETS):
         if dataset not in datasets:
             continue
-        rng = np.random.default_rng([seed, offset])
+        rngs[dataset] = rng = np.random.default_rng([seed, offset])
         made = [make_object(c, rng, _object_id(dataset, c, i)) for c in _categories(dataset, categories or CATEGORIES)
                 for i in range(objects[dataset])]
-        records: list[GraspRecord] = []
-        affordances: list[str] = []
-        for done, obj in enumerate(made, start=1):
-            synthesized = synthesize_grasps(obj, params, layer, grasps[dataset], rng, steps=steps)
-            records += [_record(obj, g, dataset, i, rng, params, layer) for i, g in enumerate(synthesized)]
-            affordances += [g.affordance for g in synthesized]
-            if progress:
-                progress(dataset, done, len(made))
+        jobs += [ObjectJob(obj, dataset, grasps[dataset], (seed, offset, index), steps)
+                 for index, obj in enumerate(made)]
+    results = object_grasps(jobs, mano_root, workers, progress)
+    for dataset, rng in rngs.items():
+        mine = [result for job, result in zip(jobs, results, strict=True) if job.dataset == dataset]
+        records = [record for found, _ in mine for record in found]
         files = _write(dataset, dataset_dir(root, dataset), records, rng, template)
         if not get_format(dataset).labelled:  # the unlabelled ones: truth kept aside for the simulated reviewer
-            write_truth(root, dataset, records, affordances)
+            write_truth(root, dataset, records, [a for _, made in mine for a in made])
         summary.grasps[dataset], summary.files[dataset] = len(records), len(files)
     return summary
+
+
+class ObjectJob(NamedTuple):
+    """One object's grasps to synthesise: `per_part` grasps per graspable part from the seed `seed_key`."""
+
+    obj: SynthObject
+    dataset: str
+    per_part: int
+    seed_key: tuple[int, int, int]
+    steps: int
+
+
+# Below this many objects the work stays in this process: a worker process costs a few seconds to start (it
+# imports torch), about what a few objects take to refine.
+PARALLEL_MIN_OBJECTS = 16
+
+
+def object_grasps(jobs: Sequence[ObjectJob], mano_root: Path, workers: int | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> list[tuple[list[GraspRecord], list[str]]]:
+    """(writer records, affordances) per job, in the jobs' order, refined in `workers` processes (None: one per
+    core, or this process alone below PARALLEL_MIN_OBJECTS jobs). Every job runs on one torch thread: the
+    refinement's tensors are small, so a second thread barely shortens a job while a second process halves the
+    whole, and a fixed count keeps the floating-point sums, hence the files, the same however the jobs are spread."""
+    count = workers or (min(os.cpu_count() or 1, len(jobs)) if len(jobs) >= PARALLEL_MIN_OBJECTS else 1)
+    totals = {d: sum(j.dataset == d for j in jobs) for d in dict.fromkeys(j.dataset for j in jobs)}
+    done = dict.fromkeys(totals, 0)
+
+    def advance(job: ObjectJob) -> None:
+        done[job.dataset] += 1
+        if progress:
+            progress(job.dataset, done[job.dataset], totals[job.dataset])
+
+    if count <= 1:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            _load_worker_model(mano_root)
+            results = []
+            for job in jobs:
+                results.append(_run_job(job))
+                advance(job)
+            return results
+        finally:
+            torch.set_num_threads(previous)
+    context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
+    with ProcessPoolExecutor(count, mp_context=context, initializer=_load_worker_model,
+                             initargs=(mano_root,)) as pool:
+        futures = [pool.submit(_run_job, job) for job in jobs]
+        try:
+            for future, job in zip(futures, jobs, strict=True):
+                future.result()
+                advance(job)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return [future.result() for future in futures]
+
+
+_WORKER: dict[str, tuple[ManoParams, ManoLayer]] = {}
+
+
+def _load_worker_model(mano_root: Path) -> None:
+    """Per process, once: the MANO model read back through the loader a user's MANO_RIGHT.pkl goes through."""
+    torch.set_num_threads(1)
+    key = str(mano_root)
+    if key not in _WORKER:
+        params = load_mano_pickle(Path(mano_root) / "MANO_RIGHT.pkl")
+        _WORKER[key] = params, ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
+    _WORKER["current"] = _WORKER[key]
+
+
+def _run_job(job: ObjectJob) -> tuple[list[GraspRecord], list[str]]:
+    params, layer = _WORKER["current"]
+    rng = np.random.default_rng(list(job.seed_key))
+    synthesized = synthesize_grasps(job.obj, params, layer, job.per_part, rng, steps=job.steps)
+    records = [_record(job.obj, g, job.dataset, i, rng, params, layer) for i, g in enumerate(synthesized)]
+    return records, [g.affordance for g in synthesized]
 
 
 def _categories(dataset: str, categories: Sequence[str]) -> list[str]:

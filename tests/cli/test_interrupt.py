@@ -109,3 +109,39 @@ def test_ctrl_c_during_instruct_leaves_no_child_process(tmp_path):
     assert left == {}, f"still running after Ctrl-C: {left}\n{text}"
     assert code == 130, text
     assert "stopped" in text and "interrupted (Ctrl-C)" in text, text
+
+
+WARMING = """
+import sys, time
+from schemas.settings import AffordSettings
+from tasks.instruct.warm_endpoint import warm_endpoint
+root = sys.argv[1]
+with warm_endpoint(root, AffordSettings(data_root=root, llm_base_url=None), "auto"):
+    print("earlier stages running", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_ctrl_c_while_the_endpoint_warms_up_ahead_leaves_no_child_process(tmp_path):
+    """A run starts the embedded endpoint ahead of the instruct stage (tasks/instruct/warm_endpoint.py) and is
+    interrupted in an earlier stage, while the server is still starting: the server must not outlive it."""
+    data_root = tmp_path / "data"
+    ensure_model_dir(data_root)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AFFORD_LLM_")}
+    process = subprocess.Popen([sys.executable, "-c", WARMING, str(data_root)], env=env,
+                               cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline, children = time.monotonic() + 120, {}
+        while not any(" serve " in command for command in children.values()):
+            assert time.monotonic() < deadline and process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+            children = _descendants(process.pid)
+        os.killpg(process.pid, signal.SIGINT)  # the server is spawned and loading: not yet answering
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    left = {pid: command for pid, command in children.items() if _still_running(pid, command)}
+    assert left == {}, f"still running after Ctrl-C: {left}\n{output}"
+    assert process.returncode != 0 and "KeyboardInterrupt" in output, output

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.point_bert import CPU_SMALL, PAPER, PRESETS, DropPath, Encoder, Group, PointBertConfig, PointTransformer
+from models.point_bert import (
+    CPU_SMALL,
+    CPU_WIDE,
+    PAPER,
+    PRESETS,
+    DropPath,
+    Encoder,
+    Group,
+    PointBertConfig,
+    PointTransformer,
+)
 from models.point_bert_checkpoint import load_checkpoint, load_official_checkpoint, save_checkpoint
 
 TINY = PointBertConfig(trans_dim=32, depth=2, drop_path_rate=0.1, num_heads=4, group_size=8, num_group=16,
@@ -53,7 +63,7 @@ def official_keys(depth: int) -> set[str]:
 
 
 def test_presets_are_valid_and_named() -> None:
-    assert dict(PRESETS.items()) == {"paper": PAPER, "cpu": CPU_SMALL}
+    assert dict(PRESETS.items()) == {"paper": PAPER, "cpu": CPU_SMALL, "cpu-wide": CPU_WIDE}
     assert (PAPER.trans_dim, PAPER.depth, PAPER.num_heads, PAPER.encoder_dims, PAPER.group_size) == (384, 12, 6,
                                                                                                        256, 32)
     assert PAPER.num_points == 4096 and PAPER.cls_dim == CPU_SMALL.cls_dim == 9
@@ -147,6 +157,20 @@ def test_encoder_is_invariant_to_point_order_within_a_patch() -> None:
 
 
 
+def test_patch_width_sets_the_mini_pointnet_and_the_official_width_stays_256() -> None:
+    # Official Point-BERT encoder: Conv1d 3->128->256, concat the pooled 256, then 512->512->encoder_dims
+    # (lulutang0608/Point-BERT, models/Point_BERT.py, class Encoder); the paper preset must keep it to load its
+    # released weights.
+    assert PAPER.patch_width == CPU_WIDE.patch_width == 256
+    shapes = {name: tuple(p.shape) for name, p in Encoder(encoder_channel=64, width=128).named_parameters()
+              if name.endswith("weight") and p.ndim == 3}
+    assert shapes == {"first_conv.0.weight": (64, 3, 1), "first_conv.3.weight": (128, 64, 1),
+                      "second_conv.0.weight": (256, 256, 1), "second_conv.3.weight": (64, 256, 1)}
+    assert PointTransformer(CPU_SMALL).encoder.second_conv[0].in_channels == 2 * CPU_SMALL.patch_width
+    with pytest.raises(ValueError, match="patch_width must be even"):
+        dataclasses.replace(CPU_SMALL, patch_width=127)
+
+
 def _conv_reference(encoder: Encoder, groups: torch.Tensor) -> torch.Tensor:
     """The official layout: Conv1d over (BG, C, S) through the encoder's own modules."""
     batch, count, size, _ = groups.shape
@@ -170,7 +194,7 @@ def test_encoder_equals_the_conv1d_layout_including_batchnorm_statistics(trainin
 # --- forward ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset", ["cpu", "paper"])
+@pytest.mark.parametrize("preset", ["cpu", "cpu-wide", "paper"])
 def test_output_shape_for_each_preset(preset: str) -> None:
     config = PRESETS[preset]
     model = make_model(config).eval()
@@ -321,3 +345,16 @@ def test_non_state_dict_file_raises(tmp_path: Path) -> None:
     torch.save({"epoch": 3}, path)
     with pytest.raises(ValueError, match=r"junk\.pth"):
         load_official_checkpoint(make_model(TINY), path)
+
+
+def test_a_checkpoint_saved_before_patch_width_existed_loads_with_the_official_width(tmp_path: Path) -> None:
+    # Checkpoints written before the field carry no `patch_width` in their config: they were all 256 wide.
+    model = make_model(CPU_WIDE).eval()
+    raw = {"model": model.state_dict(), "config": {k: v for k, v in dataclasses.asdict(CPU_WIDE).items()
+                                                   if k != "patch_width"}}
+    torch.save(raw, tmp_path / "old.pt")
+    loaded, config = load_checkpoint(tmp_path / "old.pt")
+    assert config == CPU_WIDE
+    points = cloud(2, CPU_WIDE.num_points, seed=1)
+    with torch.no_grad():
+        assert torch.equal(loaded(points), model(points))
