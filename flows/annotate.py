@@ -42,6 +42,7 @@ from tasks.runtime.stage_clock import StageClock
 from tasks.runtime.task_runners import make_task_runner
 from tasks.runtime.threads import apply_torch_threads
 from tasks.store.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs, load_mano_fits
+from tasks.store.published_event import EVENT, emit_published
 from tasks.store.read import open_table
 from tasks.store.write import write_table
 
@@ -142,6 +143,9 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
         parts.append(f"{render_annotated(asdict(joined))} Table `{layout.annotated.absolute()}`.")
         clock.done("join")
         write_stage(layout.reports, "run", run | {"finished": True})
+        # Last: what a deployment triggered by it (prefect.yaml's train-grasp trigger) trains on.
+        published = emit_published(layout.annotated, root)
+        print(f"published {layout.annotated} as event {EVENT} ({published})")
         markdown = "\n\n".join(parts)
         create_markdown_artifact(markdown=markdown, key="annotate-summary", description="Every stage of the run")
         return markdown

@@ -62,8 +62,12 @@ def _hull(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def train_grasp(annotated_table: str, out_dir: str, preset: GraspPresetName = PRESETS.default,
                 steps: int | None = None, batch_size: int | None = None, dam_heads: int | None = None,
                 device: str = "auto", seed: int = 0, mano_root: str | None = None, compile: bool = False,
-                preview_grasps: int = 4) -> str:
-    """Train the grasp generator on `annotated_table` (resuming a run in `out_dir`); return the summary."""
+                preview_grasps: int = 4, annotated_version: int | None = None) -> str:
+    """Train the grasp generator on `annotated_table` (resuming a run in `out_dir`); return the summary.
+    `annotated_version`: the table version to train on (what an annotate run published, passed by prefect.yaml's
+    trigger); a table that has moved on since is refused rather than trained on unawares."""
+    if annotated_version is not None:
+        check_version(Path(annotated_table), annotated_version)
     config = preset_config(preset, steps, batch_size=batch_size, dam_heads=dam_heads, device=device, seed=seed,
                            compile=compile or None)
     out = Path(out_dir)
@@ -80,6 +84,16 @@ def train_grasp(annotated_table: str, out_dir: str, preset: GraspPresetName = PR
     (out / "summary.md").write_text(markdown + "\n")
     create_markdown_artifact(markdown=markdown, key="grasp-training", description="Grasp generator training")
     return markdown
+
+
+def check_version(table: Path, version: int) -> None:
+    """ValueError naming the table when its current version is not `version`."""
+    from tasks.store.read import read_manifest
+
+    _, manifest = read_manifest(table)
+    if manifest.version != version:
+        raise ValueError(f"annotated_version {version}: {table} is at version {manifest.version} now (annotated "
+                         f"again since); leave annotated_version empty to train on the current version")
 
 
 def _summary(config: GraspTrainConfig, items: GraspItems, result: GraspTrainResult, preview: Path | None) -> str:

@@ -32,8 +32,18 @@ def test_trigger_parameters_name_the_flow_parameters(deployment):
     flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
     accepted = inspect.signature(flow.fn).parameters
     for trigger in deployment["triggers"]:
-        assert trigger["expect"] == ["dataset.changed"]
+        # the events this project emits: afford watch's (tasks/ingest/watch.py) and annotate's last step's
+        # (tasks/store/published_event.py); the templates read what they carry
+        assert trigger["expect"] in (["dataset.changed"], ["annotated.published"])
         assert set(trigger["parameters"]) <= set(accepted), set(trigger["parameters"]) - set(accepted)
-        # what the event carries (tasks/ingest/watch.py) is what the templates read
         for value in trigger["parameters"].values():
-            assert value.startswith("{{ event.") and value.endswith(" }}"), value
+            assert value.startswith("{{ event.") and "}}" in value, value
+
+
+def test_the_training_trigger_is_off_by_default_and_reads_what_annotate_publishes():
+    from tasks.store.published_event import EVENT, RESOURCE_PREFIX
+
+    [trigger] = next(d for d in DEPLOYMENTS if d["name"] == "train-grasp")["triggers"]
+    assert trigger["enabled"] is False  # one line to turn on
+    assert trigger["expect"] == [EVENT] and trigger["match"]["prefect.resource.id"] == f"{RESOURCE_PREFIX}*"
+    assert trigger["parameters"]["annotated_version"] == "{{ event.payload.version }}"

@@ -65,10 +65,6 @@ def chosen_generator(kind: str, settings: AffordSettings) -> Iterator[Instructio
 # At 4 the server kept only about one of two cores busy; 16 answered more per second. Answers stay the same
 # whatever the batch: each request carries its own seed.
 EMBEDDED_CONCURRENCY = 16
-# Follow-up requests per key when the answer holds fewer valid instructions than asked. The 135M model often
-# answers one good sentence of three; a second repair, showing it the first repair's answer, recovers some of the
-# rest. The demo's share of rows with model text is in its instruct figures (README).
-EMBEDDED_REPAIRS = 2
 
 
 class EmbeddedGenerator:
@@ -104,8 +100,7 @@ class EmbeddedGenerator:
                 # 120 tokens) and a generous timeout, since EMBEDDED_CONCURRENCY requests share the cores.
                 self._client = OpenAIGenerator(self._endpoint.base_url, self._endpoint.model,
                                                record_as=self.model, max_tokens=120, seed=self.settings.seed,
-                                               timeout_s=max(self.settings.llm_timeout_s, 180.0),
-                                               repairs=EMBEDDED_REPAIRS)
+                                               timeout_s=max(self.settings.llm_timeout_s, 180.0))
             return self._client
 
     def generate(self, key: InstructionKey, k: int) -> list[Instruction]:

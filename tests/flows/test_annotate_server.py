@@ -31,6 +31,7 @@ from tests.annotate_factories import (
     rows_by_id,
     synth_small,
 )
+from tests.deployments import flow_runs, run_deployment_on
 
 # server start + deploy + a worker-run annotate + the triggered run: ~4 min on an idle 2-core machine
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -61,32 +62,13 @@ def _watch(api: str, datasets: Path, data_root: Path) -> str:
     return result.stdout
 
 
-async def _runs(api: str, deployment: str) -> list:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: api}):
-        async with get_client() as client:
-            return await client.read_flow_runs(deployment_filter=DeploymentFilter(
-                name=DeploymentFilterName(any_=[deployment])))
-
-
-def _run_deployment(api: str, name: str, parameters: dict, timeout_s: float):
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: api}):
-        return run_deployment(name, parameters=parameters, timeout=timeout_s, poll_interval=3)
-
-
 def test_triggered_reannotation_recomputes_exactly_the_changed_samples(server, tmp_path):
     api, deploy_output = server
     for name in ("annotate", "reannotate-on-change"):
         assert name in deploy_output
     data_root = tmp_path / "data"
     datasets = synth_small(data_root)
-    run = _run_deployment(api, "annotate/annotate", {
+    run = run_deployment_on(api, "annotate/annotate", {
         "datasets_root": str(datasets), "mano_root": str(datasets / "mano"), "data_root": str(data_root),
         "truth_root": str(datasets), **ANNOTATE_PARAMS}, timeout_s=900)
     assert run.state.is_completed(), run.state
@@ -108,7 +90,7 @@ def test_triggered_reannotation_recomputes_exactly_the_changed_samples(server, t
 
     deadline, finished = time.monotonic() + 600, []
     while time.monotonic() < deadline and not finished:
-        runs = asyncio.run(_runs(api, "reannotate-on-change"))
+        runs = asyncio.run(flow_runs(api, "reannotate-on-change"))
         finished = [r for r in runs if r.state and r.state.is_final()]
         time.sleep(3)
     assert finished, f"no reannotate run finished within 600 s (runs: {[r.state for r in runs]})"

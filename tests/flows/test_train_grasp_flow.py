@@ -35,3 +35,16 @@ def test_train_grasp_flow_end_to_end_then_resumes(prefect_harness, tmp_path):
     again = train_grasp(annotated_table=str(tmp_path / "annotated"), out_dir=str(out), preset="tiny", steps=15,
                         device="cpu", preview_grasps=0)
     assert "resumed from step 45" in again and "samples.png" not in again
+
+
+def test_a_pinned_version_the_table_has_moved_past_is_refused_by_name(tmp_path):
+    # What prefect.yaml's trigger passes: the version an annotate run published. Annotated again since, the table
+    # is at a newer version, and training on it would silently train on something else.
+    from flows.train_grasp import check_version
+
+    table = tmp_path / "annotated"
+    write_annotated(table, n=4)
+    check_version(table, 1)  # the current version: accepted
+    write_annotated(table, n=4)
+    with pytest.raises(ValueError, match=r"annotated_version 1: .*annotated is at version 2 now"):
+        check_version(table, 1)

@@ -265,3 +265,11 @@ def test_outage_during_repair_keeps_the_valid_part() -> None:
         made = generator(server, max_retries=1).generate(InstructionKey("mug", "lift"), 3)
     assert server.total == 3 and [i.fallback for i in made] == [False, False, True]
     assert made[-1].reason.startswith(ENDPOINT_FAILURE) and made[-1].variant == 2 and made[-1].generator == "template"
+
+
+def test_a_second_repair_when_allowed_sees_the_first_repairs_answer(cache: InstructionCache) -> None:
+    with FaultServer(script=["prose", "malformed", "fenced"]) as server:
+        rows, counts = instruct_samples(inputs(3, 1)[:1], generator(server, repairs=2), cache, k=3)
+    assert (server.total, counts.repairs) == (3, 2) and not rows[0].fallback
+    with pytest.raises(ValueError, match="repairs"):
+        generator(server, repairs=-1)

@@ -27,7 +27,7 @@ SMALL_RUN = Path(__file__).parent / "data" / "small_run"  # a reduced `afford de
 DEMO_RUN = ROOT / "docs" / "results" / "demo"  # the run README's and BENCHMARKS' demo figures come from
 # The blocks a benchmark's result fills: bench/bench_<kind>.py writes docs/results/<kind>/ (bench/record.py).
 BLOCK_SOURCES = {kind: ROOT / "docs" / "results" / kind for kind in BENCH_KINDS}
-# The MANO fits ran (for an hour) on an earlier demo run's AffordPose table, which every seed-0 demo writes alike.
+# The MANO fits ran (for an hour) on an earlier demo run's AffordPose table (before per-object synthesis seeds).
 BLOCK_SOURCES["demo-fit-mano"] = ROOT / "docs" / "results" / "demo_fit_mano"
 
 

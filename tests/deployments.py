@@ -1,0 +1,24 @@
+"""Helpers for tests against a real Prefect server (`server` marker): run a deployment, list a deployment's runs."""
+
+from __future__ import annotations
+
+
+async def flow_runs(api: str, deployment: str) -> list:
+    """Every flow run of the deployment named `deployment` on the server at `api`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        async with get_client() as client:
+            return await client.read_flow_runs(deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=[deployment])))
+
+
+def run_deployment_on(api: str, name: str, parameters: dict, timeout_s: float):
+    """Run deployment `name` ("flow/deployment") on the server at `api` and wait for its final state."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        return run_deployment(name, parameters=parameters, timeout=timeout_s, poll_interval=3)
