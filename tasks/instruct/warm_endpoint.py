@@ -66,7 +66,7 @@ class _Warmup:
         if self._error is not None:
             with _LOCK:
                 self._endpoint = None  # wait_ready stopped it
-            raise RuntimeError(f"the embedded endpoint started ahead failed: {self._error}") from self._error
+            raise self._error  # as the stage would have raised it starting the server itself (a missing model...)
         if self._endpoint is None:
             raise RuntimeError("the embedded endpoint started ahead was stopped before it was used")
         return self._endpoint

@@ -138,7 +138,10 @@ def render_instructions(f: dict[str, Any]) -> str:
     # escape_markdown already escaped the pipes; markdown_table would escape them again
     table = "\n".join(["| object | affordance | instruction | generator | fallback |",
                        "| --- | --- | --- | --- | --- |", *("| " + " | ".join(r) + " |" for r in rows)])
-    return "\n\n".join(["## Instructions", InstructCounts(**f["counts"]).summary(), table])
+    counts = InstructCounts(**f["counts"])
+    share = (f" {counts.fallback_samples} of {counts.rows} rows ({100 * counts.fallback_samples / counts.rows:.1f} %) "
+             f"fell back to a template wording." if counts.rows else "")
+    return "\n\n".join(["## Instructions", counts.summary() + share, table])
 
 
 def render_affordance(f: dict[str, Any], per_group: bool = True) -> str:
