@@ -55,7 +55,7 @@ def test_annotate_refuses_bad_options_by_name(tmp_path):
     result = runner.invoke(app, ["annotate", "--datasets-root", str(tmp_path), "--reviewer", "robot"])
     assert result.exit_code == 2 and "--reviewer 'robot' is not one of web, simulated" in result.output
     result = runner.invoke(app, ["annotate", "--datasets-root", str(tmp_path), "--classifier-preset", "huge"])
-    assert result.exit_code == 2 and "--classifier-preset 'huge' is not one of cpu, paper" in result.output
+    assert result.exit_code == 2 and "--classifier-preset 'huge' is not one of cpu, cpu-wide, paper" in result.output
 
 
 def test_reannotate_refuses_an_unknown_or_missing_dataset(tmp_path):
