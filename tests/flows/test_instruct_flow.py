@@ -40,4 +40,4 @@ def test_instruct_flow_writes_one_instruction_per_labelled_sample(prefect_harnes
     assert np.all([r.variant in (0, 1) for r in out.values()])
     assert "## Instructions" in report and "5 instructions" in report
     # a line per generated key, with how many are left: a person sees the stage move
-    assert "instructions: key 1/" in caplog.text and "min left" in caplog.text
+    assert "instructions: key 1/" in caplog.text and "s left" in caplog.text and "[#" in caplog.text
