@@ -40,3 +40,10 @@ def test_gpu_mode_without_a_gpu_says_what_to_do(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "--device cuda" in done.stderr and "sees no CUDA GPU" in done.stderr and "gpu_check.sh" in done.stderr
+
+
+def test_a_bad_step_count_is_refused_by_name(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--device", "cpu", "--tiny", "--steps", "0",
+                           "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--steps must be >= 1, got 0" in done.stderr
+    assert not (tmp_path / "out").exists()  # refused before any work
