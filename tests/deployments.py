@@ -22,3 +22,20 @@ def run_deployment_on(api: str, name: str, parameters: dict, timeout_s: float):
 
     with temporary_settings({PREFECT_API_URL: api}):
         return run_deployment(name, parameters=parameters, timeout=timeout_s, poll_interval=3)
+
+
+def wait_for_finished_runs(api: str, deployment: str, timeout_s: float = 600, poll_s: float = 3) -> list:
+    """The runs of `deployment` in a final state, once there is at least one; AssertionError naming the deployment
+    and the states seen when none finishes within `timeout_s` (a triggered run is created by an automation, so a
+    test can only poll for it)."""
+    import asyncio
+    import time
+
+    deadline, finished, runs = time.monotonic() + timeout_s, [], []
+    while time.monotonic() < deadline and not finished:
+        runs = asyncio.run(flow_runs(api, deployment))
+        finished = [r for r in runs if r.state and r.state.is_final()]
+        if not finished:
+            time.sleep(poll_s)
+    assert finished, f"no {deployment} run finished within {timeout_s:.0f} s (runs: {[r.state for r in runs]})"
+    return finished

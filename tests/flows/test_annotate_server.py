@@ -4,11 +4,9 @@ recomputes exactly the changed samples."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +29,7 @@ from tests.annotate_factories import (
     rows_by_id,
     synth_small,
 )
-from tests.deployments import flow_runs, run_deployment_on
+from tests.deployments import run_deployment_on, wait_for_finished_runs
 
 # server start + deploy + a worker-run annotate + the triggered run: ~4 min on an idle 2-core machine
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -88,13 +86,7 @@ def test_triggered_reannotation_recomputes_exactly_the_changed_samples(server, t
     assert "oakink: 2 added, 1 changed, 1 removed -> event" in watched, watched
     event_id = watched.split("-> event ")[1].split()[0]
 
-    deadline, finished = time.monotonic() + 600, []
-    while time.monotonic() < deadline and not finished:
-        runs = asyncio.run(flow_runs(api, "reannotate-on-change"))
-        finished = [r for r in runs if r.state and r.state.is_final()]
-        time.sleep(3)
-    assert finished, f"no reannotate run finished within 600 s (runs: {[r.state for r in runs]})"
-    [run] = finished
+    [run] = wait_for_finished_runs(api, "reannotate-on-change")
     assert run.state.is_completed(), run.state
     assert run.parameters["event_id"] == event_id and run.parameters["dataset"] == "oakink"
 

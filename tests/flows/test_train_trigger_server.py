@@ -3,9 +3,6 @@ deployment run starts train-grasp on the annotated table version that run publis
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 import yaml
 
@@ -21,7 +18,7 @@ from tasks.runtime.prefect_server import (
 )
 from tasks.store.read import read_manifest
 from tests.annotate_factories import ANNOTATE_PARAMS, synth_small
-from tests.deployments import flow_runs, run_deployment_on
+from tests.deployments import run_deployment_on, wait_for_finished_runs
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -61,13 +58,7 @@ def test_a_completed_annotate_run_starts_training_on_the_version_it_published(se
     assert run.state.is_completed(), run.state
     _, manifest = read_manifest(data_root / "tables" / "annotated")
 
-    deadline, finished, runs = time.monotonic() + 600, [], []
-    while time.monotonic() < deadline and not finished:
-        runs = asyncio.run(flow_runs(api, "train-grasp"))
-        finished = [r for r in runs if r.state and r.state.is_final()]
-        time.sleep(3)
-    assert finished, f"no train-grasp run finished within 600 s (runs: {[r.state for r in runs]})"
-    [training] = finished
+    [training] = wait_for_finished_runs(api, "train-grasp")
     assert training.state.is_completed(), training.state
     assert training.parameters["annotated_table"] == str((data_root / "tables" / "annotated").resolve())
     assert int(training.parameters["annotated_version"]) == manifest.version
