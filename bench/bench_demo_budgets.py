@@ -2,15 +2,15 @@
 tables of a finished demo run, so the demo's defaults are chosen by measurement.
 
     python -m bench.bench_demo_budgets --data-root afford-data \
-        --classifier 50:0.002:cpu-wide 50:0.002 30:0.002 --maps 1500:0.001 800:0.002 500:0.002 --threads 2
+        --classifier 50:0.002:cpu-wide 50:0.002 --maps 450:0.0025:cpu-large-patch 450:0.0025 --threads 2
     afford report docs/results/demo_budgets --update BENCHMARKS.md
 
 Classifier rows: cycle 0 of self-training (AffordPose only, the demo's seeded split) trained `epochs` epochs at
 learning rate `lr` with the classifier preset given third (default: the default preset); test accuracy, and the
 precision and acceptance of the rule the stage picks, on the held-out split. Map rows: the affordance-map model
-trained `steps` steps at `lr` on AffordPose's training objects, IoU (threshold 0.5), aIoU and AUC on held-out
-objects, with the texts the demo's instruct stage wrote. Quality floors the demo must keep (README): test accuracy
->= 95 %, accepted-label precision >= 97 %, map IoU >= 0.65.
+(preset given third, default: the default preset) trained `steps` steps at `lr` on AffordPose's training objects;
+IoU (threshold 0.5), aIoU and AUC on held-out objects, with the texts the demo's instruct stage wrote. Quality
+floors the demo must keep (README): test accuracy >= 95 %, accepted-label precision >= 97 %, map IoU >= 0.65.
 """
 
 from __future__ import annotations
@@ -27,25 +27,20 @@ if __package__ in (None, ""):  # run as a file: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _pairs(values: list[str], name: str) -> list[tuple[int, float]]:
-    """"50:0.002" -> (50, 0.002); a clear error naming the option otherwise."""
-    return [(count, lr) for count, lr, _ in _settings(values, name, presets=None)]
-
-
 def _settings(values: list[str], name: str, presets) -> list[tuple[int, float, str | None]]:
-    """"50:0.002[:preset]" -> (50, 0.002, preset or None); the preset is checked against `presets` (None: no
-    preset allowed). A clear error naming the option otherwise."""
+    """"50:0.002[:preset]" -> (50, 0.002, preset or None); the preset is checked against `presets`. A clear error
+    naming the option otherwise."""
     out = []
     for value in values:
         parts = value.split(":")
         try:
-            if len(parts) not in ((2, 3) if presets else (2,)):
+            if len(parts) not in (2, 3):
                 raise ValueError
             preset = parts[2] if len(parts) == 3 else None
             out.append((int(parts[0]), float(parts[1]), presets.check(preset, f"--{name}") if preset else None))
         except ValueError as error:
-            shape = "COUNT:LR[:PRESET], e.g. 30:0.002:cpu" if presets else "COUNT:LR, e.g. 30:0.002"
-            raise SystemExit(f"--{name} {value!r}: expected {shape}" + (f" ({error})" if str(error) else "")) from None
+            raise SystemExit(f"--{name} {value!r}: expected COUNT:LR[:PRESET], e.g. 30:0.002:cpu"
+                             + (f" ({error})" if str(error) else "")) from None
     return out
 
 
@@ -74,7 +69,8 @@ def classifier_rows(root: Path, settings: list[tuple[int, float, str | None]], s
     return rows
 
 
-def map_rows(root: Path, settings: list[tuple[int, float]], seed: int) -> list[list]:
+def map_rows(root: Path, settings: list[tuple[int, float, str | None]], seed: int) -> list[list]:
+    from models.preset_choices import AFFORDANCE_PRESETS
     from models.text_encoder import TextEncoder
     from tasks.affordance.config import MapTrainConfig
     from tasks.affordance.data import instruction_texts, load_items, object_split
@@ -89,17 +85,18 @@ def map_rows(root: Path, settings: list[tuple[int, float]], seed: int) -> list[l
     bank = TextBank([t for group in texts.values() for t in group], TextEncoder())
     train, test = items.subset(split["train"]), items.subset(split["test"])
     rows = []
-    for steps, lr in settings:
-        config = MapTrainConfig(steps=steps, lr=lr, warmup_steps=min(100, steps // 10), seed=seed)
+    for steps, lr, chosen in settings:
+        preset = chosen or AFFORDANCE_PRESETS.default
+        config = MapTrainConfig(preset=preset, steps=steps, lr=lr, warmup_steps=min(100, steps // 10), seed=seed)
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
             model = train_map_model(train, texts, bank, config, out)
             seconds = time.perf_counter() - start
         _, numbers = evaluation_report(evaluate_maps(model.model, test, texts, bank))
         overall = numbers["overall"]
-        rows.append([steps, lr, round(seconds, 1), round(seconds / steps, 3), overall["IoU"], overall["aIoU"],
-                     overall["AUC"]])
-        print(f"maps {steps} steps lr {lr}: {seconds:.0f} s, IoU {overall['IoU']:.3f}", flush=True)
+        rows.append([preset, steps, lr, round(seconds, 1), round(seconds / steps, 3), overall["IoU"],
+                     overall["aIoU"], overall["AUC"]])
+        print(f"maps {preset} {steps} steps lr {lr}: {seconds:.0f} s, IoU {overall['IoU']:.3f}", flush=True)
     return rows
 
 
@@ -108,7 +105,8 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, required=True, help="A finished demo run's data root.")
     parser.add_argument("--classifier", nargs="*", default=["50:0.002:cpu-wide", "50:0.002", "30:0.002"],
                         metavar="EPOCHS:LR[:PRESET]")
-    parser.add_argument("--maps", nargs="*", default=["1500:0.001", "800:0.002", "500:0.002"], metavar="STEPS:LR")
+    parser.add_argument("--maps", nargs="*", default=["450:0.0025:cpu-large-patch", "450:0.0025"],
+                        metavar="STEPS:LR[:PRESET]")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=None, help="Folder for result.json (default: "
@@ -134,9 +132,11 @@ def main() -> None:
              "acceptance", "rule"], rows, ["", "", "g", ".1f", ".2f", "", ".3f", ".3f", ".3f", ""],
             heading="Classifier, cycle 0 (AffordPose only)"))
     if args.maps:
-        rows = map_rows(args.data_root, _pairs(args.maps, "maps"), args.seed)
-        tables.append(bench_table(["steps", "lr", "seconds", "s/step", "IoU", "aIoU", "AUC"], rows,
-                                  ["", "g", ".1f", ".3f", ".3f", ".3f", ".3f"],
+        from models.preset_choices import AFFORDANCE_PRESETS
+
+        rows = map_rows(args.data_root, _settings(args.maps, "maps", AFFORDANCE_PRESETS), args.seed)
+        tables.append(bench_table(["preset", "steps", "lr", "seconds", "s/step", "IoU", "aIoU", "AUC"], rows,
+                                  ["", "", "g", ".1f", ".3f", ".3f", ".3f", ".3f"],
                                   heading="Affordance-map model (held-out objects)"))
     text = [f"Tables of the demo run at `{args.data_root}`; torch intra-op threads {torch.get_num_threads()}; "
             f"{load_text()}. Floors: test accuracy >= 0.95, accepted precision >= 0.97, IoU >= 0.65."]

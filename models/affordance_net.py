@@ -48,16 +48,19 @@ class AffordanceNetConfig:
             raise ValueError(f"num_group and group_size must be <= num_points={self.num_points}")
 
 
-# ~1.15 M parameters: about 7 minutes of training (1500 steps) on two CPU cores.
-CPU = AffordanceNetConfig()
+# ~1.15 M parameters. Patches of 16 points: the 64 patches then cover a 1,024-point training cloud about once
+# instead of twice, and the patch MLP (most of a CPU step) does half the work (BENCHMARKS.md, "Demo training
+# budgets", beside `cpu-large-patch`, what `cpu` was before).
+CPU = AffordanceNetConfig(group_size=16)
+CPU_LARGE_PATCH = AffordanceNetConfig(group_size=32)
 # Wider and finer for a GPU: 128 patches, 384-wide like Point-BERT's paper widths.
 PAPER = AffordanceNetConfig(num_group=128, group_size=32, trans_dim=384, depth=6, fusion_depth=3, num_heads=6,
                             point_dim=96)
 # Seconds to train: tests and CI smoke runs.
 TINY = AffordanceNetConfig(num_points=256, num_group=16, group_size=16, trans_dim=32, depth=1, fusion_depth=1,
                            num_heads=2, point_dim=16)
-PRESETS: Presets[AffordanceNetConfig] = Presets("affordance-map net", {"cpu": CPU, "paper": PAPER, "tiny": TINY},
-                                                 default="cpu")
+PRESETS: Presets[AffordanceNetConfig] = Presets("affordance-map net", {"cpu": CPU, "cpu-large-patch": CPU_LARGE_PATCH,
+                                                                       "paper": PAPER, "tiny": TINY}, default="cpu")
 
 
 def normalise_cloud(points: Tensor) -> Tensor:

@@ -196,8 +196,10 @@ class OpenAIGenerator:
     is min(max_backoff_s, backoff_s * 2**(n-1)) scaled by a random factor in [0.5, 1) (jitter, so a pool of
     threads does not retry in lockstep; max_backoff_s stays a true bound); a 429's Retry-After, when given,
     replaces it (capped at max_backoff_s).
-    repairs: follow-up requests that show the model its invalid or too short answer and ask again (each sees the
-    latest answer), before the missing instructions come from templates.
+    repairs: follow-up requests after an invalid or too short answer, before the missing instructions come from
+    templates: the first asks the task afresh in the prompt version's repair words (when it has them); a later one
+    shows the model its latest answer and the reason it was refused.
+    prompt_version: which registered wording (`prompts.WORDINGS`) to ask in; the default is the current one.
     seed: every request carries a seed derived from it and the prompt (request_seed), so an endpoint that honours
     the OpenAI `seed` field (the embedded `transformers serve` does) answers the same prompt the same way on every
     run, whatever order a thread pool sends the prompts in; it also seeds the backoff jitter.
@@ -210,10 +212,13 @@ class OpenAIGenerator:
     def __init__(self, base_url: str, model: str, api_key: str | SecretStr | None = None, *,
                  timeout_s: float = 60.0, max_retries: int = 4, backoff_s: float = 1.0, max_backoff_s: float = 30.0,
                  temperature: float = 0.7, max_tokens: int = 300, seed: int = 0, record_as: str | None = None,
-                 repairs: int = 1, sleep: Callable[[float], None] = time.sleep) -> None:
+                 repairs: int = 1, prompt_version: str = prompts.PROMPT_VERSION,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or max_backoff_s < 0 or repairs < 0:
             raise ValueError("timeout_s must be > 0; max_retries, backoff_s, max_backoff_s and repairs must be >= 0")
+        prompts.wording_for(prompt_version)  # an unregistered version is refused here, by name
         self.repairs = repairs
+        self.prompt_version = prompt_version  # rows and the cache record it
         self.base_url = base_url
         self.served_model = model  # what each request names
         # What rows and the cache record: `record_as` when the served name is a local path (the embedded
@@ -266,18 +271,19 @@ class OpenAIGenerator:
     def generate(self, key: InstructionKey, k: int) -> list[Instruction]:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        messages = prompts.build_messages(key.object_class, key.affordance, key.part, k)
+        conversation = prompts.build_messages(key.object_class, key.affordance, key.part, k, self.prompt_version)
         texts: list[str] = []
         try:
-            answer = self._complete(messages)
+            answer = self._complete(conversation)
             texts, reason = self._usable(answer, key, k)
-            for _ in range(self.repairs):
+            for attempt in range(self.repairs):
                 if len(texts) >= k:
                     break
                 self._counter.add("repairs")
-                repair = prompts.build_repair_messages(messages, answer or "", reason or "too few instructions",
-                                                       key.object_class, key.part, k)
-                answer = self._complete(repair)
+                conversation = prompts.build_repair_messages(
+                    conversation, answer or "", reason or "too few instructions", key.object_class, key.affordance,
+                    key.part, k, attempt, self.prompt_version)
+                answer = self._complete(conversation)
                 more, reason = self._usable(answer, key, k)
                 texts = _unique([*texts, *more])[:k]
                 if len(texts) < k and reason is None:

@@ -12,12 +12,25 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from dataclasses import dataclass
 
-PROMPT_VERSION = "instruct-v2"
 MIN_WORDS, MAX_WORDS = 3, 25
 
-# What each affordance asks the hand to do, in words a small model understands.
-AFFORDANCE_HINTS: dict[str, str] = {
+
+@dataclass(frozen=True)
+class Wording:
+    """One prompt version's words: what each affordance asks the hand to do (`hints`, "the object" standing for
+    the object's name), and the other words a repair asks the same task in (`repair_hints`; None: the repair shows
+    the model its answer and the reason it was refused)."""
+
+    hints: dict[str, str]
+    repair_hints: dict[str, str] | None = None
+
+
+# instruct-v2: the first version that states the task in words. SmolLM2-135M copied its hints nearly word for word,
+# and dropped the object from "press a button or surface of the object": the copy named no object and was refused.
+# It also answered a repair that showed its own answer with the same answer again.
+_V2 = Wording(hints={
     "no_affordance": "pick the object up with an ordinary stable grasp",
     "handle-grasp": "hold the object by its handle",
     "press": "press a button or surface of the object with the fingers",
@@ -27,11 +40,38 @@ AFFORDANCE_HINTS: dict[str, str] = {
     "support": "hold the object from below so it rests on the palm",
     "pull": "pull the object or one of its parts towards the hand",
     "lever": "push a lever or rotate a part of the object around its hinge",
-}
+})
+# instruct-v3: every hint names the object where a copy keeps it, and a repair asks the task afresh in other words
+# (a new conversation), which the small model answers anew. On the demo's 36 keys the share of rows with model
+# text rose from about 45 % to about 79 %, in less time (BENCHMARKS.md, "Prompt versions").
+_V3 = Wording(hints={
+    "no_affordance": "pick the object up with an ordinary stable grasp",
+    "handle-grasp": "hold the object by its handle",
+    "press": "press the object's button or surface with the fingers",
+    "lift": "lift the object up",
+    "wrap-grasp": "wrap the whole hand around the object",
+    "twist": "twist the object's cap or knob",
+    "support": "hold the object from below so it rests on the palm",
+    "pull": "pull the object towards the hand",
+    "lever": "push the object's lever or rotate it around its hinge",
+}, repair_hints={
+    "no_affordance": "grasp the object firmly",
+    "handle-grasp": "grip the object's handle firmly",
+    "press": "push down on the object with a fingertip",
+    "lift": "raise the object off the table",
+    "wrap-grasp": "grasp the object with the fingers wrapped around it",
+    "twist": "turn the cap of the object",
+    "support": "carry the object on the open palm",
+    "pull": "drag the object closer",
+    "lever": "push down the lever of the object",
+})
+# Every version a cache or row may name; a new wording is a new entry, never an edit of an old one.
+WORDINGS: dict[str, Wording] = {"instruct-v2": _V2, "instruct-v3": _V3}
+PROMPT_VERSION = "instruct-v3"
+AFFORDANCE_HINTS: dict[str, str] = WORDINGS[PROMPT_VERSION].hints
 
 # A plain task sentence and a plain request: SmolLM2-135M copied the worked example of a JSON-list prompt
-# (instruct-v1) into nearly every answer, whatever the object; this wording gave 15 distinct valid instructions
-# for 30 asked over 10 keys, against 2 for 15 (BENCHMARKS.md). Larger models answer it as a numbered list.
+# (instruct-v1) into nearly every answer, whatever the object. Larger models answer it as a numbered list.
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 _USER_TEMPLATE = """Task: {task}.
@@ -92,24 +132,46 @@ def readable(name: str) -> str:
     return " ".join(re.split(r"[\s_\-]+", name.strip().lower()))
 
 
-def task_sentence(object_class: str, affordance: str) -> str:
-    """The affordance as a task on this object: ("mug", "lift") -> "lift the mug up"."""
-    hint = AFFORDANCE_HINTS.get(affordance, f"{readable(affordance)} the object")
-    return hint.replace("the object", f"the {readable(object_class)}")
+def task_sentence(object_class: str, affordance: str, version: str = PROMPT_VERSION, repair: bool = False) -> str:
+    """The affordance as a task on this object, in `version`'s words (its repair words when `repair`):
+    ("mug", "lift") -> "lift the mug up"; ("headphones", "press") -> "press the headphones' button or ..."."""
+    wording = wording_for(version)
+    hints = wording.repair_hints if repair and wording.repair_hints else wording.hints
+    hint = hints.get(affordance, f"{readable(affordance)} the object")
+    name = readable(object_class)
+    owner = f"the {name}'" if name.endswith("s") and not name.endswith("ss") else f"the {name}'s"  # headphones'
+    return hint.replace("the object's", owner).replace("the object", f"the {name}")
 
 
-def build_messages(object_class: str, affordance: str, part: str | None, k: int) -> list[dict[str, str]]:
+def wording_for(version: str) -> Wording:
+    """The registered wording of a prompt version; ValueError naming the registered ones otherwise."""
+    if version not in WORDINGS:
+        raise ValueError(f"prompt version {version!r} is not registered; registered: {', '.join(sorted(WORDINGS))}")
+    return WORDINGS[version]
+
+
+def build_messages(object_class: str, affordance: str, part: str | None, k: int,
+                   version: str = PROMPT_VERSION) -> list[dict[str, str]]:
     """Chat messages asking for k instructions for one (object class, affordance, part) key."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    user = _USER_TEMPLATE.format(task=task_sentence(object_class, affordance), k=k,
+    user = _USER_TEMPLATE.format(task=task_sentence(object_class, affordance, version), k=k,
                                  target=target_phrase(object_class, part))
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
 def build_repair_messages(messages: list[dict[str, str]], answer: str, reason: str, object_class: str,
-                          part: str | None, k: int) -> list[dict[str, str]]:
-    """The conversation so far, the unusable answer, and one request to answer again in the right form."""
+                          affordance: str, part: str | None, k: int, attempt: int = 0,
+                          version: str = PROMPT_VERSION) -> list[dict[str, str]]:
+    """The request after an unusable or too short answer to `messages`.
+
+    The first repair of a version with repair words asks the same task afresh in those words, in a new
+    conversation. Otherwise (a later repair, or a version without them): the conversation so far, the unusable
+    answer, and one request to answer again in the right form."""
+    if attempt == 0 and wording_for(version).repair_hints:
+        user = _USER_TEMPLATE.format(task=task_sentence(object_class, affordance, version, repair=True), k=k,
+                                     target=target_phrase(object_class, part))
+        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
     repair = _REPAIR_TEMPLATE.format(reason=reason, k=k, target=target_phrase(object_class, part))
     return [*messages, {"role": "assistant", "content": answer[:2000]}, {"role": "user", "content": repair}]
 
@@ -245,7 +307,7 @@ def _names(words: list[str], name: str) -> bool:
 
 
 def _singular(word: str) -> str:
-    word = word.removesuffix("'s")
+    word = word.removesuffix("'s").removesuffix("'")  # possessives: "mug's", "headphones'"
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith(("ches", "shes", "sses", "xes")):

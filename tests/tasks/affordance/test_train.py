@@ -68,7 +68,8 @@ def test_bad_checkpoints_are_refused_by_file(tmp_path) -> None:
 
 
 def test_config_bounds_name_the_field() -> None:
-    with pytest.raises(ValueError, match="preset 'huge' is not registered; registered: cpu, paper, tiny"):
+    with pytest.raises(ValueError,
+                       match="preset 'huge' is not registered; registered: cpu, cpu-large-patch, paper, tiny"):
         MapTrainConfig(preset="huge")
     with pytest.raises(ValueError, match="steps must be >= 1"):
         MapTrainConfig(steps=0)

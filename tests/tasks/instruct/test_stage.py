@@ -18,7 +18,15 @@ from tasks.instruct.generators import (
     OpenAIGenerator,
     TemplateGenerator,
 )
-from tasks.instruct.prompts import PROMPT_VERSION, build_messages, parse_answer, validate_instruction
+from tasks.instruct.prompts import (
+    PROMPT_VERSION,
+    build_messages,
+    build_repair_messages,
+    parse_answer,
+    readable,
+    task_sentence,
+    validate_instruction,
+)
 from tasks.instruct.stage import InstructInput, instruct_samples, make_generator, stable_variant
 from tasks.store.read import open_table
 from tasks.store.write import write_table
@@ -109,7 +117,43 @@ def test_prompt_names_the_key() -> None:
     assert system["role"] == "system" and user["role"] == "user"
     assert "Task: hold the wine glass by its handle." in user["content"]
     assert "Write 4 different short commands" in user["content"] and "the stem of the wine glass" in user["content"]
-    assert PROMPT_VERSION == "instruct-v2"
+    assert PROMPT_VERSION == "instruct-v3"
+
+
+@pytest.mark.parametrize("affordance", AFFORDANCES)
+@pytest.mark.parametrize("repair", [False, True])
+def test_current_task_words_name_the_object(affordance: str, repair: bool) -> None:
+    # A small model copies the task sentence: a copy that drops the object is refused ("does not name").
+    for name in ("wine_glass", "headphones", "mug"):
+        sentence = task_sentence(name, affordance, repair=repair)
+        assert readable(name) in sentence and "object" not in sentence, sentence
+
+
+def test_possessive_of_a_name_ending_in_s() -> None:
+    assert task_sentence("headphones", "press") == "press the headphones' button or surface with the fingers"
+    assert task_sentence("glass", "twist") == "twist the glass's cap or knob"
+    assert validate_instruction("Press the headphones' button with one finger", "headphones", None) is None
+
+
+def test_first_repair_asks_afresh_in_other_words_and_a_second_shows_the_answer() -> None:
+    first = build_messages("mug", "lift", None, 3)
+    fresh = build_repair_messages(first, "1. Lift it", "too short", "mug", "lift", None, 3, attempt=0)
+    assert [m["role"] for m in fresh] == ["system", "user"]
+    assert "Task: raise the mug off the table." in fresh[-1]["content"] and "mentions the mug." in fresh[-1]["content"]
+    second = build_repair_messages(fresh, "1. Raise it", "does not name the mug", "mug", "lift", None, 3, attempt=1)
+    assert second[:2] == fresh and second[2] == {"role": "assistant", "content": "1. Raise it"}
+    assert "That answer could not be used: does not name the mug." in second[3]["content"]
+
+
+def test_an_older_version_keeps_its_words_and_unknown_versions_are_refused() -> None:
+    old = build_messages("mug", "press", None, 3, version="instruct-v2")
+    assert "Task: press a button or surface of the mug with the fingers." in old[-1]["content"]
+    repair = build_repair_messages(old, "1. Press a button", "does not name the mug", "mug", "press", None, 3,
+                                   version="instruct-v2")
+    assert repair[2]["content"] == "1. Press a button"  # v2 has no repair words: its repair shows the answer
+    with pytest.raises(ValueError, match="prompt version 'instruct-v9' is not registered; registered: "
+                                         "instruct-v2, instruct-v3"):
+        build_messages("mug", "lift", None, 3, version="instruct-v9")
 
 
 @pytest.mark.parametrize("affordance", AFFORDANCES)
