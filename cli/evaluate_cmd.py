@@ -51,11 +51,19 @@ def evaluate(
     speed_batch: int = typer.Option(8, "--speed-batch", min=1, max=4096, help="Batch size of the batched timing."),
     seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Seed of the sampling noise."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (generation; metrics run on the CPU)."),
+    baseline: list[str] = typer.Option([], "--baseline", help="Also evaluate a baseline in the same Table 9, once "
+                                       "per baseline: retrieval (training grasps of the same class and affordance "
+                                       "placed on each object) or ground_truth (the object's own grasps)."),
 ) -> None:
     """Evaluate grasp generators: penetration, simulation, contact, diversity, ACC, speed; Markdown report."""
     parsed, error = check_evaluate_options(annotated, checkpoint, samples_root, classifier)
     if error is None and device not in ("cpu", "auto") and not device.startswith("cuda"):
         error = f"--device {device!r} is not auto, cpu, cuda or cuda:N"
+    if error is None:
+        from tasks.grasp.evaluation.baselines import BASELINES
+
+        unknown = [b for b in baseline if b not in BASELINES]
+        error = f"--baseline {unknown[0]!r} is not one of {', '.join(BASELINES)}" if unknown else None
     if error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
@@ -66,7 +74,8 @@ def evaluate(
                                   samples_root=str(samples_root) if samples_root else None,
                                   objects_per_dataset=objects_per_dataset, grasps_per_object=grasps_per_object,
                                   classifier=str(classifier) if classifier else None, workers=workers, seed=seed,
-                                  speed_batch=speed_batch, tto_steps=tto_steps, device=device)
+                                  speed_batch=speed_batch, tto_steps=tto_steps, device=device,
+                                  baselines=list(dict.fromkeys(baseline)))
     except ValueError as exc:  # no object with a mesh, a checkpoint with other heads, ...
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

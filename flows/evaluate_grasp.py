@@ -18,7 +18,9 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
+from schemas.annotated import AnnotatedRow
 from tasks.grasp.data import sentence_embedder
+from tasks.grasp.evaluation.baselines import BASELINES, baseline_grasps, grasp_pool
 from tasks.grasp.evaluation.evaluate import EvalReport, GeneratedGrasp, evaluate_grasps, grid_items
 from tasks.grasp.evaluation.inputs import (
     EvalObjects,
@@ -38,6 +40,7 @@ from tasks.grasp.evaluation.summary import (
 )
 from tasks.grasp.sample import load_grasp_generator
 from tasks.pseudo_label.classifier_model import TrainResult, load_trained
+from tasks.store.read import open_table
 
 
 @task(name="select-eval-objects", cache_policy=NONE)
@@ -53,6 +56,14 @@ def generate_task(checkpoint: Path, heads: int, objects: EvalObjects, k: int, se
     start = time.perf_counter()
     grasps = generate_for_objects(generator, objects.objects, k, sentence_embedder(), seed)
     return grasps, time.perf_counter() - start
+
+
+@task(name="baseline-grasps", cache_policy=NONE)
+def baseline_task(annotated_table: Path, checkpoint: Path, objects: EvalObjects, method: str, k: int, seed: int,
+                  device: str) -> tuple[list[GeneratedGrasp], dict[str, str]]:
+    mano = load_grasp_generator(checkpoint, device).models.mano  # the hand the model's grasps are built with
+    pool = grasp_pool(open_table(annotated_table, AnnotatedRow).iter_rows())
+    return baseline_grasps(objects.objects, pool, method, mano, k, seed)
 
 
 @task(name="evaluate-grasps", cache_policy=NONE)
@@ -84,9 +95,15 @@ def grid_task(grasps: list[GeneratedGrasp], report: EvalReport, out_png: Path, o
 def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: str, samples_root: str | None = None,
                    objects_per_dataset: int = 4, grasps_per_object: int = 4, classifier: str | None = None,
                    workers: int = 0, seed: int = 0, speed_batch: int = 8, tto_steps: int = 100,
-                   grid_objects: int = 4, device: str = "cpu") -> str:
+                   grid_objects: int = 4, device: str = "cpu", baselines: list[str] | None = None) -> str:
     """Evaluate one grasp generator per DAM head count ({heads: checkpoint}) on `annotated_table`'s objects;
-    write report.md, metrics.json and grasps.png under `out_dir` and return the report."""
+    write report.md, metrics.json and grasps.png under `out_dir` and return the report.
+    baselines: also evaluate grasps no model made, in the same Table 9 (`retrieval`: training grasps of the same
+    class and affordance placed on each object; `ground_truth`: the object's own grasps), `grasps_per_object`
+    each; an object a baseline has no grasp for is left out of that baseline's rows, and the report says why."""
+    for method in baselines or []:
+        if method not in BASELINES:
+            raise ValueError(f"baselines: {method!r} is not one of {', '.join(BASELINES)}")
     check_evaluation_settings(checkpoints, objects_per_dataset, grasps_per_object, speed_batch, tto_steps, grid_objects)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,11 +118,18 @@ def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: s
         made, seconds = generate_task(Path(checkpoints[heads]), heads, objects, grasps_per_object, seed, device)
         grasps += made
         generation_s += seconds
+    left_out: dict[str, dict[str, str]] = {}
+    for method in baselines or []:
+        made, left_out[method] = baseline_task(Path(annotated_table), Path(checkpoints[max(checkpoints)]), objects,
+                                               method, grasps_per_object, seed, device)
+        grasps += made
+        for obj, why in left_out[method].items():
+            print(f"{method}: {obj} left out: {why}")
     report = evaluate_task(grasps, acc_model, workers)
     speed = speed_task(Path(checkpoints[max(checkpoints)]), objects, speed_batch, tto_steps, seed, device)
     png = grid_task(grasps, report, out / "grasps.png", grid_objects, 3,
                     f"{max(checkpoints)} DAM heads: requested affordance -> predicted, simulation displacement")
-    metrics = metrics_dict(report, speed, objects, generation_s, classifier_path)
+    metrics = metrics_dict(report, speed, objects, generation_s, classifier_path) | {"baselines_left_out": left_out}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     markdown = report_markdown(report, speed, objects, metrics, classifier_path, png)
     (out / "report.md").write_text(markdown + "\n")

@@ -102,11 +102,36 @@ def test_evaluate_grasp_flow_writes_the_full_report(prefect_harness, tmp_path, m
 
 
 @pytest.mark.server
+@pytest.mark.slow
+def test_baselines_share_table9_with_the_model(prefect_harness, tmp_path, monkeypatch):
+    monkeypatch.setattr(flows.evaluate_grasp, "sentence_embedder", lambda: fake_embed)
+    tables = tmp_path / "tables"
+    rows = write_annotated(tables / "annotated", n=8, affordpose=2, other_split=1)
+    write_samples(tables, rows)
+    out = tmp_path / "eval"
+    report = evaluate_grasp(annotated_table=str(tables / "annotated"),
+                            checkpoints={2: str(train_tiny(rows, tmp_path / "heads2", heads=2))}, out_dir=str(out),
+                            objects_per_dataset=2, grasps_per_object=2, workers=1, speed_batch=2, tto_steps=2,
+                            grid_objects=1, baselines=["retrieval", "ground_truth"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    methods = {(g["dataset"], g["method"]) for g in metrics["table9"]}
+    wanted = {("oakink", "model"), ("oakink", "retrieval"), ("oakink", "ground_truth"), ("affordpose", "model")}
+    assert wanted <= methods
+    # AffordPose rows carry no MANO parameters: no grasp of theirs can be placed, and the report says so by object
+    assert ("affordpose", "ground_truth") not in methods and metrics["baselines_left_out"]["ground_truth"]
+    assert "| Dataset | Method | DAM heads |" in report and "| ground truth | - |" in report
+    assert "ground_truth: affordpose/" in report and "left out (ground_truth: no grasps of this object" in report
+
+
+@pytest.mark.server
 def test_evaluate_grasp_refuses_bad_parameters_by_name(prefect_harness, tmp_path):
     write_annotated(tmp_path / "annotated", n=3, affordpose=0, other_split=0)
     with pytest.raises(ValueError, match="checkpoints: heads 3"):
         evaluate_grasp(annotated_table=str(tmp_path / "annotated"), checkpoints={3: str(tmp_path / "a.pt")},
                        out_dir=str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="baselines: 'nearest' is not one of retrieval, ground_truth"):
+        evaluate_grasp(annotated_table=str(tmp_path / "annotated"), checkpoints={1: str(tmp_path / "a.pt")},
+                       out_dir=str(tmp_path / "o"), baselines=["retrieval", "nearest"])
     with pytest.raises(ValueError, match="no such file"):
         evaluate_grasp(annotated_table=str(tmp_path / "annotated"), checkpoints={1: str(tmp_path / "a.pt")},
                        out_dir=str(tmp_path / "o"))

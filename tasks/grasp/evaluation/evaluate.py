@@ -52,6 +52,7 @@ class GeneratedGrasp:
     dataset: str
     dam_heads: int
     object_points: np.ndarray | None = None
+    method: str = "model"  # or a baseline's name (tasks/grasp/evaluation/baselines.py); Table 9 rows are per method
 
 
 SIM_FAILED_DISPLACEMENT_CM = 10.0  # GraspTTA counts a simulation that could not run as 0.10 m
@@ -97,8 +98,8 @@ def check_grasp(index: int, grasp: GeneratedGrasp) -> None:
             raise ValueError(f"joints must be (21, 3) and trans (3,), got {np.shape(grasp.joints)}, "
                              f"{np.shape(grasp.trans)}")
         normalise_affordance(grasp.requested_affordance)
-        if grasp.dam_heads < 1:
-            raise ValueError(f"dam_heads must be >= 1, got {grasp.dam_heads}")
+        if grasp.method == "model" and grasp.dam_heads < 1:
+            raise ValueError(f"dam_heads must be >= 1 for a model's grasp, got {grasp.dam_heads}")
     except ValueError as exc:
         raise ValueError(f"grasp {index} (object {grasp.object_id}): {exc}") from None
 
@@ -142,7 +143,7 @@ def _simulate(grasps: Sequence[GeneratedGrasp], keys: list[str], by_object: dict
         return simulate_many(jobs, meshes, work_dir or tmp, config, workers=1, pool=pool)
 
 
-def _group_metrics(dataset: str, heads: int, members: list[int], grasps: Sequence[GeneratedGrasp],
+def _group_metrics(dataset: str, method: str, heads: int, members: list[int], grasps: Sequence[GeneratedGrasp],
                    scores: list[GraspScores], k: int, seed: int, has_acc: bool) -> GroupMetrics:
     picked = [scores[i] for i in members]
     ran = np.array([s.sim.displacement_cm for s in picked if s.sim.ok], dtype=np.float64)
@@ -154,7 +155,7 @@ def _group_metrics(dataset: str, heads: int, members: list[int], grasps: Sequenc
                 for i, s in zip(members, picked, strict=True)]
         acc = 100.0 * float(np.mean(hits))
     return GroupMetrics(
-        dataset=dataset, dam_heads=heads, num_grasps=len(members),
+        dataset=dataset, dam_heads=heads, num_grasps=len(members), method=method,
         penetration_volume_cm3=float(np.mean([s.penetration_volume_cm3 for s in picked])),
         penetration_depth_cm=float(np.mean([s.penetration_depth_cm for s in picked])),
         sim_displacement_cm=float(sims.mean()), sim_displacement_std_cm=float(sims.std()),
@@ -172,7 +173,7 @@ def evaluate_grasps(grasps: Sequence[GeneratedGrasp], classifier: TrainResult | 
                     work_dir: str | Path | None = None, pitch: float = VOXEL_PITCH_M,
                     contact_threshold_m: float = CONTACT_THRESHOLD_M, k: int = NUM_CLUSTERS,
                     seed: int = 0, pool: ProcessPoolExecutor | None = None) -> EvalReport:
-    """All metrics of `grasps`, one Table 9 row per (dataset, dam_heads) in first-seen order.
+    """All metrics of `grasps`, one Table 9 row per (dataset, method, dam_heads) in first-seen order.
 
     classifier: the pseudo-labelling checkpoint (load_trained) or a logits callable (then classifier_points is
     required); None leaves ACC empty. Penetration, contact and simulation run in `pool` (a
@@ -213,11 +214,11 @@ def evaluate_grasps(grasps: Sequence[GeneratedGrasp], classifier: TrainResult | 
     scores = [GraspScores(volume, depth, distance * 100, distance <= contact_threshold_m, sim, label, filled)
               for (volume, depth, distance, filled), sim, label in zip(geometry, sims, predicted, strict=True)]
     start = time.perf_counter()
-    members: dict[tuple[str, int], list[int]] = {}
+    members: dict[tuple[str, str, int], list[int]] = {}
     for i, grasp in enumerate(grasps):
-        members.setdefault((grasp.dataset, grasp.dam_heads), []).append(i)
-    groups = [_group_metrics(dataset, heads, index, grasps, scores, k, seed, classifier is not None)
-              for (dataset, heads), index in members.items()]
+        members.setdefault((grasp.dataset, grasp.method, grasp.dam_heads), []).append(i)
+    groups = [_group_metrics(dataset, method, heads, index, grasps, scores, k, seed, classifier is not None)
+              for (dataset, method, heads), index in members.items()]
     seconds["diversity"] = time.perf_counter() - start
     return EvalReport(groups, scores, seconds)
 

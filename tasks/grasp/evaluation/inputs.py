@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from models.hand_autoencoder import split_mano
+from models.mano import ManoLayer
 from schemas.annotated import AnnotatedRow
 from schemas.rows import Sample
 from tasks.grasp.data import Embedder, resample
@@ -38,6 +39,7 @@ class EvalObject:
     affordance_map: np.ndarray
     object_vertices: np.ndarray
     object_faces: np.ndarray
+    object_class: str = ""  # what the retrieval baseline matches training grasps by
 
 
 @dataclass
@@ -96,7 +98,7 @@ def select_objects(annotated_table: str | Path, samples_root: str | Path, per_da
             result.objects.append(EvalObject(row.sample_id, dataset, row.object_id, row.instruction, row.affordance,
                                              np.asarray(row.object_points, np.float32),
                                              np.clip(np.asarray(row.affordance_map, np.float32), 0, 1),
-                                             vertices, faces))
+                                             vertices, faces, row.object_class))
     if not result.objects:
         raise ValueError(f"annotated table {annotated_table}: no object with a mesh in {samples_root}/<dataset> "
                          f"({result.summary()})")
@@ -108,10 +110,14 @@ def sampler_inputs(obj: EvalObject, num_points: int, seed: int = 0) -> tuple[np.
     return resample(obj.object_points, obj.affordance_map, num_points, np.random.default_rng(seed))
 
 
-@torch.no_grad()
 def mano_joints(generator: GraspGenerator, mano: np.ndarray) -> np.ndarray:
+    """(K, 61) MANO vectors -> (K, 21, 3) joints in metres, by the generator's MANO layer."""
+    return layer_joints(generator.models.mano, mano)
+
+
+@torch.no_grad()
+def layer_joints(layer: ManoLayer, mano: np.ndarray) -> np.ndarray:
     """(K, 61) MANO vectors -> (K, 21, 3) joints in metres (the layer returns millimetres)."""
-    layer = generator.models.mano
     device = next(layer.buffers()).device
     pose, betas, trans = split_mano(torch.as_tensor(mano, dtype=torch.float32, device=device))
     _, joints = layer(pose, betas, trans)

@@ -53,6 +53,7 @@ class GroupMetrics:
     sim_displacement_ran_cm: float | None = None
     contact_ratio_volume_percent: float | None = None
     diversity_note: str = ""
+    method: str = "model"  # or a baseline (tasks/grasp/evaluation/baselines.py): then dam_heads is 0
 
 
 @dataclass(frozen=True)
@@ -104,19 +105,32 @@ def _best(groups: Sequence[GroupMetrics], value: Callable[[GroupMetrics], float 
     return best if len(present) >= 2 and len(best) < len(present) else set()
 
 
+METHOD_NAMES = {"model": "model", "retrieval": "retrieval", "ground_truth": "ground truth"}
+
+
+def _order(group: GroupMetrics) -> tuple[int, int]:
+    """The model's rows first (heads ascending), then the baselines in METHOD_NAMES order."""
+    methods = list(METHOD_NAMES)
+    return (methods.index(group.method) if group.method in methods else len(methods), group.dam_heads)
+
+
 def render_table9(groups: Sequence[GroupMetrics]) -> str:
-    """Markdown table, one row per (dataset, DAM heads): datasets in first-seen order, heads ascending, the
-    dataset named on its first row only and the best value of each column within a dataset in bold."""
+    """Markdown table, one row per (dataset, method, DAM heads): datasets in first-seen order, the model's rows
+    (heads ascending) before the baselines', the dataset named on its first row only and the best value of each
+    column within a dataset in bold. A Method column appears when there is more than the model."""
     if not groups:
         raise ValueError("render_table9 needs at least one group, got none")
     datasets = list(dict.fromkeys(g.dataset for g in groups))
-    header = ["Dataset", "DAM heads", "Grasps", *(c[0] for c in TABLE9_COLUMNS)]
+    methods = any(g.method != "model" for g in groups)
+    header = ["Dataset", *(["Method"] if methods else []), "DAM heads", "Grasps", *(c[0] for c in TABLE9_COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for dataset in datasets:
-        rows = sorted((g for g in groups if g.dataset == dataset), key=lambda g: g.dam_heads)
+        rows = sorted((g for g in groups if g.dataset == dataset), key=_order)
         best = [_best(rows, value, better) for _, value, better, _ in TABLE9_COLUMNS]
         for i, group in enumerate(rows):
-            cells = [dataset if i == 0 else "", str(group.dam_heads), str(group.num_grasps)]
+            method = [METHOD_NAMES.get(group.method, group.method)] if methods else []
+            heads = str(group.dam_heads) if group.method == "model" else "-"
+            cells = [dataset if i == 0 else "", *method, heads, str(group.num_grasps)]
             cells += [_cell(group, form, value(group), i in best[c])
                       for c, (_, value, _, form) in enumerate(TABLE9_COLUMNS)]
             lines.append("| " + " | ".join(cells) + " |")
@@ -125,13 +139,17 @@ def render_table9(groups: Sequence[GroupMetrics]) -> str:
 
 def table9_notes(groups: Sequence[GroupMetrics]) -> str:
     """The sentences a reader of Table 9 needs: why a diversity cell is n/a, how failures were counted."""
-    notes = list(dict.fromkeys(f"{g.dataset}, {g.dam_heads} head(s): diversity {g.diversity_note}"
+    notes = list(dict.fromkeys(f"{g.dataset}, {_who(g)}: diversity {g.diversity_note}"
                                for g in groups if g.diversity_note))
     failed = sum(g.sim_failed for g in groups)
     if failed:
         notes.append(f"{failed} simulation(s) failed; each counts as 10 cm in the displacement column, as GraspTTA "
                      f"counts them, and is left out of the last column.")
     return "\n".join(f"- {n}" for n in notes)
+
+
+def _who(group: GroupMetrics) -> str:
+    return f"{group.dam_heads} head(s)" if group.method == "model" else METHOD_NAMES.get(group.method, group.method)
 
 
 def render_table5(rows: Sequence[SpeedRow]) -> str:

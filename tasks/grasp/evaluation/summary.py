@@ -91,12 +91,15 @@ def report_markdown(report: EvalReport, speed: list[SpeedRow], objects: EvalObje
     acc = (f"ACC: affordance predicted by `{classifier}` vs the requested one." if classifier else
            "ACC: n/a (no classifier: none given and no current/classifier.json).")
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in metrics["seconds"].items())
+    left_out = [f"{method}: {obj} left out ({why})" for method, objs in metrics.get("baselines_left_out", {}).items()
+                for obj, why in objs.items()]
     return "\n\n".join([
         "## Grasp generator evaluation",
         f"Objects: {objects.summary()}. {metrics['grasps']} grasps.",
         "### Table 9: metrics per dataset and DAM head count", report.markdown,
         "Penetration volume from 5 mm voxels; displacement after a short PyBullet drop (mean ± std over the "
-        "simulations that ran); contact within 5 mm; entropy and cluster size from k-means (k = 20). " + acc,
+        "simulations that ran); contact within 5 mm; entropy and cluster size from k-means (k = 20). " + acc
+        + ("".join(f"\n- {line}" for line in left_out)),
         "### Table 5: inference speed (seconds per grasp)", render_table5(speed),
         f"Throughput: {metrics['grasps_per_s_end_to_end']:.2f} grasps/s end to end (generation + every metric, "
         f"simulation included); {metrics['grasps_per_s_metrics']:.2f} grasps/s for the metrics alone. "
