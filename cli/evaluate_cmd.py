@@ -52,8 +52,9 @@ def evaluate(
     seed: int = typer.Option(0, min=0, envvar="AFFORD_SEED", help="Seed of the sampling noise."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (generation; metrics run on the CPU)."),
     baseline: list[str] = typer.Option([], "--baseline", help="Also evaluate a baseline in the same Table 9, once "
-                                       "per baseline: retrieval (training grasps of the same class and affordance "
-                                       "placed on each object) or ground_truth (the object's own grasps)."),
+                                       "per baseline: tta (the model's grasps refined by --tto-steps Adam steps), "
+                                       "retrieval (training grasps of the same class and affordance placed on each "
+                                       "object) or ground_truth (the object's own grasps)."),
 ) -> None:
     """Evaluate grasp generators: penetration, simulation, contact, diversity, ACC, speed; Markdown report."""
     parsed, error = check_evaluate_options(annotated, checkpoint, samples_root, classifier)

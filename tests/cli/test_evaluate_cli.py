@@ -40,7 +40,8 @@ def test_evaluate_is_registered_with_help():
     (["--checkpoint", "1={h1}", "--grasps-per-object", "0"], "--grasps-per-object"),
     (["--checkpoint", "1={h1}", "--workers", "-1"], "--workers"),
     (["--checkpoint", "1={h1}", "--device", "tpu"], "--device"),
-    (["--checkpoint", "1={h1}", "--baseline", "nearest"], "--baseline 'nearest' is not one of retrieval, ground_truth"),
+    (["--checkpoint", "1={h1}", "--baseline", "nearest"],
+     "--baseline 'nearest' is not one of tta, retrieval, ground_truth"),
 ])
 def test_evaluate_refuses_bad_arguments_by_name(table, args, named):
     args = [a.format(h1=table / "h1.pt", dir=table) for a in args]

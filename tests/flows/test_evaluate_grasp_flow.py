@@ -112,14 +112,16 @@ def test_baselines_share_table9_with_the_model(prefect_harness, tmp_path, monkey
     report = evaluate_grasp(annotated_table=str(tables / "annotated"),
                             checkpoints={2: str(train_tiny(rows, tmp_path / "heads2", heads=2))}, out_dir=str(out),
                             objects_per_dataset=2, grasps_per_object=2, workers=1, speed_batch=2, tto_steps=2,
-                            grid_objects=1, baselines=["retrieval", "ground_truth"])
+                            grid_objects=1, baselines=["tta", "retrieval", "ground_truth"])
     metrics = json.loads((out / "metrics.json").read_text())
     methods = {(g["dataset"], g["method"]) for g in metrics["table9"]}
-    wanted = {("oakink", "model"), ("oakink", "retrieval"), ("oakink", "ground_truth"), ("affordpose", "model")}
+    wanted = {("oakink", "model"), ("oakink", "tta"), ("oakink", "retrieval"), ("oakink", "ground_truth"),
+              ("affordpose", "model")}
     assert wanted <= methods
     # AffordPose rows carry no MANO parameters: no grasp of theirs can be placed, and the report says so by object
     assert ("affordpose", "ground_truth") not in methods and metrics["baselines_left_out"]["ground_truth"]
     assert "| Dataset | Method | DAM heads |" in report and "| ground truth | - |" in report
+    assert "| test-time optimisation | 2 |" in report  # the 2-head model's grasps, refined
     assert "ground_truth: affordpose/" in report and "left out (ground_truth: no grasps of this object" in report
 
 
@@ -129,7 +131,7 @@ def test_evaluate_grasp_refuses_bad_parameters_by_name(prefect_harness, tmp_path
     with pytest.raises(ValueError, match="checkpoints: heads 3"):
         evaluate_grasp(annotated_table=str(tmp_path / "annotated"), checkpoints={3: str(tmp_path / "a.pt")},
                        out_dir=str(tmp_path / "o"))
-    with pytest.raises(ValueError, match="baselines: 'nearest' is not one of retrieval, ground_truth"):
+    with pytest.raises(ValueError, match="baselines: 'nearest' is not one of tta, retrieval, ground_truth"):
         evaluate_grasp(annotated_table=str(tmp_path / "annotated"), checkpoints={1: str(tmp_path / "a.pt")},
                        out_dir=str(tmp_path / "o"), baselines=["retrieval", "nearest"])
     with pytest.raises(ValueError, match="no such file"):

@@ -1,4 +1,5 @@
-"""Grasps that no model made, evaluated beside the generator's in Table 9 (method column):
+"""Grasps that no model made, evaluated beside the generator's in Table 9 (method column; the third baseline,
+`tta`, refines the model's own grasps and is made in inputs.generate_for_objects):
 
 - `retrieval`: for each evaluated object, grasps of the training split with the same object class and affordance
   (other objects, never the evaluated one), placed on the new object unchanged. A row's MANO parameters are in its
@@ -26,7 +27,9 @@ from tasks.grasp.data import hand_vertices
 from tasks.grasp.evaluation.evaluate import GeneratedGrasp
 from tasks.grasp.evaluation.inputs import EvalObject, layer_joints
 
-BASELINES = ("retrieval", "ground_truth")
+POOL_BASELINES = ("retrieval", "ground_truth")  # made from the table's grasps (this module)
+# `tta`: the model's own grasps refined by test-time optimisation (inputs.generate_for_objects, tto_steps)
+BASELINES = ("tta", *POOL_BASELINES)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def candidates(pool: Sequence[PoolGrasp], obj: EvalObject, method: str) -> list[
                  and g.affordance == obj.affordance]
         wanted = f"grasps of this object with affordance {obj.affordance!r}"
     else:
-        raise ValueError(f"baseline {method!r} is not one of {', '.join(BASELINES)}")
+        raise ValueError(f"baseline {method!r} is not one of {', '.join(POOL_BASELINES)}")
     if not found:
         raise NoBaselineGrasp(f"{method}: no {wanted} for object {obj.dataset}/{obj.object_id} "
                               f"(MANO rows only)")

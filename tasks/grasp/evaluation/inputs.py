@@ -20,7 +20,7 @@ from models.hand_autoencoder import split_mano
 from models.mano import ManoLayer
 from schemas.annotated import AnnotatedRow
 from schemas.rows import Sample
-from tasks.grasp.data import Embedder, resample
+from tasks.grasp.data import Embedder, hand_vertices, resample
 from tasks.grasp.evaluation.evaluate import GeneratedGrasp
 from tasks.grasp.sample import GraspGenerator, sample_grasps
 from tasks.store.read import open_table
@@ -125,9 +125,12 @@ def layer_joints(layer: ManoLayer, mano: np.ndarray) -> np.ndarray:
 
 
 def generate_for_objects(generator: GraspGenerator, objects: list[EvalObject], k: int, embed: Embedder,
-                         seed: int = 0, heads: int | None = None) -> list[GeneratedGrasp]:
+                         seed: int = 0, heads: int | None = None, tto_steps: int = 0) -> list[GeneratedGrasp]:
     """K grasps per object (seed + object index for the noise), tagged with the DAM head count (the
-    checkpoint's unless given)."""
+    checkpoint's unless given). tto_steps > 0: each object's grasps are then refined by that many Adam steps of
+    test-time optimisation (tasks/grasp/evaluation/speed.py) and tagged with the method `tta`."""
+    from tasks.grasp.evaluation.speed import refine_grasps  # speed imports this module's neighbours
+
     heads = heads or generator.models.config.dam.heads
     texts = list(dict.fromkeys(o.instruction for o in objects))
     embeddings = dict(zip(texts, np.asarray(embed(texts), np.float32), strict=True))
@@ -136,11 +139,16 @@ def generate_for_objects(generator: GraspGenerator, objects: list[EvalObject], k
     for i, obj in enumerate(objects):
         points, values = sampler_inputs(obj, generator.train_config.num_points, seed)
         grasps = sample_grasps(generator, points, values, embeddings[obj.instruction], k, seed=seed + i)
-        joints = mano_joints(generator, grasps.mano)
+        mano, verts = grasps.mano, grasps.verts
+        if tto_steps:
+            mano = refine_grasps(generator, mano, points, values, tto_steps).mano
+            verts = hand_vertices(generator.models.mano, mano)
+        joints = mano_joints(generator, mano)
         for j in range(k):
-            out.append(GeneratedGrasp(obj.object_id, grasps.verts[j].astype(np.float64), faces, joints[j],
-                                      grasps.mano[j, -3:].astype(np.float64), obj.object_vertices, obj.object_faces,
-                                      obj.affordance, obj.dataset, heads, obj.object_points))
+            out.append(GeneratedGrasp(obj.object_id, verts[j].astype(np.float64), faces, joints[j],
+                                      mano[j, -3:].astype(np.float64), obj.object_vertices, obj.object_faces,
+                                      obj.affordance, obj.dataset, heads, obj.object_points,
+                                      method="tta" if tto_steps else "model"))
     return out
 
 

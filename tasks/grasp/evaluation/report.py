@@ -53,7 +53,7 @@ class GroupMetrics:
     sim_displacement_ran_cm: float | None = None
     contact_ratio_volume_percent: float | None = None
     diversity_note: str = ""
-    method: str = "model"  # or a baseline (tasks/grasp/evaluation/baselines.py): then dam_heads is 0
+    method: str = "model"  # or a baseline (tasks/grasp/evaluation/baselines.py); dam_heads 0 for grasps no model made
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,8 @@ def _best(groups: Sequence[GroupMetrics], value: Callable[[GroupMetrics], float 
     return best if len(present) >= 2 and len(best) < len(present) else set()
 
 
-METHOD_NAMES = {"model": "model", "retrieval": "retrieval", "ground_truth": "ground truth"}
+METHOD_NAMES = {"model": "model", "tta": "test-time optimisation", "retrieval": "retrieval",
+                "ground_truth": "ground truth"}
 
 
 def _order(group: GroupMetrics) -> tuple[int, int]:
@@ -129,7 +130,7 @@ def render_table9(groups: Sequence[GroupMetrics]) -> str:
         best = [_best(rows, value, better) for _, value, better, _ in TABLE9_COLUMNS]
         for i, group in enumerate(rows):
             method = [METHOD_NAMES.get(group.method, group.method)] if methods else []
-            heads = str(group.dam_heads) if group.method == "model" else "-"
+            heads = str(group.dam_heads) if group.method in ("model", "tta") else "-"
             cells = [dataset if i == 0 else "", *method, heads, str(group.num_grasps)]
             cells += [_cell(group, form, value(group), i in best[c])
                       for c, (_, value, _, form) in enumerate(TABLE9_COLUMNS)]
@@ -149,7 +150,8 @@ def table9_notes(groups: Sequence[GroupMetrics]) -> str:
 
 
 def _who(group: GroupMetrics) -> str:
-    return f"{group.dam_heads} head(s)" if group.method == "model" else METHOD_NAMES.get(group.method, group.method)
+    name = METHOD_NAMES.get(group.method, group.method)
+    return f"{group.dam_heads} head(s)" if group.method == "model" else name
 
 
 def render_table5(rows: Sequence[SpeedRow]) -> str:

@@ -32,10 +32,11 @@ def default_classifier(annotated_table: str | Path) -> Path | None:
 
 
 def grid_picks(grasps: list[GeneratedGrasp], objects: int) -> list[int]:
-    """Indices of the grasps to draw: the largest head count's, of `objects` objects taken from the datasets in
-    turn (object ids repeat across datasets, so an object is its (dataset, object_id))."""
-    top = max(g.dam_heads for g in grasps)
-    picked = [i for i, g in enumerate(grasps) if g.dam_heads == top]
+    """Indices of the grasps to draw: the model's with the largest head count, of `objects` objects taken from the
+    datasets in turn (object ids repeat across datasets, so an object is its (dataset, object_id))."""
+    model = [i for i, g in enumerate(grasps) if getattr(g, "method", "model") == "model"]  # not the baselines'
+    top = max(grasps[i].dam_heads for i in model)
+    picked = [i for i in model if grasps[i].dam_heads == top]
     per_dataset: dict[str, list[tuple[str, str]]] = {}
     for key in dict.fromkeys((grasps[i].dataset, grasps[i].object_id) for i in picked):
         per_dataset.setdefault(key[0], []).append(key)
