@@ -53,13 +53,14 @@ def train(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2)
     from flows.train_grasp import train_grasp
+    from tasks.grasp.train import TrainingDiverged
 
     try:
         markdown = train_grasp(annotated_table=str(annotated), out_dir=str(out), preset=preset, steps=steps,
                                batch_size=batch_size, dam_heads=dam_heads, device=device, seed=seed,
                                mano_root=str(mano_root) if mano_root else None, compile=compile,
                                preview_grasps=preview)
-    except ValueError as exc:  # no usable rows, a checkpoint of other sizes in --out, ...
+    except (ValueError, TrainingDiverged) as exc:  # no usable rows, other sizes in --out, a NaN loss, ...
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     Console(width=max(Console().width, 140)).print(Markdown(markdown))

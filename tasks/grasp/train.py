@@ -167,6 +167,25 @@ def _start(mano: ManoLayer, dataset: GraspDataset, config: GraspTrainConfig, las
     return models, state, resumed_from
 
 
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss: training stopped before it could overwrite the last good checkpoint."""
+
+
+def _check_finite(running: list[dict[str, Tensor]], step: int, stage: str, checkpoint: Path) -> None:
+    """TrainingDiverged naming the first step (of the `running` ones, which end at `step`) whose loss is NaN or
+    inf, its stage, and the checkpoint that is kept. One device sync, at log or checkpoint time only."""
+    if not running:
+        return
+    losses = torch.stack([r["loss"].float() for r in running])  # (len(running),)
+    bad = (~torch.isfinite(losses)).nonzero()
+    if len(bad):
+        first = int(bad[0])
+        kept = (f"the last good checkpoint {checkpoint} is kept (resume from it with a lower learning rate)"
+                if checkpoint.is_file() else "no checkpoint had been written yet")
+        raise TrainingDiverged(f"stage {stage}: loss {float(losses[first])} at step {step - len(running) + 1 + first}; "
+                               f"training stopped and {kept}")
+
+
 def _loop(models: GraspModels, state: _State, dataset: GraspDataset, config: GraspTrainConfig, out: Path,
           meta: dict[str, Any], context: DistContext, device: torch.device, last_step: int,
           progress: Callable[[dict[str, float]], None] | None) -> None:
@@ -178,12 +197,16 @@ def _loop(models: GraspModels, state: _State, dataset: GraspDataset, config: Gra
         _enter_stage(models, state, dataset, config, device)
         pick = own[torch.randint(len(own), (config.batch_size,))]
         running.append(_train_step(models, state, dataset.batch(pick, device), config, context.world))
-        if step % config.log_every == 0 or step == last_step or config.stage_of(step + 1) != state.stage:
+        logs = step % config.log_every == 0 or step == last_step or config.stage_of(step + 1) != state.stage
+        saves = context.rank == 0 and (step % config.checkpoint_every == 0 or step == last_step)
+        if logs or saves:  # never log or save a diverged model (gradients are averaged: every rank sees it)
+            _check_finite(running, step, state.stage, out / "checkpoints" / "last.pt")
+        if logs:
             state.history.append(_record(step, state.stage, running, time.perf_counter() - start))
             running = []
             if progress and context.rank == 0:
                 progress(state.history[-1])
-        if context.rank == 0 and (step % config.checkpoint_every == 0 or step == last_step):
+        if saves:
             save_checkpoint(out / "checkpoints" / "last.pt", models, state, config, meta)
             write_log(out / "train_log.csv", state.history)
 

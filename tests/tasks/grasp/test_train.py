@@ -10,10 +10,10 @@ import torch
 
 from tasks.grasp.config import PRESETS, STAGES, GraspTrainConfig, preset_config
 from tasks.grasp.data import GraspDataset, items_from_rows, mano_layer
-from tasks.grasp.losses import dam_loss
+from tasks.grasp.losses import STAGE_LOSSES, dam_loss
 from tasks.grasp.model import GraspModels, read_checkpoint
 from tasks.grasp.sample import GraspGenerator, load_grasp_generator, sample_grasps
-from tasks.grasp.train import _optimiser, train_grasp_model
+from tasks.grasp.train import TrainingDiverged, _optimiser, train_grasp_model
 from tasks.grasp.train_log import read_log
 from tests.grasp_factories import annotated_rows, fake_embed, single_thread
 
@@ -95,6 +95,24 @@ def test_stopping_and_resuming_trains_exactly_as_one_run(items, mano, tmp_path, 
     for module, weights in whole.models.trained_state().items():
         resumed = rest.models.trained_state()[module]
         assert all(torch.equal(weights[name], resumed[name]) for name in weights), module
+
+
+def test_a_diverging_loss_stops_training_naming_step_and_stage_and_keeps_the_last_good_checkpoint(
+        items, mano, tmp_path, monkeypatch):
+    config = preset_config("tiny", steps=12, batch_size=4, num_points=128, log_every=5, checkpoint_every=14)
+    healthy, calls = STAGE_LOSSES["diffusion"], []
+
+    def blows_up(models, batch, cfg):  # diffusion's 4th step on (global step 16) returns inf
+        calls.append(1)
+        terms = healthy(models, batch, cfg)
+        return terms | {"loss": terms["loss"] * float("inf")} if len(calls) >= 4 else terms
+    monkeypatch.setitem(STAGE_LOSSES, "diffusion", blows_up)
+    with pytest.raises(TrainingDiverged, match=r"stage diffusion: loss (inf|nan) at step 16; training stopped and the "
+                                               r"last good checkpoint .*last.pt is kept"):
+        train_grasp_model(items, mano, config, tmp_path)
+    saved = read_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert saved["step"] == 14  # the checkpoint before the blow-up, not one of the diverged model
+    assert not (tmp_path / "grasp_model.pt").exists()
 
 
 def test_dam_training_leaves_the_diffusion_model_and_autoencoder_frozen(items, mano):
