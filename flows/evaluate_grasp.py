@@ -3,7 +3,8 @@
 Objects come from the annotated table (test split when present) with meshes from the samples tables; each
 checkpoint generates K grasps per object; every metric runs over them (penetration, contact and simulation in
 a process pool); the one-pass sampler and the test-time-optimisation baseline are timed. Outputs under
-`out_dir`: report.md, metrics.json, grasps.png; the report is also a Prefect markdown artifact.
+`out_dir`: report.md, metrics.json, grasps.png (and grasps_ground_truth.png, the same objects' own grasps, with
+the ground_truth baseline); the report is also a Prefect markdown artifact.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def speed_task(checkpoint: Path, objects: EvalObjects, batch_size: int, tto_step
 
 @task(name="render-grasp-grid", cache_policy=NONE)
 def grid_task(grasps: list[GeneratedGrasp], report: EvalReport, out_png: Path, objects: int, per_object: int,
-              title: str) -> Path:
-    chosen = grid_picks(grasps, objects)
+              title: str, method: str = "model", only: set[tuple[str, str]] | None = None) -> Path:
+    chosen = grid_picks(grasps, objects, method, only)
     named = [replace(grasps[i], object_id=f"{grasps[i].dataset}/{grasps[i].object_id}") for i in chosen]
     items = [replace(item, caption=f"{item.object_id}: {item.caption}")
              for item in grid_items(named, [report.scores[i] for i in chosen])]
@@ -136,6 +137,12 @@ def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: s
     png = grid_task(grasps, report, out / "grasps.png", grid_objects, 3,
                     f"{max(checkpoints)} DAM heads: requested affordance -> predicted, simulation displacement")
     metrics = metrics_dict(report, speed, objects, generation_s, classifier_path) | {"baselines_left_out": left_out}
+    shown = {(grasps[i].dataset, grasps[i].object_id) for i in grid_picks(grasps, grid_objects)}
+    if "ground_truth" in (baselines or []) and grid_picks(grasps, grid_objects, "ground_truth", shown):
+        truth_png = grid_task(grasps, report, out / "grasps_ground_truth.png", grid_objects, 3,
+                              "ground truth of the same objects: requested affordance -> predicted, displacement",
+                              "ground_truth", shown)
+        metrics["ground_truth_grid"] = str(truth_png.absolute())
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     markdown = report_markdown(report, speed, objects, metrics, classifier_path, png)
     (out / "report.md").write_text(markdown + "\n")

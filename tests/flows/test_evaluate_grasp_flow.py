@@ -62,6 +62,12 @@ def test_grid_draws_the_largest_head_count_taking_objects_from_the_datasets_in_t
     assert {(grasps[i].dataset, grasps[i].object_id, grasps[i].dam_heads) for i in picks} == {
         ("a", "obj0", 4), ("b", "obj0", 4)}  # same object id, two datasets: two objects
     assert len(picks) == 4
+    truth = [SimpleNamespace(dataset=d, object_id=o, dam_heads=0, method="ground_truth")
+             for d in ("a", "b") for o in ("obj0", "obj1")]
+    picks = grid_picks(grasps + truth, objects=4, method="ground_truth", only={("b", "obj1"), ("a", "obj0")})
+    assert sorted((truth[i - len(grasps)].dataset, truth[i - len(grasps)].object_id) for i in picks) == [
+        ("a", "obj0"), ("b", "obj1")]  # a baseline's grasps of just the objects the model's grid shows
+    assert grid_picks(grasps, objects=2, method="retrieval") == []
 
 
 @pytest.mark.server
@@ -112,7 +118,7 @@ def test_baselines_share_table9_with_the_model(prefect_harness, tmp_path, monkey
     report = evaluate_grasp(annotated_table=str(tables / "annotated"),
                             checkpoints={2: str(train_tiny(rows, tmp_path / "heads2", heads=2))}, out_dir=str(out),
                             objects_per_dataset=2, grasps_per_object=2, workers=1, speed_batch=2, tto_steps=2,
-                            grid_objects=1, baselines=["tta", "retrieval", "ground_truth"])
+                            grid_objects=2, baselines=["tta", "retrieval", "ground_truth"])
     metrics = json.loads((out / "metrics.json").read_text())
     methods = {(g["dataset"], g["method"]) for g in metrics["table9"]}
     wanted = {("oakink", "model"), ("oakink", "tta"), ("oakink", "retrieval"), ("oakink", "ground_truth"),
@@ -122,6 +128,10 @@ def test_baselines_share_table9_with_the_model(prefect_harness, tmp_path, monkey
     assert ("affordpose", "ground_truth") not in methods and metrics["baselines_left_out"]["ground_truth"]
     assert "| Dataset | Method | DAM heads |" in report and "| ground truth | - |" in report
     assert "| test-time optimisation | 2 |" in report  # the 2-head model's grasps, refined
+    # the model's grid (an AffordPose and an OakInk object), and the same objects' own grasps (OakInk's only)
+    assert (out / "grasps_ground_truth.png").read_bytes()[:4] == b"\x89PNG"
+    assert metrics["ground_truth_grid"] == str((out / "grasps_ground_truth.png").absolute())
+    assert "The same objects' ground-truth grasps:" in report
     assert "ground_truth: affordpose/" in report and "left out (ground_truth: no grasps of this object" in report
 
 

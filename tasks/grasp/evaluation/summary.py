@@ -31,12 +31,17 @@ def default_classifier(annotated_table: str | Path) -> Path | None:
     return Path(state.checkpoint)
 
 
-def grid_picks(grasps: list[GeneratedGrasp], objects: int) -> list[int]:
-    """Indices of the grasps to draw: the model's with the largest head count, of `objects` objects taken from the
-    datasets in turn (object ids repeat across datasets, so an object is its (dataset, object_id))."""
-    model = [i for i, g in enumerate(grasps) if getattr(g, "method", "model") == "model"]  # not the baselines'
-    top = max(grasps[i].dam_heads for i in model)
-    picked = [i for i in model if grasps[i].dam_heads == top]
+def grid_picks(grasps: list[GeneratedGrasp], objects: int, method: str = "model",
+               only: set[tuple[str, str]] | None = None) -> list[int]:
+    """Indices of the grasps to draw: `method`'s (the model's: its largest head count), of `objects` objects taken
+    from the datasets in turn (object ids repeat across datasets, so an object is its (dataset, object_id)); `only`:
+    just these objects (a baseline drawn for the objects of the model's grid)."""
+    mine = [i for i, g in enumerate(grasps) if getattr(g, "method", "model") == method
+            and (only is None or (g.dataset, g.object_id) in only)]
+    if not mine:
+        return []
+    top = max(grasps[i].dam_heads for i in mine)
+    picked = [i for i in mine if grasps[i].dam_heads == top]
     per_dataset: dict[str, list[tuple[str, str]]] = {}
     for key in dict.fromkeys((grasps[i].dataset, grasps[i].object_id) for i in picked):
         per_dataset.setdefault(key[0], []).append(key)
@@ -105,6 +110,8 @@ def report_markdown(report: EvalReport, speed: list[SpeedRow], objects: EvalObje
         f"Throughput: {metrics['grasps_per_s_end_to_end']:.2f} grasps/s end to end (generation + every metric, "
         f"simulation included); {metrics['grasps_per_s_metrics']:.2f} grasps/s for the metrics alone. "
         f"Stages: {seconds}.",
-        f"Generated grasps: `{png.absolute()}`.",
+        f"Generated grasps: `{png.absolute()}`."
+        + (f" The same objects' ground-truth grasps: `{metrics['ground_truth_grid']}`."
+           if metrics.get("ground_truth_grid") else ""),
     ])
 
