@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 async def flow_runs(api: str, deployment: str) -> list:
     """Every flow run of the deployment named `deployment` on the server at `api`."""
@@ -39,3 +41,15 @@ def wait_for_finished_runs(api: str, deployment: str, timeout_s: float = 600, po
             time.sleep(poll_s)
     assert finished, f"no {deployment} run finished within {timeout_s:.0f} s (runs: {[r.state for r in runs]})"
     return finished
+
+
+def annotate_small_on(api: str, data_root: Path, timeout_s: float = 900) -> tuple[Path, object]:
+    """Synthesise the small datasets under `data_root` and run the `annotate/annotate` deployment on them with the
+    test parameters; (the datasets folder, the finished flow run)."""
+    from tests.annotate_factories import ANNOTATE_PARAMS, synth_small
+
+    datasets = synth_small(data_root)
+    run = run_deployment_on(api, "annotate/annotate", {
+        "datasets_root": str(datasets), "mano_root": str(datasets / "mano"), "data_root": str(data_root),
+        "truth_root": str(datasets), **ANNOTATE_PARAMS}, timeout_s=timeout_s)
+    return datasets, run

@@ -22,14 +22,12 @@ from tasks.runtime.prefect_server import (
     stop,
 )
 from tests.annotate_factories import (
-    ANNOTATE_PARAMS,
     add_oakink_copy,
     oakink_params,
     perturb_oakink,
     rows_by_id,
-    synth_small,
 )
-from tests.deployments import run_deployment_on, wait_for_finished_runs
+from tests.deployments import annotate_small_on, wait_for_finished_runs
 
 # server start + deploy + a worker-run annotate + the triggered run: ~4 min on an idle 2-core machine
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -65,10 +63,7 @@ def test_triggered_reannotation_recomputes_exactly_the_changed_samples(server, t
     for name in ("annotate", "reannotate-on-change"):
         assert name in deploy_output
     data_root = tmp_path / "data"
-    datasets = synth_small(data_root)
-    run = run_deployment_on(api, "annotate/annotate", {
-        "datasets_root": str(datasets), "mano_root": str(datasets / "mano"), "data_root": str(data_root),
-        "truth_root": str(datasets), **ANNOTATE_PARAMS}, timeout_s=900)
+    datasets, run = annotate_small_on(api, data_root)
     assert run.state.is_completed(), run.state
     assert "baseline recorded" in _watch(api, datasets, data_root)
     tables = data_root / "tables"

@@ -17,8 +17,7 @@ from tasks.runtime.prefect_server import (
     stop,
 )
 from tasks.store.read import read_manifest
-from tests.annotate_factories import ANNOTATE_PARAMS, synth_small
-from tests.deployments import run_deployment_on, wait_for_finished_runs
+from tests.deployments import annotate_small_on, wait_for_finished_runs
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -51,10 +50,7 @@ def test_a_completed_annotate_run_starts_training_on_the_version_it_published(se
                                                                               tmp_path):
     api = server_with_training_trigger
     data_root = tmp_path / "data"
-    datasets = synth_small(data_root)
-    run = run_deployment_on(api, "annotate/annotate", {
-        "datasets_root": str(datasets), "mano_root": str(datasets / "mano"), "data_root": str(data_root),
-        "truth_root": str(datasets), **ANNOTATE_PARAMS}, timeout_s=900)
+    _, run = annotate_small_on(api, data_root)
     assert run.state.is_completed(), run.state
     _, manifest = read_manifest(data_root / "tables" / "annotated")
 
