@@ -157,8 +157,7 @@ def items_from_rows(rows: Iterable[AnnotatedRow], mano: ManoLayer, embed: Embedd
         points.append(p)
         maps.append(np.clip(v, 0, 1))
         normals.append(estimate_normals(p))
-    vectors = np.stack([mano_vector(*(torch.tensor(a)[None] for a in (r.hand_pose, r.hand_betas, r.hand_trans)))
-                        [0].numpy() for r in kept]) if kept else np.zeros((0, 61), np.float32)
+    vectors = np.stack([row_mano_vector(r) for r in kept]) if kept else np.zeros((0, 61), np.float32)
     texts = list(dict.fromkeys(r.instruction for r in kept))
     text_index = {t: i for i, t in enumerate(texts)}
     return GraspItems(
@@ -169,6 +168,12 @@ def items_from_rows(rows: Iterable[AnnotatedRow], mano: ManoLayer, embed: Embedd
         text_ids=np.array([text_index[r.instruction] for r in kept], dtype=np.int64), texts=texts,
         text_embeddings=(np.asarray(embed(texts), np.float32) if texts else np.zeros((0, 384), np.float32)),
         rows_read=read, skipped_no_mano=no_mano, skipped_split=other_split, skipped_invalid=invalid)
+
+
+def row_mano_vector(row: AnnotatedRow) -> np.ndarray:
+    """A row's MANO parameters (it must have them) as the (61,) float32 vector the models use."""
+    return mano_vector(*(torch.tensor(np.asarray(a, np.float32))[None]  # a copy: table arrays are read-only
+                         for a in (row.hand_pose, row.hand_betas, row.hand_trans)))[0].numpy()
 
 
 def _stack(arrays: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:

@@ -68,7 +68,6 @@ _V3 = Wording(hints={
 # Every version a cache or row may name; a new wording is a new entry, never an edit of an old one.
 WORDINGS: dict[str, Wording] = {"instruct-v2": _V2, "instruct-v3": _V3}
 PROMPT_VERSION = "instruct-v3"
-AFFORDANCE_HINTS: dict[str, str] = WORDINGS[PROMPT_VERSION].hints
 
 # A plain task sentence and a plain request: SmolLM2-135M copied the worked example of a JSON-list prompt
 # (instruct-v1) into nearly every answer, whatever the object. Larger models answer it as a numbered list.

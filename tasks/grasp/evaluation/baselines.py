@@ -18,12 +18,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from models.hand_autoencoder import mano_vector
 from models.mano import ManoLayer
 from schemas.annotated import AnnotatedRow
-from tasks.grasp.data import hand_vertices
+from tasks.grasp.data import hand_vertices, row_mano_vector
 from tasks.grasp.evaluation.evaluate import GeneratedGrasp
 from tasks.grasp.evaluation.inputs import EvalObject, layer_joints
 
@@ -55,8 +53,7 @@ def grasp_pool(rows: Iterable[AnnotatedRow]) -> list[PoolGrasp]:
     for row in rows:
         if row.hand_pose is None or row.hand_betas is None or row.hand_trans is None:
             continue
-        vector = mano_vector(*(torch.tensor(np.asarray(a, np.float32))[None]  # a copy: table arrays are read-only
-                               for a in (row.hand_pose, row.hand_betas, row.hand_trans)))[0].numpy()
+        vector = row_mano_vector(row)
         if np.isfinite(vector).all():
             pool.append(PoolGrasp(row.sample_id, row.dataset, row.object_id, row.object_class, row.affordance,
                                   row.split, vector))
