@@ -154,6 +154,8 @@ def test_an_older_version_keeps_its_words_and_unknown_versions_are_refused() -> 
     with pytest.raises(ValueError, match="prompt version 'instruct-v9' is not registered; registered: "
                                          "instruct-v2, instruct-v3"):
         build_messages("mug", "lift", None, 3, version="instruct-v9")
+    with pytest.raises(ValueError, match="prompt version 'instruct-v9' is not registered"):
+        OpenAIGenerator("http://127.0.0.1:1/v1", "any-model", prompt_version="instruct-v9")
 
 
 @pytest.mark.parametrize("affordance", AFFORDANCES)
