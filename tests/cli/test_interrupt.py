@@ -111,8 +111,12 @@ def test_ctrl_c_during_instruct_leaves_no_child_process(tmp_path):
     assert "stopped" in text and "interrupted (Ctrl-C)" in text, text
 
 
+# Ctrl-C as a terminal delivers it: a test run started in the background (`make test &`, a CI job) passes SIGINT
+# down ignored, and Python then keeps ignoring it (the `afford` CLI installs its own handler; this bare script does
+# not).
 WARMING = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from schemas.settings import AffordSettings
 from tasks.instruct.warm_endpoint import warm_endpoint
 root = sys.argv[1]
