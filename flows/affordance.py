@@ -4,7 +4,8 @@ Trains on the labelled table's per-point part labels (AffordPose), evaluates on 
 (overall, per object class, per action: IoU@0.5, aIoU, AUC, SIM, MAE), predicts a map for every target sample
 that has an instruction, and draws one held-out object under three instructions, one of them wrong.
 Outputs under `out_dir`: the checkpoint (affordance_net-<sha12>.pt), metrics.md / metrics.json, training.json,
-figures/; the table `maps_table` (default: <tables>/affordance_maps next to the labelled table).
+figures/, chunks/ (the committed inference chunks, tasks/store/chunks.py); the table `maps_table` (default:
+<tables>/affordance_maps next to the labelled table).
 """
 
 from __future__ import annotations
@@ -26,25 +27,22 @@ from schemas.affordance_map import AffordanceMapRow
 from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
+from schemas.settings import AffordSettings
 from tasks.affordance.config import MapTrainConfig
 from tasks.affordance.data import MapItems, NoMapItems, instruction_texts, load_items, object_split
 from tasks.affordance.evaluation import evaluate_maps
 from tasks.affordance.inference import MapModel, TextBank, load_map_model
-from tasks.affordance.maps import (
-    STAGE_VERSION,
-    InferInput,
-    evaluation_report,
-    figure_for_object,
-    infer_inputs,
-    infer_rows,
-    write_json,
-)
+from tasks.affordance.map_chunks import STAGE as MAP_STAGE
+from tasks.affordance.map_chunks import map_chunk, plan_map_chunks, target_instructions
+from tasks.affordance.maps import STAGE_VERSION, evaluation_report, figure_for_object, write_json
 from tasks.affordance.train import train_map_model
 from tasks.report.figures import affordance_figures
 from tasks.report.render import render_affordance
 from tasks.report.run_files import write_stage
+from tasks.runtime.chunked import ChunkRun, publish_chunks, read_outputs, run_chunks
 from tasks.runtime.progress_line import bar, time_left
-from tasks.store.write import write_table
+from tasks.store.chunks import ChunkStore
+from tasks.store.write import TableWriter, write_table
 
 
 @task(name="load-map-items", cache_policy=NONE)
@@ -69,12 +67,27 @@ def train_task(items: MapItems, texts: dict, bank: TextBank, config: MapTrainCon
     return train_map_model(items, texts, bank, config, out_dir, progress=report)
 
 
-@task(name="infer-affordance-maps", cache_policy=NONE)
-def infer_task(model: MapModel, inputs: list[InferInput], bank: TextBank, out_table: Path,
-               lineage: Lineage) -> tuple[int, float]:
-    rows, seconds = infer_rows(model.model, inputs, bank, model.checkpoint_sha256)
-    write_table(out_table, rows, AffordanceMapRow, lineage=lineage)
-    return len(rows), seconds
+@task(name="map-chunk", cache_policy=NONE, retries=1, retry_delay_seconds=1)
+def map_chunk_task(chunk, store_root: str, **kwargs) -> dict:
+    """One chunk of target samples -> committed maps (tasks/affordance/map_chunks.py)."""
+    return map_chunk(chunk, store_root, **kwargs)
+
+
+def map_targets(model: MapModel, bank: TextBank, target_tables: list[str], instructions_table: str, table: Path,
+                lineage: Lineage, device: str, shards_per_chunk: int | None, chunks_dir: Path
+                ) -> tuple[ChunkRun, object]:
+    """Map every target sample with an instruction, one task per chunk (committed under `chunks_dir`); publish
+    the maps table once. Returns the run and the chunks' rejects (an Arrow table, or None)."""
+    shards = shards_per_chunk or AffordSettings().chunk_shards
+    chunks = plan_map_chunks(target_tables, instructions_table, model.checkpoint_sha256, bank.encoder_identity,
+                             shards)
+    store = ChunkStore(chunks_dir, MAP_STAGE)
+    run = run_chunks(map_chunk_task, chunks, store, checkpoint=str(model.checkpoint),
+                     checkpoint_sha256=model.checkpoint_sha256, bank=bank, instructions_table=str(instructions_table),
+                     device=device)
+    if sum(m["mapped"] for m in run.metas):
+        publish_chunks(table, AffordanceMapRow, chunks, store, "rows", lineage)
+    return run, read_outputs(chunks, store, "rejects")
 
 
 @flow(name="affordance", log_prints=True)
@@ -84,12 +97,14 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
                batch_size: int = MapTrainConfig.batch_size, lr: float = MapTrainConfig.lr,
                focal_alpha: float = MapTrainConfig.focal_alpha, focal_gamma: float = MapTrainConfig.focal_gamma,
                test_fraction: float = 0.25, seed: int = 0, device: str = "auto",
-               current_record: str | None = None, reports_dir: str | None = None) -> str:
+               current_record: str | None = None, reports_dir: str | None = None,
+               shards_per_chunk: int | None = None) -> str:
     """Train (or load `checkpoint`), evaluate on held-out objects, infer maps for the targets, write the table.
     `instructions_table`: the instruct stage's output, whose texts train the model alongside the templates and
     are what each target sample's map is predicted for (without it, no inference). `current_record`: a JSON file
     (a data root's current/affordance.json) to record the model in, for re-annotation to load. `reports_dir`: where
-    to write the stage's figures (a data root's reports/, as annotate does)."""
+    to write the stage's figures (a data root's reports/, as annotate does). `shards_per_chunk`: input shards per
+    inference task (unset: AFFORD_CHUNK_SHARDS); the tasks run on the flow's task runner."""
     config = MapTrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, focal_alpha=focal_alpha,
                             focal_gamma=focal_gamma, seed=seed, device=device)
     out, labelled = Path(out_dir), Path(labelled_table)
@@ -101,13 +116,13 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
         raise NoMapItems(f"no training items: {labelled} has no sample with per-point part labels")
     split = object_split(items, test_fraction, seed)
     texts = instruction_texts(set(items.item_keys()), instructions_table)
-    inputs, unlabelled = (infer_inputs(target_tables, instructions_table, rejects) if instructions_table
-                          else ([], 0))
+    mapping = bool(instructions_table and target_tables)
     encoder = TextEncoder()
-    bank = TextBank([t for group in texts.values() for t in group] + [i.instruction for i in inputs], encoder)
+    bank = TextBank([t for group in texts.values() for t in group]
+                    + (target_instructions(target_tables, instructions_table) if mapping else []), encoder)
     train, test = items.subset(split["train"]), items.subset(split["test"])
     print(f"{len(items)} items ({len(train)} train / {len(test)} test, by object); {len(bank.texts)} distinct "
-          f"instructions; {len(inputs)} target samples to map")
+          f"instructions")
     model = load_map_model(checkpoint, device) if checkpoint else train_task(train, texts, bank, config, out)
     evaluation = evaluate_maps(model.model, test, texts, bank)
     _, numbers = evaluation_report(evaluation)
@@ -122,13 +137,23 @@ def affordance(labelled_table: str, target_tables: list[str], out_dir: str, inst
     lineage = Lineage(stage="affordance", stage_version=STAGE_VERSION,
                       params={"checkpoint_sha256": model.checkpoint_sha256, "text_encoder": bank.encoder_identity},
                       seed=seed)
-    mapped, seconds = infer_task(model, inputs, bank, table, lineage) if inputs else (0, 0.0)
-    write_table(DataRoot.beside(labelled, "rejects"), rejects, Reject, lineage=lineage)
+    mapped = unlabelled = 0
+    seconds, chunk_rejects = 0.0, None
+    if mapping:
+        run, chunk_rejects = map_targets(model, bank, target_tables, instructions_table, table, lineage, device,
+                                         shards_per_chunk, out / "chunks")
+        mapped, unlabelled = (sum(m[k] for m in run.metas) for k in ("mapped", "unlabelled"))
+        seconds = sum(m["predict_seconds"] for m in run.metas)
+    with TableWriter(DataRoot.beside(labelled, "rejects"), Reject, lineage=lineage) as writer:
+        writer.write(rejects)
+        if chunk_rejects is not None:
+            writer.write_arrow(chunk_rejects)
+    n_rejects = len(rejects) + (chunk_rejects.num_rows if chunk_rejects is not None else 0)
     figure = figure_for_object(model.model, test if len(test) else train, texts,
                                lambda extra: TextBank(extra, encoder), out / "figures" / "maps_three_instructions.png",
                                held_out=len(test) > 0)
     figures = affordance_figures(numbers, len(train), len(test), bool(model.history), model.checkpoint_sha256, mapped,
-                                 unlabelled, len(rejects))
+                                 unlabelled, n_rejects)
     if reports_dir:
         write_stage(Path(reports_dir), "affordance", figures)
     markdown = "\n\n".join([render_affordance(figures), _where(model, seconds, mapped, table, figure)])

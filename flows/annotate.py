@@ -16,6 +16,7 @@ from typing import Literal
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
 
 from flows.affordance import affordance
 from flows.instruct import instruct
@@ -24,7 +25,7 @@ from models.preset_choices import AFFORDANCE_PRESETS, CLASSIFIER_PRESETS, Afford
 from schemas.annotated import AnnotatedRow
 from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
-from schemas.rows import Reject, Sample
+from schemas.rows import Reject
 from schemas.settings import AffordSettings
 from tasks.affordance.config import MapTrainConfig
 from tasks.affordance.data import NoMapItems
@@ -37,14 +38,24 @@ from tasks.pseudo_label.stage import NoLabelledSamples
 from tasks.report.figures import ingest_figures
 from tasks.report.render import render_annotated, render_ingest
 from tasks.report.run_files import write_stage
+from tasks.runtime.chunked import publish_chunks, read_outputs, run_chunks
 from tasks.runtime.provenance import provenance
 from tasks.runtime.stage_clock import StageClock
 from tasks.runtime.task_runners import make_task_runner
 from tasks.runtime.threads import apply_torch_threads
-from tasks.store.annotated_join import STAGE_VERSION, JoinCounts, join_rows, load_join_inputs, load_mano_fits
+from tasks.store.annotated_join import (
+    JOIN_STAGE,
+    STAGE_VERSION,
+    JoinCounts,
+    SideTables,
+    join_chunk,
+    plan_join_chunks,
+    side_shards,
+    total_counts,
+)
+from tasks.store.chunks import ChunkStore
 from tasks.store.published_event import EVENT, emit_published
-from tasks.store.read import open_table
-from tasks.store.write import write_table
+from tasks.store.write import TableWriter
 
 
 @flow(name="ingest-all")
@@ -57,17 +68,31 @@ def ingest_all(formats: list[str], datasets_root: str, data_root: str, mano_root
     return [ingest_counts(future.result(), layout.table(fmt)) for fmt, future in futures.items()]
 
 
-@task(name="join-annotated")
-def join_task(layout: DataRoot, formats: list[str]) -> JoinCounts:
-    labels, instructions, maps = load_join_inputs(layout.affordance_labels, layout.instructions,
-                                                  layout.affordance_maps)
-    samples = (row for fmt in formats for row in open_table(layout.table(fmt), Sample).iter_rows())
-    rejects: list[Reject] = []
-    rows, counts = join_rows(samples, labels, instructions, maps, rejects, load_mano_fits(layout.mano_fits))
+@task(name="join-chunk", cache_policy=NONE, retries=1, retry_delay_seconds=1)
+def join_chunk_task(chunk, store_root: str, **kwargs) -> dict:
+    """One chunk of samples joined with their side rows (tasks/store/annotated_join.py)."""
+    return join_chunk(chunk, store_root, **kwargs)
+
+
+@flow(name="join-annotated")
+def join_annotated(data_root: str, formats: list[str], shards_per_chunk: int | None = None) -> JoinCounts:
+    """The annotated table from every samples table and the side tables, one task per chunk of sample shards
+    on the flow's task runner; published once (a new version replaces the last run's whole)."""
+    layout = DataRoot(data_root)
+    tables = SideTables(labels=layout.affordance_labels, instructions=layout.instructions,
+                        maps=layout.affordance_maps, fits=layout.mano_fits)
+    chunks, keyed = plan_join_chunks([layout.table(fmt) for fmt in formats], tables,
+                                     shards_per_chunk or AffordSettings().chunk_shards)
+    store = ChunkStore(layout.chunks, JOIN_STAGE)
+    run = run_chunks(join_chunk_task, chunks, store, per_chunk=lambda c: {"shards": side_shards(c, keyed)},
+                     tables=tables)
     lineage = Lineage(stage="annotate", stage_version=STAGE_VERSION, params={"tables": formats})
-    write_table(layout.annotated, rows, AnnotatedRow, lineage=lineage, mode="overwrite")
-    write_table(layout.rejects, rejects, Reject, lineage=lineage)
-    return counts
+    publish_chunks(layout.annotated, AnnotatedRow, chunks, store, "rows", lineage, mode="overwrite")
+    with TableWriter(layout.rejects, Reject, lineage=lineage) as writer:
+        rejects = read_outputs(chunks, store, "rejects")
+        if rejects is not None:
+            writer.write_arrow(rejects)
+    return total_counts(run.metas)
 
 
 @flow(name="annotate", log_prints=True)
@@ -128,17 +153,16 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
         clock.done("instruct")
         clock.start("affordance")
         try:
-            parts.append(affordance(labelled_table=str(layout.table(labelled)), target_tables=targets,
-                                    out_dir=str(layout.affordance), instructions_table=str(layout.instructions),
-                                    preset=affordance_preset, steps=affordance_steps, seed=seed,
-                                    current_record=str(layout.current("affordance")),
-                                    reports_dir=str(layout.reports)))
+            parts.append(affordance.with_options(task_runner=runner)(
+                labelled_table=str(layout.table(labelled)), target_tables=targets, out_dir=str(layout.affordance),
+                instructions_table=str(layout.instructions), preset=affordance_preset, steps=affordance_steps,
+                seed=seed, current_record=str(layout.current("affordance")), reports_dir=str(layout.reports)))
         except NoMapItems as exc:  # as above: no AffordPose row with part labels to learn from
             write_stage(layout.reports, "affordance", skipped=str(exc))
             parts.append(f"## Affordance maps skipped\n\n{exc}")
         clock.done("affordance")
         clock.start("join")
-        joined = join_task(layout, formats)
+        joined = join_annotated.with_options(task_runner=runner)(str(root), formats)
         write_stage(layout.reports, "annotated", asdict(joined))
         parts.append(f"{render_annotated(asdict(joined))} Table `{layout.annotated.absolute()}`.")
         clock.done("join")

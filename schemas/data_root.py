@@ -13,6 +13,7 @@
       reannotate/                one JSON report per incremental pass
       watch/                     the dataset watcher's hash manifests
       datasets/, renders/        the demo's synthetic datasets and pictures
+      chunks/<stage>/<key>/      committed chunks of the annotated join (the maps' are under affordance/chunks)
       .annotate.lock             held while a flow writes tables
 
 No flow, task or command joins these by hand: they ask a `DataRoot`.
@@ -93,6 +94,11 @@ class DataRoot:
     def mano_fits(self) -> Path:
         """MANO parameters fitted to the non-MANO hands (`afford fit-mano`)."""
         return self.table("mano_fits")
+
+    @property
+    def chunks(self) -> Path:
+        """Committed chunks of the annotated join (tasks/store/chunks.py); a re-run skips them."""
+        return self.path / "chunks"
 
     # -- services' state ------------------------------------------------------------------------------------
     @property

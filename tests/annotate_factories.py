@@ -28,6 +28,14 @@ def synth_small(root: Path) -> Path:
     return summary.root
 
 
+def synth_chunked(root: Path) -> Path:
+    """A few hundred samples (OakInk ~190 of them) for the chunked-stage tests: the synth_small categories with
+    more objects and OakInk grasps; returns the datasets folder."""
+    summary = synthesize_datasets(root / "datasets", {"affordpose": 3, "oakink": 3, "grab": 2, "ho3d": 2}, seed=0,
+                                  grasps_per_part={"affordpose": 1, "oakink": 16}, categories=CATEGORIES, steps=20)
+    return summary.root
+
+
 def oakink_params(datasets: Path) -> list[Path]:
     return sorted((datasets / "oakink").rglob("hand_param.pkl"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,6 @@ from tasks.affordance.figures import map_change, render_maps
 from tasks.affordance.inference import TextBank, predict_maps
 from tasks.affordance.metrics import METRICS, grouped, metrics_table, overall_table, summarise
 from tasks.instruct.generators import InstructionKey, TemplateGenerator
-from tasks.store.read import open_table
 
 STAGE_VERSION = "affordance-v1"
 
@@ -61,26 +60,23 @@ class InferInput:
     points: np.ndarray  # (N, 3) float32 metres
 
 
-def infer_inputs(tables: Iterable[str | Path], instructions_table: str | Path,
-                 rejects: list[Reject]) -> tuple[list[InferInput], int]:
-    """Target samples paired with their instruction row; (inputs, samples without an instruction). A sample
-    whose points are unusable goes to `rejects` naming the field."""
-    instructions = {r.sample_id: r for r in open_table(instructions_table, InstructionRow).iter_rows()}
+def pair_inputs(samples: Iterable[Sample], instructions: Mapping[str, InstructionRow], source: str | Path,
+                rejects: list[Reject]) -> tuple[list[InferInput], int]:
+    """`samples` (read from `source`) paired with their instruction; (inputs, samples without an instruction)."""
     inputs, unlabelled = [], 0
-    for table in tables:
-        for sample in open_table(table, Sample).iter_rows():
-            row = instructions.get(sample.sample_id)
-            if row is None:
-                unlabelled += 1
-                continue
-            points = np.asarray(sample.object_points, np.float32)
-            if points.ndim != 2 or points.shape[1] != 3 or len(points) < 64 or not np.isfinite(points).all():
-                rejects.append(Reject(sample_id=sample.sample_id, stage_version=STAGE_VERSION, stage="affordance",
-                                      source=str(table), field="object_points", dataset=sample.dataset,
-                                      reason=f"object_points: need (N >= 64, 3) finite points, got {points.shape}"))
-                continue
-            inputs.append(InferInput(sample.sample_id, sample.dataset, row.object_class, row.affordance,
-                                     row.instruction, points))
+    for sample in samples:
+        row = instructions.get(sample.sample_id)
+        if row is None:
+            unlabelled += 1
+            continue
+        points = np.asarray(sample.object_points, np.float32)
+        if points.ndim != 2 or points.shape[1] != 3 or len(points) < 64 or not np.isfinite(points).all():
+            rejects.append(Reject(sample_id=sample.sample_id, stage_version=STAGE_VERSION, stage="affordance",
+                                  source=str(source), field="object_points", dataset=sample.dataset,
+                                  reason=f"object_points: need (N >= 64, 3) finite points, got {points.shape}"))
+            continue
+        inputs.append(InferInput(sample.sample_id, sample.dataset, row.object_class, row.affordance,
+                                 row.instruction, points))
     return inputs, unlabelled
 
 

@@ -34,8 +34,9 @@ from tasks.instruct.stage import instruct_samples
 from tasks.pseudo_label.classifier_data import clouds_from_rows
 from tasks.pseudo_label.classifier_model import load_trained, predict_logits
 from tasks.pseudo_label.labelling import label_rows
-from tasks.store.annotated_join import join_rows, load_join_inputs, load_mano_fits
+from tasks.store.annotated_join import SideTables, join_ids
 from tasks.store.read import open_table, table_exists
+from tasks.store.side_rows import KeyedShards
 
 
 def ingested_with(table: Path, num_points: int | None, seed: int | None) -> tuple[int, int]:
@@ -128,10 +129,11 @@ def map_task(samples: list[Sample], removed: list[str], data_root: Path, lineage
 @task(name="join-changed", cache_policy=NONE)
 def join_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
     layout = DataRoot(data_root)
-    labels, instructions, maps = load_join_inputs(layout.affordance_labels, layout.instructions,
-                                                  layout.affordance_maps)
+    tables = SideTables(labels=layout.affordance_labels, instructions=layout.instructions,
+                        maps=layout.affordance_maps, fits=layout.mano_fits)
     rejects: list[Reject] = []
-    rows, _ = join_rows(samples, labels, instructions, maps, rejects, load_mano_fits(layout.mano_fits))
+    maps_shards = KeyedShards(layout.affordance_maps).shards_for([s.sample_id for s in samples])
+    rows, _ = join_ids(samples, tables, rejects, {"maps": maps_shards})  # the changed ids' side rows only
     ids = {s.sample_id for s in samples} | set(removed)
     replace_rejects(layout.rejects, "annotate", rejects, lineage, lambda sid, ds: sid in ids)
     # A changed sample that no longer joins (e.g. it lost its label) must not keep its old annotated row.

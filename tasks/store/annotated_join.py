@@ -12,8 +12,9 @@ error in mano_fit_error_mm), so the MANO-parameter generator can train on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,9 @@ from schemas.annotated import AnnotatedRow
 from schemas.instruction import InstructionRow
 from schemas.mano_fit import USABLE_FIT_MEAN_MM, ManoFitRow
 from schemas.rows import AffordanceLabel, Reject, Sample
+from tasks.store.chunks import ChunkStore, InputChunk, plan_chunks, rows_digest
 from tasks.store.read import open_table
+from tasks.store.side_rows import KeyedShards, side_rows
 
 STAGE_VERSION = "annotate-v1"
 LABEL_IDS = {name: label for label, name in AFFORDPOSE_LABEL_IDS.items()}
@@ -113,19 +116,76 @@ def _mano(sample: Sample, fit: ManoFitRow | None) -> dict:
     return {"hand_pose": sample.hand_pose, "hand_betas": sample.hand_betas, "hand_trans": sample.hand_trans}
 
 
-def load_mano_fits(table: Path | None) -> dict[str, ManoFitRow]:
-    """sample_id -> MANO fit from a fit-mano table; empty when there is none (fit-mano did not run)."""
-    if table is None or not (table / "manifest.json").is_file():
-        return {}
-    return {row.sample_id: row for row in open_table(table, ManoFitRow).iter_rows()}
+SIDE_TABLES = {"labels": AffordanceLabel, "instructions": InstructionRow, "maps": AffordanceMapRow,
+               "fits": ManoFitRow}
 
 
-def load_join_inputs(labels_table: Path | None, instructions_table: Path | None, maps_table: Path | None
-                     ) -> tuple[dict[str, AffordanceLabel], dict[str, InstructionRow], dict[str, AffordanceMapRow]]:
-    """The keyed side tables; a missing one is empty (its stage did not run)."""
-    def keyed(path: Path | None, model):
-        if path is None or not (path / "manifest.json").is_file():
-            return {}
-        return {row.sample_id: row for row in open_table(path, model).iter_rows()}
-    return (keyed(labels_table, AffordanceLabel), keyed(instructions_table, InstructionRow),
-            keyed(maps_table, AffordanceMapRow))
+@dataclass(frozen=True)
+class SideTables:
+    """Where the join's keyed side tables are; a table that does not exist (its stage did not run) is empty."""
+
+    labels: Path | None
+    instructions: Path | None
+    maps: Path | None
+    fits: Path | None = None
+
+    def paths(self) -> dict[str, Path | None]:
+        return {name: getattr(self, name) for name in SIDE_TABLES}
+
+
+def side_inputs(tables: SideTables, ids: Sequence[str], shards: dict[str, Sequence[str]] | None = None
+                ) -> dict[str, dict]:
+    """{side name: {sample_id: row}} for `ids` only, reading only `shards[name]` of each side table when given
+    (the shards a `KeyedShards` says hold the ids): memory follows the ids, not the tables."""
+    shards = shards or {}
+    return {name: side_rows(path, SIDE_TABLES[name], ids, shards.get(name)) for name, path in tables.paths().items()}
+
+
+def join_ids(samples: Sequence[Sample], tables: SideTables, rejects: list[Reject],
+             shards: dict[str, Sequence[str]] | None = None) -> tuple[list[AnnotatedRow], JoinCounts]:
+    """`join_rows` for some samples, with the side rows of their ids read from `tables`."""
+    side = side_inputs(tables, [s.sample_id for s in samples], shards)
+    return join_rows(samples, side["labels"], side["instructions"], side["maps"], rejects, side["fits"])
+
+
+# -- the chunked join (one task per chunk of sample shards) ---------------------------------------------------
+JOIN_STAGE = "annotated_join"
+
+
+def plan_join_chunks(sample_tables: Sequence[Path], tables: SideTables, shards_per_chunk: int
+                     ) -> tuple[list[InputChunk], dict[str, KeyedShards]]:
+    """Chunks of the samples tables, keyed by their shards and the side shards that hold their ids; and the
+    side tables' shard index (what each chunk task reads)."""
+    keyed = {name: KeyedShards(path) for name, path in tables.paths().items()}
+    chunks = plan_chunks(JOIN_STAGE, sample_tables, shards_per_chunk,
+                         {"stage_version": STAGE_VERSION, "max_fit_error_mm": USABLE_FIT_MEAN_MM},
+                         side_key=lambda ids: rows_digest(k.digest(ids) for k in keyed.values()))
+    return chunks, keyed
+
+
+def side_shards(chunk: InputChunk, keyed: dict[str, KeyedShards]) -> dict[str, tuple[str, ...]]:
+    return {name: k.shards_for(chunk.sample_ids) for name, k in keyed.items()}
+
+
+def join_chunk(chunk: InputChunk, store_root: str, tables: SideTables,
+               shards: dict[str, Sequence[str]] | None = None) -> dict:
+    """Join one chunk of samples with their side rows; commit rows and rejects; return the counts as meta."""
+    start = time.perf_counter()
+    samples = list(open_table(chunk.table, Sample).iter_rows(shards=chunk.shards))
+    rejects: list[Reject] = []
+    rows, counts = join_ids(samples, tables, rejects, shards)
+    return ChunkStore(store_root, JOIN_STAGE).commit(
+        chunk.key, {"rows": (rows, AnnotatedRow), "rejects": (rejects, Reject)},
+        {"chunk": chunk.index, "table": chunk.table, "counts": asdict(counts), "seconds": time.perf_counter() - start})
+
+
+def total_counts(metas: Sequence[dict]) -> JoinCounts:
+    """The chunks' counts summed."""
+    total = JoinCounts()
+    for meta in metas:
+        counts = meta["counts"]
+        for name in ("samples", "joined", "unlabelled", "rejected", "fitted"):
+            setattr(total, name, getattr(total, name) + counts[name])
+        for dataset, n in counts["by_dataset"].items():
+            total.by_dataset[dataset] = total.by_dataset.get(dataset, 0) + n
+    return total

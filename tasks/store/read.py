@@ -162,11 +162,12 @@ class Table:
     def to_pandas(self, columns: Sequence[str] | None = None):  # -> pandas.DataFrame
         return self.read(columns).to_pandas()
 
-    def iter_rows(self, batch_rows: int = 256) -> Iterator[Row]:
-        """Validated row models, streamed. A row failing validation names its shard, row and field."""
+    def iter_rows(self, batch_rows: int = 256, shards: Sequence[ShardInfo] | None = None) -> Iterator[Row]:
+        """Validated row models, streamed (of `shards` only, when given). A row failing validation names its
+        shard, row and field."""
         if self.model is None:
             raise ValueError(f"{self.path}: open the table with a row model to iterate rows")
-        for shard in self.manifest.shards:
+        for shard in self.manifest.shards if shards is None else shards:
             offset = 0
             for batch in self.iter_batches(batch_rows=batch_rows, shards=[shard]):
                 for i, raw in enumerate(batch_to_dicts(batch, self.model)):

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from schemas.arrow_convert import rows_to_batch
 from schemas.arrow_schema import array_specs, arrow_schema, row_model_name
-from schemas.ids import hash_bytes, make_sample_id
+from schemas.ids import hash_bytes, hash_file, make_sample_id
 from schemas.manifest import ColumnInfo, Lineage, ShardInfo, TableManifest
 from schemas.rows import SAMPLE_ID_PATTERN, Reject, Row
 from schemas.settings import AffordSettings
@@ -77,7 +77,6 @@ class TableWriter:
         self.adopt_plain_folder = adopt_plain_folder
         self.schema = arrow_schema(model)
         self.key_columns = list(model.TABLE_KEY)
-        self._encoding = parquet_encoding(model)
         self.rejects: list[Reject] = []
         self.manifest: TableManifest | None = None
         self._stack = ExitStack()
@@ -147,6 +146,31 @@ class TableWriter:
         self._pending_count += table.num_rows
         if self._pending_count >= self.rows_per_shard:
             self._flush_full_shards()
+
+    def adopt_shard(self, path: str | Path, sha256: str | None = None) -> ShardInfo:
+        """Take a finished Parquet file (written by `encode_shard` for this model, e.g. a committed chunk of a
+        chunked stage) as a shard of the new version: hard-linked, not copied. Its keys are claimed like written
+        rows'; `sha256`: the file's, when the caller knows it (else it is computed)."""
+        self._require_open()
+        path = Path(path)
+        try:
+            parquet = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SchemaMismatchError(path, f"not readable as Parquet: {exc}") from None
+        got = parquet.schema_arrow
+        if got.names != self.schema.names or got.types != self.schema.types:
+            raise SchemaMismatchError(path, f"its columns are not {self.model.__name__}'s "
+                                            f"(got {got.names[:6]}...)")
+        keys = key_array(parquet.read(columns=self.key_columns), self.key_columns).to_pylist()
+        for key in keys:
+            self._claim_key(key)
+        self._rows_seen += len(keys)
+        name = layout.shard_name(self._version, len(self._shards))
+        layout.link_or_copy(path, self._staging / layout.DATA_DIR / name)
+        shard = ShardInfo(name=name, rows=len(keys), bytes=path.stat().st_size, sha256=sha256 or hash_file(path))
+        self._shards.append(shard)
+        self._emit("shard", name, shard.rows)
+        return shard
 
     def delete(self, keys: Iterable[str | Sequence[object]]) -> None:
         """Remove rows by key in this version (e.g. outputs of samples whose source file was removed)."""
@@ -249,10 +273,7 @@ class TableWriter:
 
     def _write_shard(self, table: pa.Table, kind: Literal["shard", "rewrite"]) -> None:
         name = layout.shard_name(self._version, len(self._shards))
-        sink = io.BytesIO()
-        pq.write_table(table.replace_schema_metadata(self.schema.metadata), sink,
-                       compression=self.compression, row_group_size=ROW_GROUP_ROWS, **self._encoding)
-        payload = sink.getvalue()
+        payload = encode_shard(table, self.model, self.compression)
         layout.atomic_write_bytes(self._staging / layout.DATA_DIR / name, payload)
         self._shards.append(ShardInfo(name=name, rows=table.num_rows, bytes=len(payload),
                                       sha256=hash_bytes(payload)))
@@ -282,6 +303,16 @@ class TableWriter:
     def _emit(self, kind: str, name: str, rows: int) -> None:
         if self.progress is not None:
             self.progress(WriteEvent(kind, name, rows))
+
+
+def encode_shard(table: pa.Table, model: type[Row], compression: str = "zstd") -> bytes:
+    """One shard's Parquet bytes as every table of `model` stores them (row groups of ROW_GROUP_ROWS,
+    the model's schema and encodings); `table` must already have the model's schema."""
+    schema = arrow_schema(model)
+    sink = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(schema.metadata), sink, compression=compression,
+                   row_group_size=ROW_GROUP_ROWS, **parquet_encoding(model))
+    return sink.getvalue()
 
 
 def stamped(lineage: Lineage) -> Lineage:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,17 +49,18 @@ class Trial:
         return sum(extra for _, extra in self.changes.values())
 
 
-def _command(datasets: Path, data_root: Path) -> tuple[list[str], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AFFORD_", "PREFECT_"))}
+def _command(datasets: Path, data_root: Path, **settings: str) -> tuple[list[str], dict[str, str]]:
+    """The annotate command line and its environment: this one without AFFORD_/PREFECT_ settings, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AFFORD_", "PREFECT_"))} | settings
     env |= {"PYTHONPATH": str(ROOT), "COLUMNS": "200", "PREFECT_HOME": str(data_root.parent / ".prefect"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
     return ([sys.executable, "-m", "cli.main", "annotate", "--datasets-root", str(datasets), "--data-root",
              str(data_root), *ANNOTATE_OPTIONS], env)
 
 
-def run_annotate(datasets: Path, data_root: Path, log: Path) -> tuple[int, float]:
-    """Run annotate to the end; (exit code, seconds)."""
-    command, env = _command(datasets, data_root)
+def run_annotate(datasets: Path, data_root: Path, log: Path, **settings: str) -> tuple[int, float]:
+    """Run annotate to the end (with AFFORD_ `settings`); (exit code, seconds)."""
+    command, env = _command(datasets, data_root, **settings)
     start = time.perf_counter()
     with open(log, "ab") as out:
         rc = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S,
@@ -80,6 +82,28 @@ def kill_after(datasets: Path, data_root: Path, seconds: float, log: Path) -> bo
             process.wait()
             _reap_group(process.pid)
             return False
+
+
+def kill_when(datasets: Path, data_root: Path, ready: Callable[[], bool], log: Path, timeout_s: float = RUN_TIMEOUT_S,
+              **settings: str) -> bool:
+    """Start annotate, SIGKILL its whole process group as soon as `ready()` (polled every 20 ms) says so; True when
+    it was killed, False when it finished first."""
+    command, env = _command(datasets, data_root, **settings)
+    deadline = time.monotonic() + timeout_s
+    with open(log, "ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   cwd=data_root.parent)
+        while process.poll() is None and time.monotonic() < deadline:
+            if ready():
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                _reap_group(process.pid)
+                return True
+            time.sleep(0.02)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise TimeoutError(f"annotate ran past {timeout_s:.0f} s without the kill moment arriving; see {log}")
+        return False
 
 
 def _reap_group(pgid: int) -> None:
