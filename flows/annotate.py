@@ -134,12 +134,11 @@ def annotate(datasets_root: str, mano_root: str, data_root: str = "afford-data",
         clock.done("ingest")
         clock.start("self_training")
         try:
-            parts.append(self_training(data_root=str(root), labelled_table=str(layout.table(labelled)),
-                                       target_tables=targets, mano_root=mano_root, epochs=epochs, seed=seed,
-                                       reviewer=reviewer, review_url=review_url, truth_root=truth_root,
-                                       simulated_error_rate=simulated_error_rate, max_cycles=max_cycles,
-                                       queue_size=queue_size, classifier_preset=classifier_preset,
-                                       review_overlap=review_overlap))
+            parts.append(self_training.with_options(task_runner=runner)(
+                data_root=str(root), labelled_table=str(layout.table(labelled)), target_tables=targets,
+                mano_root=mano_root, epochs=epochs, seed=seed, reviewer=reviewer, review_url=review_url,
+                truth_root=truth_root, simulated_error_rate=simulated_error_rate, max_cycles=max_cycles,
+                queue_size=queue_size, classifier_preset=classifier_preset, review_overlap=review_overlap))
         except NoLabelledSamples as exc:  # e.g. every AffordPose input was rejected: nothing to learn from
             write_stage(layout.reports, "self_training", skipped=str(exc))
             parts.append(f"## Self-training skipped\n\n{exc}")

@@ -19,12 +19,14 @@ from models.preset_choices import CLASSIFIER_PRESETS, ClassifierPreset
 from review.resume import prefect_api_url
 from schemas.data_root import DataRoot
 from schemas.rows import Sample
+from schemas.settings import AffordSettings
 from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.self_training_loop import (
     CycleSettings,
     SelfTrainingRun,
     clouds_task,
     finish,
+    prepare_pool,
     record_current_classifier,
     run_cycle,
 )
@@ -57,7 +59,7 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
     labelled = clouds_task([Path(labelled_table)], num_points)
     if not (labelled.labels >= 0).any():
         raise NoLabelledSamples(f"{labelled_table}: no labelled samples to train the classifier on")
-    pool = clouds_task(targets, num_points)
+    pool = prepare_pool(targets, num_points, layout, AffordSettings().chunk_shards)
     hand_faces = load_mano_pickle(mano_file(Path(mano_root), "right")).f
     server, truth = None, {}
     if reviewer == "simulated":

@@ -13,7 +13,7 @@
       reannotate/                one JSON report per incremental pass
       watch/                     the dataset watcher's hash manifests
       datasets/, renders/        the demo's synthetic datasets and pictures
-      chunks/<stage>/<key>/      committed chunks of the annotated join (the maps' are under affordance/chunks)
+      chunks/<stage>/<key>/      committed chunks: classifier clouds, the annotated join (maps: affordance/chunks)
       .annotate.lock             held while a flow writes tables
 
 No flow, task or command joins these by hand: they ask a `DataRoot`.
@@ -97,7 +97,7 @@ class DataRoot:
 
     @property
     def chunks(self) -> Path:
-        """Committed chunks of the annotated join (tasks/store/chunks.py); a re-run skips them."""
+        """Committed chunks of the classifier clouds and the annotated join (tasks/store/chunks.py)."""
         return self.path / "chunks"
 
     # -- services' state ------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ inputs. Memory: a worker holds one chunk's points and maps, never the table's.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,18 +18,15 @@ import pyarrow.compute as pc
 from schemas.affordance_map import AffordanceMapRow
 from schemas.instruction import InstructionRow
 from schemas.rows import Reject, Sample
-from schemas.settings import AffordSettings
-from tasks.affordance.inference import MapModel, TextBank, load_map_model
+from tasks.affordance.inference import TextBank, load_map_model
 from tasks.affordance.maps import STAGE_VERSION, infer_rows, pair_inputs
-from tasks.runtime.threads import apply_torch_threads
+from tasks.runtime.model_cache import cached
 from tasks.store.chunks import ChunkStore, InputChunk, plan_chunks, rows_digest
 from tasks.store.read import open_table
 from tasks.store.side_rows import side_rows
 
 STAGE = "affordance_maps"
 _INSTRUCTION_COLUMNS = ["sample_id", "object_class", "affordance", "instruction"]
-_models: dict[tuple[str, str, str], MapModel] = {}
-_models_lock = threading.Lock()
 
 
 def plan_map_chunks(target_tables: Sequence[str | Path], instructions_table: str | Path, checkpoint_sha256: str,
@@ -53,26 +49,12 @@ def target_instructions(target_tables: Sequence[str | Path], instructions_table:
     return list(dict.fromkeys(picked.column("instruction").to_pylist()))
 
 
-def cached_model(checkpoint: str, checkpoint_sha256: str, device: str) -> MapModel:
-    """The checkpoint loaded once per worker process (chunk tasks of one run share it)."""
-    key = (checkpoint, checkpoint_sha256, device)
-    with _models_lock:
-        if key not in _models:
-            apply_torch_threads(AffordSettings())  # a Dask worker process has not run the flow's setup
-            model = load_map_model(checkpoint, device)
-            if model.checkpoint_sha256 != checkpoint_sha256:
-                raise ValueError(f"checkpoint {checkpoint}: sha256 {model.checkpoint_sha256[:12]} is not the "
-                                 f"planned {checkpoint_sha256[:12]} (replaced while the stage ran)")
-            _models.clear()  # one model at a time: a worker that served an older run lets it go
-            _models[key] = model
-        return _models[key]
-
-
 def map_chunk(chunk: InputChunk, store_root: str, checkpoint: str, checkpoint_sha256: str, bank: TextBank,
               instructions_table: str, device: str = "auto", batch_size: int = 32) -> dict:
     """Map one chunk's samples that have an instruction; commit rows and rejects; return the chunk's meta."""
     start = time.perf_counter()
-    model = cached_model(checkpoint, checkpoint_sha256, device)
+    model = cached("affordance_maps", checkpoint, checkpoint_sha256, device, lambda: load_map_model(checkpoint, device),
+                   lambda m: m.checkpoint_sha256)
     instructions = side_rows(instructions_table, InstructionRow, chunk.sample_ids)
     samples = open_table(chunk.table, Sample).iter_rows(shards=chunk.shards)
     rejects: list[Reject] = []

@@ -35,6 +35,8 @@ from tasks.ingest.delta import save_classifier_state
 from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.classifier_data import Clouds
 from tasks.pseudo_label.classifier_model import TrainResult
+from tasks.pseudo_label.cloud_pool import STAGE as CLOUD_STAGE
+from tasks.pseudo_label.cloud_pool import CloudPool, cloud_chunk, label_chunk, plan_cloud_chunks
 from tasks.pseudo_label.label_quality import label_quality, passes_gate, quality_markdown
 from tasks.pseudo_label.report import epoch_line
 from tasks.pseudo_label.self_training import (
@@ -44,10 +46,12 @@ from tasks.pseudo_label.self_training import (
     low_confidence,
     merge_cycle,
 )
-from tasks.pseudo_label.stage import StageReport, label_clouds, prepare_clouds, train_and_evaluate
+from tasks.pseudo_label.stage import StageReport, prepare_clouds, train_and_evaluate
 from tasks.report.figures import classifier_figures, self_training_figures
 from tasks.report.render import render_self_training
 from tasks.report.run_files import write_stage
+from tasks.runtime.chunked import read_outputs, run_chunks, submit_chunks
+from tasks.store.chunks import ChunkStore, InputChunk
 from tasks.store.write import write_table
 
 
@@ -80,13 +84,44 @@ def train_cycle_task(labelled: Clouds, extra: Clouds, config: TrainConfig, out_d
                               progress=lambda r: print(epoch_line(r, config.epochs, time.perf_counter() - start)))
 
 
-@task(name="pseudo-label-cycle", cache_policy=NONE)
-def label_cycle_task(result: TrainResult, report: StageReport, remaining: Clouds, k: float, cycle: int,
-                     labels_table: Path, seed: int) -> list[PseudoLabel]:
-    labels = label_clouds(result, report, remaining, k, cycle)
+@task(name="cloud-chunk", cache_policy=NONE, retries=1, retry_delay_seconds=1)
+def cloud_chunk_task(chunk: InputChunk, store_root: str, num_points: int) -> dict:
+    """One chunk of target samples -> committed classifier clouds (tasks/pseudo_label/cloud_pool.py)."""
+    return cloud_chunk(chunk, store_root, num_points)
+
+
+@task(name="label-chunk", cache_policy=NONE, retries=1, retry_delay_seconds=1)
+def label_chunk_task(chunk: InputChunk, **kwargs) -> list[PseudoLabel]:
+    """One chunk of the pool pseudo-labelled by the cycle's classifier."""
+    return label_chunk(chunk, **kwargs)
+
+
+def prepare_pool(targets: list[Path], num_points: int, layout: DataRoot, shards_per_chunk: int) -> CloudPool:
+    """The targets' clouds, one task per chunk (chunks committed by an earlier run with the same inputs are
+    kept); their rejects go to the rejects table."""
+    chunks = plan_cloud_chunks(targets, num_points, shards_per_chunk)
+    store = ChunkStore(layout.chunks, CLOUD_STAGE)
+    run = run_chunks(cloud_chunk_task, chunks, store, num_points=num_points)
+    rejects = read_outputs(chunks, store, "rejects")
+    if rejects is not None:
+        write_table(DataRoot.beside(targets[0], "rejects"), rejects, Reject)
+    store.prune(c.key for c in chunks)
+    return CloudPool(str(layout.chunks), tuple(chunks), tuple(i for m in run.metas for i in m["sample_ids"]),
+                     tuple(c for m in run.metas for c in m["categories"]))
+
+
+def label_cycle(run: SelfTrainingRun, result: TrainResult, report: StageReport, cycle: int) -> list[PseudoLabel]:
+    """Pseudo-label every pool sample not merged yet, one task per cloud chunk; write the cycle's labels."""
+    s = run.settings
+    skip = frozenset(run.merged)
+    parts = submit_chunks(label_chunk_task, run.pool.chunks, "pseudo_label", lambda chunk: {
+        "store_root": run.pool.store_root, "checkpoint": str(result.checkpoint),
+        "checkpoint_sha256": result.checkpoint_sha256, "rule": report.rule, "stats": report.measurement.stats,
+        "k": s.k, "cycle": cycle, "skip": skip})
+    labels = [label for part in parts for label in part]
     lineage = Lineage(stage="self_training", stage_version=STAGE_VERSION, checkpoint_sha256=report.checkpoint_sha256,
-                      params={"rule": report.rule, "k": k, "cycle": cycle}, seed=seed)
-    write_table(labels_table, labels, PseudoLabel, lineage=lineage)
+                      params={"rule": report.rule, "k": s.k, "cycle": cycle}, seed=s.seed)
+    write_table(run.layout.labels, labels, PseudoLabel, lineage=lineage)
     return labels
 
 
@@ -111,7 +146,7 @@ def _simulated_review(base_url: str, cycle: int, truth: dict[str, str], error_ra
     return thread
 
 
-def _finish(root: Path, out: Path, pool: Clouds, merged: dict[str, AffordanceLabel],
+def _finish(root: Path, out: Path, pool: CloudPool, merged: dict[str, AffordanceLabel],
             last_label: dict[str, PseudoLabel], records: list[CycleRecord], first: StageReport | None) -> str:
     """Write the final labels (merged + low_confidence), the stage's figures (reports/self_training.json), the
     per-cycle table, and the artifacts."""
@@ -162,7 +197,7 @@ class SelfTrainingRun:
     layout: DataRoot
     settings: CycleSettings
     labelled: Clouds
-    pool: Clouds
+    pool: CloudPool  # the targets' clouds on disk, by chunk (ids and categories in memory)
     targets: list[Path]
     hand_faces: np.ndarray
     truth: dict[str, str] = field(default_factory=dict)  # sample_id -> true class (simulated reviewer only)
@@ -184,10 +219,10 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     """One cycle: train on the labelled set plus the labels merged so far, pseudo-label the rest, review a queue,
     merge what passes. False when the loop ends here (all labelled, nothing accepted, timed out, nothing merged)."""
     s, out = run.settings, run.layout.self_training
-    remaining = run.pool.subset(np.flatnonzero([sid not in run.merged for sid in run.pool.sample_ids]))
-    if len(remaining) == 0:
+    remaining = sum(sid not in run.merged for sid in run.pool.sample_ids)
+    if remaining == 0:
         return False
-    extra = run.pool.subset(np.flatnonzero([sid in run.merged for sid in run.pool.sample_ids]))
+    extra = run.pool.load(run.merged.keys())  # the merged pseudo-labels train with the labelled set
     extra = extra.with_labels(np.array([affordance_index(run.merged[i].affordance) for i in extra.sample_ids],
                                        np.int64))
     config = TrainConfig(preset=s.classifier_preset, epochs=s.epochs if cycle == 0 else s.epochs_per_cycle,
@@ -195,10 +230,10 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     result, report = train_cycle_task(run.labelled, extra, config, out / f"cycle-{cycle}", s.k, run.previous)
     run.previous = result
     run.reports.append(report)
-    labels = label_cycle_task(result, report, remaining, s.k, cycle, run.layout.labels, s.seed)
+    labels = label_cycle(run, result, report, cycle)
     run.last_label |= {label.sample_id: label for label in labels}
     accepted = sum(label.accepted for label in labels)
-    record = CycleRecord(cycle=cycle, unlabelled_before=len(remaining), accepted=accepted,
+    record = CycleRecord(cycle=cycle, unlabelled_before=remaining, accepted=accepted,
                          acceptance_rate=accepted / len(labels), val_accuracy=report.split_accuracy["val"],
                          test_accuracy=report.split_accuracy["test"], reviewed=0, reviewed_accuracy=None,
                          gate_passed=None, merged=0, coverage=run.coverage())

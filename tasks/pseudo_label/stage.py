@@ -18,7 +18,8 @@ from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.classifier_data import Clouds, clouds_from_rows, stratified_split
 from tasks.pseudo_label.classifier_model import TrainResult, predict_logits
 from tasks.pseudo_label.classifier_train import train_classifier
-from tasks.pseudo_label.labelling import STAGE_VERSION, RuleMeasurement, label_rows, measure_rules
+from tasks.pseudo_label.cloud_pool import label_pool_part
+from tasks.pseudo_label.labelling import STAGE_VERSION, RuleMeasurement, measure_rules
 from tasks.pseudo_label.report import (
     accuracy,
     class_stats_table,
@@ -101,11 +102,7 @@ def train_and_evaluate(labelled: Clouds, config: TrainConfig, out_dir: Path, k: 
 
 def label_clouds(result: TrainResult, report: StageReport, clouds: Clouds, k: float, cycle: int) -> list[PseudoLabel]:
     """One PseudoLabel per cloud with the report's chosen rule."""
-    # make_sample_id writes "<dataset>-<16 hex>", so the id names the sample's dataset.
-    datasets = [sample_id.rsplit("-", 1)[0] for sample_id in clouds.sample_ids]
-    logits = predict_logits(result.model, clouds.points)
-    return label_rows(clouds, datasets, logits, report.rule, report.measurement.stats, k, cycle,
-                      report.checkpoint_sha256)
+    return label_pool_part(result, clouds, report.rule, report.measurement.stats, k, cycle)
 
 
 def label_targets(result: TrainResult, report: StageReport, targets: Sequence[Path], labels_table: Path,

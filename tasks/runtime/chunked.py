@@ -63,37 +63,48 @@ def run_chunks(task: Task, chunks: Sequence[InputChunk], store: ChunkStore,
     todo = [c for c in chunks if not store.committed(c.key)]
     print(f"{stage}: {len(chunks)} chunks of {sum(c.rows for c in chunks)} rows; {len(chunks) - len(todo)} "
           f"committed by an earlier run with the same inputs, {len(todo)} to compute")
+    start = time.perf_counter()
+    computed = submit_chunks(task, todo, stage, lambda c: {"store_root": str(store.path.parent), **kwargs,
+                                                          **(per_chunk(c) if per_chunk else {})})
+    metas = {c.key: meta | {"computed_now": True} for c, meta in zip(todo, computed, strict=True)}
+    for chunk in chunks:
+        metas.setdefault(chunk.key, store.meta(chunk.key) | {"computed_now": False})
+    return ChunkRun(stage=stage, chunks=len(chunks), computed=len(todo), reused=len(chunks) - len(todo),
+                    rows=sum(c.rows for c in chunks), seconds=time.perf_counter() - start,
+                    metas=[metas[c.key] for c in chunks])
+
+
+def submit_chunks(task: Task, chunks: Sequence[InputChunk], stage: str,
+                  arguments: Callable[[InputChunk], dict[str, Any]]) -> list[Any]:
+    """Submit `task(chunk, **arguments(chunk))` for every chunk on the flow's task runner; the results in chunk
+    order. Progress (done/total, rows/s) as chunks finish; `ChunkFailed` for the first failed chunk, after the
+    others have finished."""
     artifact = _progress_artifact(stage)
     start = time.perf_counter()
-    futures = {task.submit(chunk, str(store.path.parent), **kwargs, **(per_chunk(chunk) if per_chunk else {})): chunk
-               for chunk in todo}
-    metas: dict[str, dict] = {}
+    futures = {task.submit(chunk, **arguments(chunk)): chunk for chunk in chunks}
+    results: dict[int, Any] = {}
     failures: list[tuple[InputChunk, BaseException]] = []
     done = rows = 0
     for future in as_completed(list(futures)):
         chunk = futures[future]
         try:
-            metas[chunk.key] = future.result() | {"computed_now": True}
+            results[chunk.index] = future.result()
         except Exception as exc:  # every failure is reported below, with its chunk
             failures.append((chunk, exc))
             continue
         done += 1
         rows += chunk.rows
         elapsed = time.perf_counter() - start
-        print(f"{stage}: chunk {done}/{len(todo)} {bar(done, len(todo))} {rows / max(elapsed, 1e-9):,.0f} rows/s, "
-              f"{time_left(elapsed, done, len(todo))}")
+        print(f"{stage}: chunk {done}/{len(chunks)} {bar(done, len(chunks))} {rows / max(elapsed, 1e-9):,.0f} rows/s, "
+              f"{time_left(elapsed, done, len(chunks))}")
         if artifact is not None:
-            update_progress_artifact(artifact, progress=100.0 * done / len(todo))
+            update_progress_artifact(artifact, progress=100.0 * done / len(chunks))
     if failures:
         chunk, exc = min(failures, key=lambda f: f[0].index)
         raise ChunkFailed(f"{chunk.describe()}, first source {first_source(chunk)}: {type(exc).__name__}: {exc} "
-                          f"({len(failures)} of {len(todo)} chunks failed; {done} committed, kept for the re-run)"
-                          ) from exc
-    for chunk in chunks:
-        metas.setdefault(chunk.key, store.meta(chunk.key) | {"computed_now": False})
-    return ChunkRun(stage=stage, chunks=len(chunks), computed=len(todo), reused=len(chunks) - len(todo),
-                    rows=sum(c.rows for c in chunks), seconds=time.perf_counter() - start,
-                    metas=[metas[c.key] for c in chunks])
+                          f"({len(failures)} of {len(chunks)} chunks failed; {done} finished"
+                          f"{', committed and kept for the re-run' if done else ''})") from exc
+    return [results[c.index] for c in chunks]
 
 
 def _progress_artifact(stage: str):

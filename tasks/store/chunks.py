@@ -1,7 +1,7 @@
 """Chunked stages: the input table's shards cut into chunks, each chunk's output committed on its own under a
 content key, the stage's table published once from the committed chunks.
 
-    <data_root>/chunks/<stage>/<key>/                       a committed chunk: <output>.parquet files, meta.json
+    <data_root>/chunks/<stage>/<key>/                       a committed chunk: <output>.parquet, <array>.npy, meta.json
     <data_root>/chunks/<stage>/<key>.staging-<pid>-<hex>/   a chunk at work (a killed one's is removed later)
 
 A chunk's key hashes the stage, its version and parameters (checkpoints, settings), the sha256 of every input
@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from schemas.arrow_convert import rows_to_batch
@@ -127,10 +128,15 @@ class ChunkStore:
     def output(self, key: str, name: str) -> Path:
         return self.chunk_dir(key) / f"{name}.parquet"
 
+    def array(self, key: str, name: str) -> np.ndarray:
+        """A committed chunk's array `name` (written by `commit(arrays=...)`)."""
+        return np.load(self.chunk_dir(key) / f"{name}.npy", allow_pickle=False)
+
     def commit(self, key: str, outputs: Mapping[str, tuple[Sequence[Row] | pa.Table, type[Row]]],
-               meta: Mapping[str, object]) -> dict:
-        """Write a chunk's outputs ({name: (rows, model)}) and its meta, then rename the folder into place: a
-        chunk is committed whole or not at all. Returns the meta, with rows and sha256 per output."""
+               meta: Mapping[str, object], arrays: Mapping[str, np.ndarray] | None = None) -> dict:
+        """Write a chunk's outputs ({name: (rows, model)}), its arrays ({name: array}, as .npy) and its meta,
+        then rename the folder into place: a chunk is committed whole or not at all. Returns the meta, with rows
+        and sha256 per output."""
         self.path.mkdir(parents=True, exist_ok=True)
         final = self.chunk_dir(key)
         staging = self.path / f"{key}.staging-{os.getpid()}-{secrets.token_hex(4)}"
@@ -143,6 +149,11 @@ class ChunkStore:
                 layout.atomic_write_bytes(staging / f"{name}.parquet", payload)
                 files[name] = {"rows": data.num_rows, "sha256": hash_bytes(payload), "bytes": len(payload)}
             # Which process computed it: on a Dask cluster, the worker (host and pid) that ran the chunk.
+            for name, array in (arrays or {}).items():
+                with open(staging / f"{name}.npy", "wb") as handle:
+                    np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+                    handle.flush()
+                    os.fsync(handle.fileno())
             record = {"key": key, **meta, "worker": f"{socket.gethostname()}:{os.getpid()}", "outputs": files}
             layout.atomic_write_bytes(staging / META, json.dumps(record, indent=1, default=str).encode())
             layout.fsync_dir(staging)

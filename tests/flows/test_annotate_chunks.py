@@ -1,6 +1,6 @@
-"""The chunked stages of annotate (affordance-map inference, the annotated join) on a few hundred samples: cut
-into many chunks they give the same tables as one chunk per table, and a re-run over committed chunks computes
-none of them again."""
+"""The chunked stages of annotate (classifier clouds and labels, affordance maps, the annotated join) on a few
+hundred samples: cut into many chunks they give the same tables as one chunk per table, and a re-run over
+committed chunks computes none of them again."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def test_many_chunks_give_the_tables_of_one_chunk_per_table(prefect_harness, tmp
     _annotate(datasets, chunked, monkeypatch, rows_per_shard=16, chunk_shards=1)
     maps = _committed(chunked / "affordance" / "chunks" / "affordance_maps")
     joins = _committed(chunked / "chunks" / "annotated_join")
-    assert len(maps) >= 8 and len(joins) >= 8, (len(maps), len(joins))
+    clouds = _committed(chunked / "chunks" / "classifier_clouds")
+    assert min(len(maps), len(joins), len(clouds)) >= 8, (len(maps), len(joins), len(clouds))
     samples = sum(m["counts"]["samples"] for m in joins)
     assert samples >= 200 and sum(m["counts"]["joined"] for m in joins) > 0.9 * samples
     out = caplog.text  # the flows log their prints

@@ -39,8 +39,8 @@ def test_annotate_on_two_dask_workers_gives_the_thread_runs_tables(prefect_harne
     datasets = synth_small(tmp_path)
     _annotate(datasets, tmp_path / "threads", monkeypatch, AFFORD_TASK_RUNNER="threads")
     _annotate(datasets, tmp_path / "dask", monkeypatch, AFFORD_TASK_RUNNER="dask", AFFORD_DASK_ADDRESS=cluster.address)
-    metas = [json.loads(p.read_text()) for stage in ("affordance/chunks/affordance_maps", "chunks/annotated_join")
-             for p in (tmp_path / "dask" / stage).glob("*/meta.json")]
+    stages = ("chunks/classifier_clouds", "affordance/chunks/affordance_maps", "chunks/annotated_join")
+    metas = [json.loads(p.read_text()) for stage in stages for p in (tmp_path / "dask" / stage).glob("*/meta.json")]
     assert len(metas) >= 8
     workers = {m["worker"] for m in metas}
     here = f"{os.uname().nodename}:{os.getpid()}"

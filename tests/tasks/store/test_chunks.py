@@ -138,7 +138,7 @@ def test_a_failing_chunk_is_retried_named_and_the_rerun_computes_only_it(prefect
     table = _samples(tmp_path / "samples", n=20, rows_per_shard=2, source_path="meshes/first.obj")  # 10 chunks
     CALLS.clear()
     with pytest.raises(ChunkFailed, match=r"scaled chunk 4/10 of .*samples .*first source meshes/first.obj: "
-                                          r"ValueError: bad values in chunk 3 \(1 of 10 chunks failed; 9 committed"):
+                                          r"ValueError: bad values in chunk 3 \(1 of 10 chunks failed; 9 finished"):
         _scale_flow(str(table), str(tmp_path / "chunks"), str(tmp_path / "out"), fail_index=3)
     assert sorted(CALLS) == [0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9]  # the failing chunk ran twice (one retry)
     assert not (tmp_path / "out").exists()  # nothing published
