@@ -164,12 +164,15 @@ def _calls(report: dict) -> int | None:
     return report.get("endpoint_calls")
 
 
-def run_size(samples: int, out: Path, changed: float) -> dict:
-    """`child` in a fresh process; its figures plus its peak RSS (ru_maxrss of that process)."""
-    result = out / f"size-{samples}.json"
+def run_size(samples: int, out: Path, changed: float, chunk_shards: int | None = None) -> dict:
+    """`child` in a fresh process (with AFFORD_CHUNK_SHARDS=`chunk_shards` when given); its figures plus its peak
+    RSS (ru_maxrss of that process)."""
+    name = f"n{samples}" + (f"-c{chunk_shards}" if chunk_shards else "")
+    result = out / f"{name}.json"
+    env = {**os.environ, **({"AFFORD_CHUNK_SHARDS": str(chunk_shards)} if chunk_shards else {})}
     process = subprocess.Popen([sys.executable, "-m", "bench.bench_annotate_scale", "--child", "--samples",
-                                str(samples), "--out", str(out / f"n{samples}"), "--changed", str(changed),
-                                "--child-result", str(result)], cwd=Path(__file__).resolve().parents[1])
+                                str(samples), "--out", str(out / name), "--changed", str(changed),
+                                "--child-result", str(result)], cwd=Path(__file__).resolve().parents[1], env=env)
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"the {samples}-sample run failed (exit {os.waitstatus_to_exitcode(status)})")
@@ -212,6 +215,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-scale"))
     parser.add_argument("--results", type=Path, default=None,
                         help="Folder for result.json/result.md and scale.png (default: docs/results/annotate_scale).")
+    parser.add_argument("--compare-chunks", type=int, nargs="*", default=[],
+                        help="also run --compare-at samples with these AFFORD_CHUNK_SHARDS values (chunk-size table)")
+    parser.add_argument("--compare-at", type=int, default=8000)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -228,11 +234,16 @@ def main() -> None:
     for samples in args.samples:
         rows.append(run_size(samples, args.out, args.changed))
         print(json.dumps(rows[-1], indent=1), flush=True)
-    folder = args.results or RESULTS / "annotate_scale"
-    figure = plot(rows, folder / "scale.png")
     from schemas.settings import AffordSettings
 
     settings = AffordSettings()
+    compared = [rows[args.samples.index(args.compare_at)] | {"chunk_shards": settings.chunk_shards}
+                ] if args.compare_chunks and args.compare_at in args.samples else []
+    for shards in args.compare_chunks:
+        compared.append(run_size(args.compare_at, args.out, args.changed, shards) | {"chunk_shards": shards})
+        print(json.dumps(compared[-1], indent=1), flush=True)
+    folder = args.results or RESULTS / "annotate_scale"
+    figure = plot(rows, folder / "scale.png")
     options = ", ".join(f"{k} {v}" for k, v in ANNOTATE.items())
     table = bench_table(
         ["samples", "full pass s", "samples/s", *(f"{s} s" for s in STAGES), "peak RSS MiB", "task runs",
@@ -249,6 +260,16 @@ def main() -> None:
                          [[r["samples"], *(r["stage_rss_mib"].get(s) for s in (*STAGES, "reannotate"))] for r in rows],
                          ["d", *([".0f"] * (len(STAGES) + 1))],
                          notes=["Peak RSS of the annotate process while each stage ran (sampled every 0.2 s)."])
+    tables = [table, stage_rates, memory]
+    if compared:
+        tables.append(bench_table(
+            ["chunk shards", "rows a task", "samples", "full pass s", "task runs", "orchestration %",
+             "peak RSS MiB"],
+            [[r["chunk_shards"], r["chunk_shards"] * settings.rows_per_shard, r["samples"], r["run_s"],
+              r["task_runs"], 100 * r["orchestration_s"] / r["run_s"], r["peak_rss_mib"]] for r in compared],
+            ["d", "d", "d", ".1f", "d", ".1f", ".0f"], heading="Chunk size",
+            notes=["The same pass with other AFFORD_CHUNK_SHARDS (first row: the setting of the runs above); "
+                   "`full pass s` here is the flow run's own wall time."]))
     text = [f"Two object categories; OakInk replicated to {', '.join(str(r['oakink_samples']) for r in rows)} grasps "
             "(perturbed copies of refined grasps, each with its own bytes) beside the small AffordPose, GRAB and HO-3D "
             f"folders. Full pass: the whole `annotate` flow on the ephemeral API ({options}; chunks of "
@@ -261,7 +282,7 @@ def main() -> None:
             "between tasks counts too: an upper bound on what Prefect costs).",
             *goal_lines(rows), f"Figure: `{_shown(figure)}` (minutes per stage and peak RSS against size)."]
     finish(header, "annotate_scale", "Annotate at dataset scale (full pass, 1 % incremental pass)", text,
-           [table, stage_rates, memory], out=args.results)
+           tables, out=args.results)
 
 
 def _shown(path: Path) -> Path:

@@ -24,9 +24,11 @@ class AffordSettings(BaseSettings):
     rows_per_shard: int = Field(512, ge=1, le=1_000_000,
                                 description="Rows per Parquet shard of every table written without an explicit "
                                             "size (about 60 KB a row for a 4096-point sample).")
-    chunk_shards: int = Field(4, ge=1, le=100_000,
-                              description="Input shards per task of the chunked stages (affordance maps, the "
-                                          "annotated join): one task maps or joins this many shards' rows.")
+    chunk_shards: int = Field(1, ge=1, le=100_000,
+                              description="Input shards per task of the chunked stages (classifier clouds and "
+                                          "labels, affordance maps, the annotated join). 1 (512 rows a task) kept "
+                                          "peak memory lowest at the same wall time as 4: BENCHMARKS.md block "
+                                          "`annotate_scale`, chunk-size table.")
     num_workers: int = Field(2, ge=1, le=256, description="Thread-pool width for shard fan-out.")
     task_runner: Literal["threads", "dask"] = Field("threads", description="Where fanned-out tasks run: Prefect's "
                                                     "thread pool, or prefect-dask's DaskTaskRunner.")
