@@ -196,15 +196,23 @@ def plot(rows: list[dict], path: Path) -> Path:
     left.axhline(GOALS["full_pass_s"] / 60, color="k", ls="--", lw=1, label="goal 30 min")
     left.set(xlabel="samples", ylabel="minutes", title="full annotate pass, by stage")
     left.legend(fontsize=8)
-    right.plot(sizes, [r["peak_rss_mib"] / 1024 for r in rows], "o-")
+    right.plot([str(s) for s in sizes], [r["peak_rss_mib"] / 1024 for r in rows], "o-")
     right.axhline(GOALS["rss_gib"], color="k", ls="--", lw=1, label="goal 2.5 GiB")
-    right.set(xlabel="samples", ylabel="GiB", title="peak RSS of the annotate process", xscale="log")
+    right.set(xlabel="samples", ylabel="GiB", title="peak RSS of the annotate process", ylim=(0, 3))
     right.legend(fontsize=8)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def rows_from_result(path: Path) -> list[dict]:
+    """The plotted figures back from a result.json this bench wrote (its first table), to redraw the PNG."""
+    table = json.loads(Path(path).read_text())["figures"]["tables"][0]
+    index = {name: i for i, name in enumerate(table["columns"])}
+    return [{"samples": row[index["samples"]], "peak_rss_mib": row[index["peak RSS MiB"]],
+             "stages_s": {s: row[index[f"{s} s"]] for s in STAGES}} for row in table["rows"]]
 
 
 def main() -> None:
@@ -218,11 +226,16 @@ def main() -> None:
     parser.add_argument("--compare-chunks", type=int, nargs="*", default=[],
                         help="also run --compare-at samples with these AFFORD_CHUNK_SHARDS values (chunk-size table)")
     parser.add_argument("--compare-at", type=int, default=8000)
+    parser.add_argument("--replot", type=Path, default=None, metavar="RESULT_JSON",
+                        help="only redraw scale.png beside RESULT_JSON from its figures")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if min(args.samples) < 16 or not 0 < args.changed < 1:
         parser.error(f"--samples must be >= 16 and --changed in (0, 1); got {args.samples}, {args.changed}")
+    if args.replot:
+        print(plot(rows_from_result(args.replot), args.replot.parent / "scale.png"))
+        return
     if args.child:
         args.child_result.write_text(json.dumps(child(args.samples[0], args.out, args.changed)))
         return
@@ -273,7 +286,7 @@ def main() -> None:
     text = [f"Two object categories; OakInk replicated to {', '.join(str(r['oakink_samples']) for r in rows)} grasps "
             "(perturbed copies of refined grasps, each with its own bytes) beside the small AffordPose, GRAB and HO-3D "
             f"folders. Full pass: the whole `annotate` flow on the ephemeral API ({options}; chunks of "
-            f"{settings.chunk_shards} shards of {settings.rows_per_shard} rows, {settings.task_runner} runner with "
+            f"{settings.chunk_shards} shard(s) of {settings.rows_per_shard} rows, {settings.task_runner} runner with "
             f"{settings.num_workers} workers); then {100 * args.changed:g} % of the OakInk files are edited and "
             f"`reannotate oakink` runs. Each size runs in its own process; peak RSS is that process's (ru_maxrss: the "
             "ephemeral API server is another process). Building the datasets took "

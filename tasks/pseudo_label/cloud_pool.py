@@ -22,6 +22,7 @@ from tasks.pseudo_label.classifier_model import TrainResult, load_trained, predi
 from tasks.pseudo_label.confidence_filter import ClassStats
 from tasks.pseudo_label.labelling import STAGE_VERSION, label_rows
 from tasks.runtime.model_cache import cached
+from tasks.runtime.threads import worker_threads
 from tasks.store.chunks import ChunkStore, InputChunk, plan_chunks
 from tasks.store.read import open_table
 
@@ -60,6 +61,7 @@ def plan_cloud_chunks(tables: Sequence[str | Path], num_points: int, shards_per_
 
 def cloud_chunk(chunk: InputChunk, store_root: str, num_points: int) -> dict:
     """Prepare one chunk's clouds; a sample that cannot become a cloud is a reject (stage pseudo_label)."""
+    worker_threads()
     start = time.perf_counter()
     rejects: list[Reject] = []
 

@@ -7,8 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from schemas.settings import AffordSettings
-from tasks.runtime.threads import apply_torch_threads
+from tasks.runtime.threads import worker_threads
 
 T = TypeVar("T")
 _loaded: dict[str, tuple[tuple, object]] = {}  # kind -> (key, model): one model per kind at a time
@@ -23,7 +22,7 @@ def cached(kind: str, checkpoint: str, checkpoint_sha256: str, device: str, load
     with _lock:
         held = _loaded.get(kind)
         if held is None or held[0] != key:
-            apply_torch_threads(AffordSettings())  # a Dask worker process has not run the flow's set-up
+            worker_threads()
             model = load()
             if sha_of(model) != checkpoint_sha256:
                 raise ValueError(f"checkpoint {checkpoint}: sha256 {sha_of(model)[:12]} is not the planned "

@@ -20,3 +20,19 @@ def apply_torch_threads(settings: AffordSettings) -> int:
         torch.set_num_threads(settings.torch_threads)
         print(f"torch: {settings.torch_threads} intra-op threads (AFFORD_TORCH_THREADS)")
     return torch.get_num_threads()
+
+
+_worker_threads_set = False
+
+
+def worker_threads() -> None:
+    """In a chunk task: the process's torch threads from its own AFFORD_TORCH_THREADS, once per process. A Dask
+    worker has not run the flow's set-up, and torch's default there (every core per worker process) would
+    oversubscribe the machine when it runs several workers."""
+    global _worker_threads_set
+    if not _worker_threads_set:
+        _worker_threads_set = True
+        if AffordSettings().torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(AffordSettings().torch_threads)

@@ -25,6 +25,7 @@ from schemas.annotated import AnnotatedRow
 from schemas.instruction import InstructionRow
 from schemas.mano_fit import USABLE_FIT_MEAN_MM, ManoFitRow
 from schemas.rows import AffordanceLabel, Reject, Sample
+from tasks.runtime.threads import worker_threads
 from tasks.store.chunks import ChunkStore, InputChunk, plan_chunks, rows_digest
 from tasks.store.read import open_table
 from tasks.store.side_rows import KeyedShards, side_rows
@@ -170,6 +171,7 @@ def side_shards(chunk: InputChunk, keyed: dict[str, KeyedShards]) -> dict[str, t
 def join_chunk(chunk: InputChunk, store_root: str, tables: SideTables,
                shards: dict[str, Sequence[str]] | None = None) -> dict:
     """Join one chunk of samples with their side rows; commit rows and rejects; return the counts as meta."""
+    worker_threads()
     start = time.perf_counter()
     samples = list(open_table(chunk.table, Sample).iter_rows(shards=chunk.shards))
     rejects: list[Reject] = []
