@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 from prefect import flow, task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -75,7 +76,7 @@ def map_chunk_task(chunk, store_root: str, **kwargs) -> dict:
 
 def map_targets(model: MapModel, bank: TextBank, target_tables: list[str], instructions_table: str, table: Path,
                 lineage: Lineage, device: str, shards_per_chunk: int | None, chunks_dir: Path
-                ) -> tuple[ChunkRun, object]:
+                ) -> tuple[ChunkRun, pa.Table | None]:
     """Map every target sample with an instruction, one task per chunk (committed under `chunks_dir`); publish
     the maps table once. Returns the run and the chunks' rejects (an Arrow table, or None)."""
     shards = shards_per_chunk or AffordSettings().chunk_shards

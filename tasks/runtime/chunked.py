@@ -38,7 +38,7 @@ class ChunkFailed(RuntimeError):
 
 @dataclass
 class ChunkRun:
-    """What one chunked stage did: chunk counts, rows and seconds (wall, and summed inside chunk bodies)."""
+    """What one chunked stage did: chunk counts, rows, wall seconds and every chunk's meta."""
 
     stage: str
     chunks: int
@@ -47,11 +47,6 @@ class ChunkRun:
     rows: int
     seconds: float
     metas: list[dict] = field(default_factory=list, repr=False)
-
-    @property
-    def body_seconds(self) -> float:
-        """Seconds spent inside the chunk bodies that ran (the meta's `seconds`), summed over chunks."""
-        return sum(float(m.get("seconds", 0.0)) for m in self.metas if m.get("computed_now"))
 
 
 def run_chunks(task: Task, chunks: Sequence[InputChunk], store: ChunkStore,
