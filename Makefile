@@ -14,13 +14,16 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export AFFORD_DATA_ROOT ?= $(CURDIR)/afford-data
 
-.PHONY: demo test setup setup-dev system-deps browser-deps lint clean
+.PHONY: demo test generator setup setup-dev system-deps browser-deps lint clean
 
 demo: setup  ## set up and run the main job on the embedded defaults
 	$(BIN)/afford demo
 
 test: setup-dev  ## set up with dev extras and run the whole test suite (all but `gpu`)
 	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+generator: setup  ## build the generator's training set, train the `small` preset, evaluate it beside the baselines
+	$(BIN)/python -m bench.bench_generator --data-root $(AFFORD_DATA_ROOT)/generator
 
 lint: setup-dev
 	$(BIN)/ruff check .

@@ -55,9 +55,15 @@ def evaluate(
                                        "per baseline: tta (the model's grasps refined by --tto-steps Adam steps), "
                                        "retrieval (training grasps of the same class and affordance placed on each "
                                        "object) or ground_truth (the object's own grasps)."),
+    split: str = typer.Option("auto", "--split", help="test: held-out objects only (a table without test rows is "
+                              "refused); all: every object; auto: test when the table has test rows, else all."),
+    by_affordance: bool = typer.Option(False, "--by-affordance", help="Each object once per affordance its rows ask "
+                                       "for, with that affordance's instruction (default: once per object)."),
 ) -> None:
     """Evaluate grasp generators: penetration, simulation, contact, diversity, ACC, speed; Markdown report."""
     parsed, error = check_evaluate_options(annotated, checkpoint, samples_root, classifier)
+    if error is None and split not in ("auto", "test", "val", "all"):
+        error = f"--split {split!r} is not one of auto, test, val, all"
     if error is None and device not in ("cpu", "auto") and not device.startswith("cuda"):
         error = f"--device {device!r} is not auto, cpu, cuda or cuda:N"
     if error is None:
@@ -76,7 +82,8 @@ def evaluate(
                                   objects_per_dataset=objects_per_dataset, grasps_per_object=grasps_per_object,
                                   classifier=str(classifier) if classifier else None, workers=workers, seed=seed,
                                   speed_batch=speed_batch, tto_steps=tto_steps, device=device,
-                                  baselines=list(dict.fromkeys(baseline)))
+                                  baselines=list(dict.fromkeys(baseline)), split=split,
+                                  by_affordance=by_affordance)
     except ValueError as exc:  # no object with a mesh, a checkpoint with other heads, ...
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

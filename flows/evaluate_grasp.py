@@ -45,8 +45,9 @@ from tasks.store.read import open_table
 
 
 @task(name="select-eval-objects", cache_policy=NONE)
-def objects_task(annotated_table: Path, samples_root: Path, per_dataset: int) -> EvalObjects:
-    return select_objects(annotated_table, samples_root, per_dataset)
+def objects_task(annotated_table: Path, samples_root: Path, per_dataset: int, split: str = "auto",
+                 by_affordance: bool = False) -> EvalObjects:
+    return select_objects(annotated_table, samples_root, per_dataset, split, by_affordance)
 
 
 @task(name="generate-grasps", cache_policy=NONE)
@@ -96,13 +97,16 @@ def grid_task(grasps: list[GeneratedGrasp], report: EvalReport, out_png: Path, o
 def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: str, samples_root: str | None = None,
                    objects_per_dataset: int = 4, grasps_per_object: int = 4, classifier: str | None = None,
                    workers: int = 0, seed: int = 0, speed_batch: int = 8, tto_steps: int = 100,
-                   grid_objects: int = 4, device: str = "cpu", baselines: list[str] | None = None) -> str:
+                   grid_objects: int = 4, device: str = "cpu", baselines: list[str] | None = None,
+                   split: str = "auto", by_affordance: bool = False) -> str:
     """Evaluate one grasp generator per DAM head count ({heads: checkpoint}) on `annotated_table`'s objects;
     write report.md, metrics.json and grasps.png under `out_dir` and return the report.
     baselines: also evaluate, in the same Table 9, `tta` (the largest head count's grasps refined by `tto_steps`
     Adam steps of test-time optimisation) and grasps no model made (`retrieval`: training grasps of the same class
     and affordance placed on each object; `ground_truth`: the object's own grasps), `grasps_per_object` each; an
-    object a baseline has no grasp for is left out of that baseline's rows, and the report says why."""
+    object a baseline has no grasp for is left out of that baseline's rows, and the report says why.
+    split: "test" (held-out objects only; a table without test rows is refused), "all", or "auto" (test when the
+    table has test rows). by_affordance: each object once per affordance its rows ask for."""
     for method in baselines or []:
         if method not in BASELINES:
             raise ValueError(f"baselines: {method!r} is not one of {', '.join(BASELINES)}")
@@ -112,7 +116,7 @@ def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: s
     classifier_path = Path(classifier) if classifier else default_classifier(annotated_table)
     acc_model = load_trained(classifier_path, device) if classifier_path else None
     objects = objects_task(Path(annotated_table), Path(samples_root or Path(annotated_table).parent),
-                           objects_per_dataset)
+                           objects_per_dataset, split, by_affordance)
     print(objects.summary())
     grasps: list[GeneratedGrasp] = []
     generation_s = 0.0

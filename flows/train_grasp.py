@@ -30,14 +30,15 @@ def items_task(annotated_table: Path, mano: ManoLayer, num_points: int, seed: in
 
 @task(name="train-grasp-generator", cache_policy=NONE)
 def train_task(items: GraspItems, mano: ManoLayer, config: GraspTrainConfig, out_dir: Path,
-               mano_origin: str) -> GraspTrainResult:
+               mano_origin: str, init_from: str | None = None) -> GraspTrainResult:
     progress = create_progress_artifact(progress=0.0, key="grasp-training", description="Training steps")
 
     def report(record: dict[str, float]) -> None:
         print(f"step {int(record['step']):6d}/{config.total_steps} {record['stage']:<11} loss {record['loss']:.4f}")
         update_progress_artifact(progress, progress=100.0 * record["step"] / config.total_steps)
 
-    return train_grasp_model(items, mano, config, out_dir, mano_origin=mano_origin, progress=report)
+    return train_grasp_model(items, mano, config, out_dir, mano_origin=mano_origin, progress=report,
+                             init_from=init_from)
 
 
 @task(name="render-grasp-samples", cache_policy=NONE)
@@ -62,8 +63,10 @@ def _hull(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def train_grasp(annotated_table: str, out_dir: str, preset: GraspPresetName = PRESETS.default,
                 steps: int | None = None, batch_size: int | None = None, dam_heads: int | None = None,
                 device: str = "auto", seed: int = 0, mano_root: str | None = None, compile: bool = False,
-                preview_grasps: int = 4, annotated_version: int | None = None) -> str:
+                preview_grasps: int = 4, annotated_version: int | None = None, init_from: str | None = None) -> str:
     """Train the grasp generator on `annotated_table` (resuming a run in `out_dir`); return the summary.
+    `init_from`: a checkpoint (checkpoints/last.pt of a run with the same preset and steps) whose autoencoder and
+    diffusion model are kept, so only the DAM trains (e.g. the same generator with other DAM heads).
     `annotated_version`: the table version to train on (what an annotate run published, passed by prefect.yaml's
     trigger); a table that has moved on since is refused rather than trained on unawares."""
     if annotated_version is not None:
@@ -77,7 +80,7 @@ def train_grasp(annotated_table: str, out_dir: str, preset: GraspPresetName = PR
     if len(items) == 0:
         raise ValueError(f"annotated table {annotated_table}: no train row with MANO parameters "
                          f"({items.summary()})")
-    result = train_task(items, mano, config, out, origin)
+    result = train_task(items, mano, config, out, origin, init_from)
     preview = preview_task(result.model_path, items, out / "samples.png", preview_grasps, seed) \
         if preview_grasps > 0 else None
     markdown = _summary(config, items, result, preview)

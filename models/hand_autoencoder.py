@@ -4,6 +4,7 @@ The 61 values, in this order: betas (10), global rotation (3, axis-angle), finge
 15 finger joints), translation (3, metres). The latent is what the diffusion model generates.
 
     z = max_v MLP(10 h_v)                     (PointNet: shared per-vertex MLP, symmetric max-pool)
+    z = MLP(10 [h_1 .. h_778])                (encoder "mlp": the ordered vertices, flattened)
     x = mu + sigma * MLP(z)                   (61 MANO values; mu, sigma per value over the training set)
     L_AE = |(x - x*) / sigma|^2 + w_cd CD(MANO(x), MANO(x*)) [+ w_kl KL(q(z|h) || N(0, I))]
 The parameter loss is standardised so that each value counts alike: translations in metres vary by millimetres,
@@ -25,6 +26,7 @@ MANO_DIM = 61
 BETAS, GLOBAL_ROT, FINGERS, TRANS = slice(0, 10), slice(10, 13), slice(13, 58), slice(58, 61)
 INPUT_SCALE = 10.0  # vertices in metres are ~0.1; decimetres give the first layer O(1) inputs
 HAND_VERTS = 778
+ENCODERS = ("pointnet", "mlp")  # HandAEConfig.encoder
 
 
 def mano_vector(pose: Tensor, betas: Tensor, trans: Tensor) -> Tensor:
@@ -55,10 +57,16 @@ class HandAEConfig:
     point_widths: tuple[int, ...] = (64, 128, 256)
     decoder_widths: tuple[int, ...] = (512, 256)
     variational: bool = False  # a KL term on a Gaussian posterior; off by default (FastGrasp's AE is plain)
+    # pointnet: FastGrasp's, order-free. mlp: the 778 vertices in MANO's fixed order, flattened, through an MLP of
+    # point_widths: it sees which vertex is which, and reconstructs several times closer for the same training time
+    # on a CPU (docs/grasp/training.md).
+    encoder: str = "pointnet"
 
     def __post_init__(self) -> None:
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if not self.point_widths or min(self.point_widths) < 1 or min(self.decoder_widths, default=1) < 1:
             raise ValueError(f"point_widths / decoder_widths must be positive, got {self.point_widths}, "
                              f"{self.decoder_widths}")
@@ -87,6 +95,19 @@ class PointNetEncoder(nn.Module):
         return self.head(local.max(dim=1).values), local
 
 
+class VertexMLPEncoder(nn.Module):
+    """The ordered vertices flattened through an MLP. points: (B, 778, 3) -> (B, C_out), and None (no local
+    features)."""
+
+    def __init__(self, widths: tuple[int, ...], out_dim: int) -> None:
+        super().__init__()
+        self.net = mlp([HAND_VERTS * 3, *widths, out_dim])
+
+    def forward(self, points: Tensor) -> tuple[Tensor, None]:
+        return self.net(points.flatten(1)), None
+
+
+
 class AEOutput(NamedTuple):
     mano: Tensor  # (B, 61)
     latent: Tensor  # (B, D): the sample (variational) or the mean
@@ -101,7 +122,8 @@ class HandAutoencoder(nn.Module):
         super().__init__()
         self.config = config
         out = 2 * config.latent_dim if config.variational else config.latent_dim
-        self.encoder = PointNetEncoder(3, config.point_widths, out)
+        self.encoder = (PointNetEncoder(3, config.point_widths, out) if config.encoder == "pointnet"
+                        else VertexMLPEncoder(config.point_widths, out))
         self.decoder = mlp([config.latent_dim, *config.decoder_widths, MANO_DIM])
         self.register_buffer("param_mean", torch.zeros(MANO_DIM))
         self.register_buffer("param_std", torch.ones(MANO_DIM))

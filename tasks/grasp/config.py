@@ -66,6 +66,17 @@ PRESETS: Presets[GraspPreset] = Presets("grasp generator", {
         HandAEConfig(latent_dim=16, point_widths=(16, 32), decoder_widths=(64,)),
         DiffusionConfig(latent_dim=16, cond_dim=32, point_widths=(16, 32), hidden=64, blocks=2, cond_tokens=16),
         DAMConfig(latent_dim=16, cond_dim=32, heads=2, queries=2, layers=1))),
+    # Sized for 2 CPU cores: all three stages in <= 30 min on the generator training set. The autoencoder reads
+    # the ordered vertices through an MLP (bench_generator_ae: closer reconstructions than PointNet at equal time);
+    # DAM loss weights as default (bench_generator on val objects: lower cmap/mesh weights did worse).
+    "small": GraspPreset(GraspModelConfig(
+        HandAEConfig(latent_dim=64, point_widths=(512, 256), decoder_widths=(256, 256), encoder="mlp"),
+        DiffusionConfig(latent_dim=64, cond_dim=128, point_widths=(32, 64, 128), hidden=512, blocks=4,
+                        cond_tokens=32),
+        DAMConfig(latent_dim=64, cond_dim=128, heads=4, queries=4, layers=2)),
+        train={"ae_steps": 6000, "diffusion_steps": 12000, "dam_steps": 4000, "batch_size": 32, "lr": 1e-3,
+               "warmup_steps": 100, "num_points": 512, "loss_verts": 195, "ddim_steps": 20,
+               "checkpoint_every": 1000, "log_every": 100}),
     # FastGrasp's sizes: 768-d hand latent, 3000 object points; for a GPU.
     "paper": GraspPreset(GraspModelConfig(
         HandAEConfig(latent_dim=768, point_widths=(64, 128, 256), decoder_widths=(512, 256)),

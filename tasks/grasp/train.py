@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from models.mano import ManoLayer
-from tasks.grasp.config import CHECKPOINT_FORMAT, PRESETS, STAGES, GraspTrainConfig, preset_config
+from tasks.grasp.config import CHECKPOINT_FORMAT, PRESETS, STAGES, GraspModelConfig, GraspTrainConfig, preset_config
 from tasks.grasp.data import GraspDataset, GraspItems, load_grasp_items, mano_layer, rank_indices
 from tasks.grasp.distributed import DistContext, average_gradients, distributed_context, init_distributed, rank_device
 from tasks.grasp.losses import STAGE_LOSSES
@@ -116,11 +116,14 @@ def _train_step(models: GraspModels, state: _State, batch: dict[str, Tensor], co
 def train_grasp_model(items: GraspItems, mano: ManoLayer, config: GraspTrainConfig, out_dir: str | Path, *,
                       mano_origin: str = "generated", text_encoder: str = "all-MiniLM-L6-v2",
                       context: DistContext | None = None, resume: bool = True, stop_at: int | None = None,
-                      progress: Callable[[dict[str, float]], None] | None = None) -> GraspTrainResult:
+                      progress: Callable[[dict[str, float]], None] | None = None,
+                      init_from: str | Path | None = None) -> GraspTrainResult:
     """Train (or resume) all three stages on `items`; checkpoints, CSV log and loss curves under `out_dir`.
 
     stop_at: checkpoint and return after this global step (a time-boxed job on a pre-emptible machine; run again
     to continue). The model file and curves are written only when the last step is done.
+    init_from: a checkpoint whose autoencoder and diffusion model (same sizes and stage steps) this run takes as
+    they are, training only the DAM: models that differ only in DAM heads share the two costly stages.
     """
     if len(items) == 0:
         raise ValueError("no training grasps: the annotated table has no train row with MANO parameters")
@@ -130,7 +133,7 @@ def train_grasp_model(items: GraspItems, mano: ManoLayer, config: GraspTrainConf
     out = Path(out_dir)
     dataset = GraspDataset(items)
     models, state, resumed_from = _start(mano, dataset, config, out / "checkpoints" / "last.pt", context, device,
-                                         resume)
+                                         resume, Path(init_from) if init_from else None)
     meta = {"mano_origin": mano_origin, "text_encoder": text_encoder, "num_points": config.num_points,
             "train_rows": len(items)}
     start = time.perf_counter()
@@ -150,14 +153,17 @@ def train_grasp_model(items: GraspItems, mano: ManoLayer, config: GraspTrainConf
 
 
 def _start(mano: ManoLayer, dataset: GraspDataset, config: GraspTrainConfig, last: Path, context: DistContext,
-           device: torch.device, resume: bool) -> tuple[GraspModels, _State, int]:
-    """Fresh modules (same initial weights on every rank), or the state of `last` when resuming."""
+           device: torch.device, resume: bool, init_from: Path | None = None) -> tuple[GraspModels, _State, int]:
+    """Fresh modules (same initial weights on every rank), or the state of `last` when resuming, or the first two
+    stages of `init_from`."""
     torch.manual_seed(config.seed)
     models = GraspModels(config.model_config(), mano).to(device)
     state = _State(0, None, None, [])
     for stale in last.parent.glob(f".{last.name}.*.tmp"):  # a run killed mid-write left it; never read
         stale.unlink(missing_ok=True)
     resumed_from = _resume(models, state, last, config) if resume and last.is_file() else 0
+    if not resumed_from and init_from is not None:
+        resumed_from = _warm_start(models, state, init_from, config)
     if not resumed_from:
         models.ae.set_param_stats(dataset.tensors["mano"].to(device))
     if not resumed_from or context.rank > 0:  # the checkpoint holds rank 0's RNG: the others draw afresh
@@ -250,7 +256,7 @@ def save_checkpoint(path: Path, models: GraspModels, state: _State, config: Gras
 def _resume(models: GraspModels, state: _State, path: Path, config: GraspTrainConfig) -> int:
     """Load `path` into models/state; the step it saved. ValueError when it was trained with other sizes."""
     raw = read_checkpoint(path)
-    if raw["model_config"] != models.config.to_dict():
+    if _saved_sizes(raw) != models.config.to_dict():
         raise ValueError(f"checkpoint {path}: model sizes differ from preset {config.preset!r}; use another --out")
     saved = raw["train_config"]
     stage_steps = ("ae_steps", "diffusion_steps", "dam_steps")
@@ -265,6 +271,31 @@ def _resume(models: GraspModels, state: _State, path: Path, config: GraspTrainCo
     torch.set_rng_state(raw["rng"]["torch"])
     if "cuda" in raw["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(raw["rng"]["cuda"])
+    return state.step
+
+
+def _saved_sizes(raw: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's module sizes with today's defaults filled in (a field added since it was written)."""
+    return GraspModelConfig.from_dict(raw["model_config"]).to_dict()
+
+
+def _warm_start(models: GraspModels, state: _State, path: Path, config: GraspTrainConfig) -> int:
+    """Take the autoencoder, the diffusion model and their loss history from `path`; the step the DAM starts
+    after. ValueError naming the checkpoint when their sizes or stage steps differ from this run's."""
+    raw = read_checkpoint(path)
+    theirs, ours = _saved_sizes(raw), models.config.to_dict()
+    for module in ("ae", "diffusion"):
+        if theirs[module] != ours[module]:
+            raise ValueError(f"checkpoint {path}: its {module} sizes differ from preset {config.preset!r}; "
+                             f"a warm start needs the same autoencoder and diffusion model")
+    saved = raw["train_config"]
+    for name in ("ae_steps", "diffusion_steps"):
+        if saved[name] != getattr(config, name):
+            raise ValueError(f"checkpoint {path}: trained with {name} {saved[name]}, this run {getattr(config, name)}")
+    models.ae.load_state_dict(raw["state"]["ae"])
+    models.diffusion.load_state_dict(raw["state"]["diffusion"])
+    state.step = config.ae_steps + config.diffusion_steps
+    state.history = [record for record in raw.get("history", []) if record["stage"] != "dam"]
     return state.step
 
 

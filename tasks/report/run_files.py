@@ -31,7 +31,8 @@ RESULT = "result.json"  # a benchmark's figures (kind: one of BENCH_KINDS)
 # its own renderer; the others are titled tables of measured rows (figures: "title", "text", "tables").
 BENCH_KINDS = ("faults", "table_store", "ingest", "classifier", "cloud_prep", "affordance_inference", "llm",
                "grasp_train", "grasp_eval", "reannotate", "evaluate_grasp", "demo_budgets", "threads",
-               "fresh_clone", "gpu_check", "prompts", "annotate_scale", "dask_workers")
+               "fresh_clone", "gpu_check", "prompts", "annotate_scale", "dask_workers", "generator",
+               "generator_ae")
 
 
 class ReportError(ValueError):

@@ -70,6 +70,18 @@ def test_variational_option_samples_in_training_and_not_in_eval():
     assert kl_divergence(torch.ones(2, 8), torch.zeros(2, 8)).item() == pytest.approx(4.0)
 
 
+def test_mlp_encoder_sees_vertex_order_and_pointnet_does_not():
+    verts = torch.randn(2, 778, 3) * 0.05
+    shuffled = verts[:, torch.randperm(778)]
+    pointnet = HandAutoencoder(TINY).eval()
+    torch.testing.assert_close(pointnet.encode(shuffled), pointnet.encode(verts))  # max-pool: order-free
+    ordered = HandAutoencoder(HandAEConfig(latent_dim=8, point_widths=(16,), decoder_widths=(16,), encoder="mlp"))
+    assert ordered(verts).mano.shape == (2, MANO_DIM)
+    assert not torch.allclose(ordered.encode(shuffled), ordered.encode(verts))
+    with pytest.raises(ValueError, match="encoder must be one of pointnet, mlp, got 'cnn'"):
+        HandAEConfig(encoder="cnn")
+
+
 def test_bad_inputs_are_refused():
     model = HandAutoencoder(TINY)
     with pytest.raises(ValueError, match="hand_verts"):

@@ -55,17 +55,35 @@ class EvalObjects:
         return f"split {self.split}; " + "; ".join(parts)
 
 
-def _candidates(rows: Iterable[AnnotatedRow]) -> tuple[dict[str, list[AnnotatedRow]], str]:
-    """dataset -> one row per distinct object (the first by sample_id), from the test split if it has rows."""
+class EmptySplit(ValueError):
+    """A split the generator's evaluation needs holds no object (with MANO grasps, for a training set)."""
+
+
+SPLITS = ("auto", "test", "val", "all")  # auto: the test split when the table has test rows, else every row
+
+
+def _candidates(rows: Iterable[AnnotatedRow], split: str = "auto", by_affordance: bool = False,
+                table: str | Path = "") -> tuple[dict[str, list[AnnotatedRow]], str]:
+    """dataset -> one row per distinct object (the first by sample_id; per object and affordance with
+    `by_affordance`), of `split` (SPLITS). EmptySplit naming the table when split test or val has no row.
+    Settings are compared on `val` objects, and the report is made on `test` objects, never tuned on."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     rows = sorted(rows, key=lambda r: r.sample_id)
-    split = "test" if any(r.split == "test" for r in rows) else "all"
-    firsts: dict[tuple[str, str], AnnotatedRow] = {}
+    present = {r.split for r in rows}
+    if split in ("test", "val") and split not in present:
+        raise EmptySplit(f"annotated table {table}: split {split!r} has no rows, so there is no held-out object to "
+                         f"evaluate on (splits present: {sorted(present) or 'none'})")
+    if split == "auto":
+        split = "test" if "test" in present else "all"
+    firsts: dict[tuple[str, ...], AnnotatedRow] = {}
     for row in rows:
-        if split == "all" or row.split == "test":
-            firsts.setdefault((row.dataset, row.object_id), row)
+        if split == "all" or row.split == split:
+            key = (row.dataset, row.object_id, row.affordance) if by_affordance else (row.dataset, row.object_id)
+            firsts.setdefault(key, row)
     by_dataset: dict[str, list[AnnotatedRow]] = {}
-    for (dataset, _), row in firsts.items():
-        by_dataset.setdefault(dataset, []).append(row)
+    for key, row in firsts.items():
+        by_dataset.setdefault(key[0], []).append(row)
     return by_dataset, split
 
 
@@ -82,11 +100,14 @@ def _meshes(table: Path, ids: set[str]) -> dict[str, tuple[np.ndarray, np.ndarra
     return out
 
 
-def select_objects(annotated_table: str | Path, samples_root: str | Path, per_dataset: int) -> EvalObjects:
-    """Up to `per_dataset` objects of each dataset (datasets in name order) with their meshes."""
+def select_objects(annotated_table: str | Path, samples_root: str | Path, per_dataset: int, split: str = "auto",
+                   by_affordance: bool = False) -> EvalObjects:
+    """Up to `per_dataset` objects of each dataset (datasets in name order) with their meshes, of `split` (SPLITS).
+    by_affordance: an object once per affordance its rows ask for (each with that affordance's instruction)."""
     if per_dataset < 1:
         raise ValueError(f"per_dataset must be >= 1, got {per_dataset}")
-    by_dataset, split = _candidates(open_table(annotated_table, AnnotatedRow).iter_rows())
+    by_dataset, split = _candidates(open_table(annotated_table, AnnotatedRow).iter_rows(), split, by_affordance,
+                                    annotated_table)
     result = EvalObjects([], split)
     for dataset in sorted(by_dataset):
         rows = by_dataset[dataset]

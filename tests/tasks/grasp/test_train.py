@@ -155,3 +155,37 @@ def test_paper_preset_few_steps_bf16_on_cuda(mano, tmp_path):
     grasps = sample_grasps(load_grasp_generator(result.model_path, "cuda"), items.object_points[0],
                            items.affordance_map[0], items.text_embeddings[0], 4, seed=0)
     assert np.isfinite(grasps.verts).all()
+
+
+def test_small_preset_builds_and_takes_a_training_step_in_every_stage(items, mano, tmp_path):
+    config = preset_config("small", steps=1, batch_size=2, num_points=128, log_every=1)
+    models = GraspModels(config.model_config(), mano)
+    assert models.config.ae.latent_dim == 64 and models.config.dam.heads == 4
+    params = {s: sum(p.numel() for p in models.stage_module(s).parameters()) for s in STAGES}
+    tiny = GraspModels(preset_config("tiny").model_config(), mano)
+    assert all(params[s] > sum(p.numel() for p in tiny.stage_module(s).parameters()) for s in STAGES)
+    result = train_grasp_model(items, mano, config, tmp_path)
+    assert [r["stage"] for r in result.history] == list(STAGES)
+    assert np.isfinite([r["loss"] for r in result.history]).all()
+    assert read_checkpoint(result.model_path)["train_config"]["preset"] == "small"
+
+
+def test_a_warm_start_trains_only_the_dam_on_the_source_autoencoder_and_diffusion(trained, items, mano, tmp_path):
+    source, config = trained
+    other = preset_config("tiny", batch_size=4, num_points=128, log_every=1, checkpoint_every=40, seed=0, dam_heads=1)
+    result = train_grasp_model(items, mano, other, tmp_path, init_from=source.checkpoint)
+    assert result.resumed_from == config.ae_steps + config.diffusion_steps
+    assert {r["stage"] for r in result.history if r["step"] > result.resumed_from} == {"dam"}
+    mine, theirs = read_checkpoint(result.model_path)["state"], read_checkpoint(source.model_path)["state"]
+    for module in ("ae", "diffusion"):
+        assert all(torch.equal(mine[module][k], theirs[module][k]) for k in theirs[module])
+    assert read_checkpoint(result.model_path)["model_config"]["dam"]["heads"] == 1
+
+
+def test_a_warm_start_or_resume_from_another_preset_is_refused_naming_the_checkpoint(trained, items, mano, tmp_path):
+    source, _ = trained
+    small = preset_config("small", steps=2, num_points=128)
+    with pytest.raises(ValueError, match=f"checkpoint {source.checkpoint}: its ae sizes differ"):
+        train_grasp_model(items, mano, small, tmp_path / "warm", init_from=source.checkpoint)
+    with pytest.raises(ValueError, match=f"checkpoint {source.checkpoint}: model sizes differ from preset 'small'"):
+        train_grasp_model(items, mano, small, source.out_dir)

@@ -15,6 +15,7 @@ from tasks.grasp.config import preset_config
 from tasks.grasp.data import items_from_rows, mano_layer
 from tasks.grasp.evaluation.evaluate import check_grasp
 from tasks.grasp.evaluation.inputs import (
+    EmptySplit,
     check_heads,
     generate_for_objects,
     parse_checkpoints,
@@ -88,6 +89,25 @@ def test_test_split_is_preferred_when_present(tmp_path):
     write_samples(tmp_path, rows)
     found = select_objects(tmp_path / "annotated", tmp_path, per_dataset=5)
     assert found.split == "test" and [o.sample_id for o in found.objects] == [rows[1].sample_id]
+
+
+def test_split_test_without_test_rows_is_refused_naming_the_table_and_split(tables):
+    root, _ = tables
+    with pytest.raises(EmptySplit, match=f"annotated table {root / 'annotated'}: split 'test' has no rows"):
+        select_objects(root / "annotated", root, per_dataset=2, split="test")
+    with pytest.raises(ValueError, match="split 'held-out' is not one of auto, test, val, all"):
+        select_objects(root / "annotated", root, per_dataset=2, split="held-out")
+    assert select_objects(root / "annotated", root, per_dataset=2, split="all").split == "all"
+
+
+def test_by_affordance_takes_each_object_once_per_affordance_with_its_instruction(tmp_path):
+    rows = annotated_rows(n=6, affordpose=0, other_split=0)  # objects obj0..obj3; affordance i % 3
+    write_table(tmp_path / "annotated", rows, AnnotatedRow)
+    write_samples(tmp_path, rows)
+    pairs = select_objects(tmp_path / "annotated", tmp_path, per_dataset=10, by_affordance=True).objects
+    expected = {(r.object_id, r.affordance, r.instruction) for r in rows}
+    assert sorted((o.object_id, o.affordance, o.instruction) for o in pairs) == sorted(expected)
+    assert len(select_objects(tmp_path / "annotated", tmp_path, per_dataset=10).objects) == 4  # one per object
 
 
 def test_no_mesh_anywhere_is_an_error_naming_the_table(tmp_path):

@@ -1,0 +1,90 @@
+"""The hand autoencoder's encoder, compared at the same wall-clock budget on the generator's training set:
+FastGrasp's PointNet (order-free) against an MLP over the 778 vertices in MANO's fixed order.
+
+    python -m bench.bench_generator_ae --data-root afford-data/generator --seconds 60
+    afford report docs/results/generator_ae --update BENCHMARKS.md
+
+Each variant trains the `small` preset's autoencoder (latent 64, decoder 256-256, batch 32) for `--seconds` on the
+train split, then reconstructs the val and test grasps (never trained on): standardised parameter error (1 = as far
+off as predicting the mean), mean vertex error and translation error. The set must have been built
+(`python -m bench.bench_generator` builds it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+VARIANTS = {"pointnet 32-64-128": ("pointnet", (32, 64, 128)), "mlp 512-256": ("mlp", (512, 256))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=Path("afford-data/generator"))
+    parser.add_argument("--seconds", type=float, default=60.0, help="training budget per variant and lr")
+    parser.add_argument("--lr", type=float, nargs="+", default=[1e-3, 3e-3])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=None, help="default: docs/results/generator_ae")
+    args = parser.parse_args()
+    from bench.record import bench_table, finish, load_text, started
+
+    header = started("generator_ae", seed=0)
+    import numpy as np
+    import torch
+
+    from models.hand_autoencoder import mano_vertices
+    from schemas.data_root import DataRoot
+    from tasks.grasp.config import preset_config
+    from tasks.grasp.data import GraspDataset, load_grasp_items, mano_layer
+    from tasks.grasp.losses import autoencoder_loss
+    from tasks.grasp.model import GraspModels
+
+    torch.set_num_threads(args.threads)
+    root = DataRoot(args.data_root)
+    mano, _ = mano_layer(str(root.datasets / "mano"))
+    no_text = lambda texts: np.zeros((len(texts), 384), np.float32)  # noqa: E731  the AE reads no text
+    train = GraspDataset(load_grasp_items(root.annotated, mano, no_text, num_points=16))
+    held = load_grasp_items(root.annotated, mano, no_text, num_points=16, splits=("val", "test"))
+    held_verts, held_mano = torch.from_numpy(held.hand_verts), torch.from_numpy(held.mano)
+    rows = []
+    for lr in args.lr:
+        for name, (encoder, widths) in VARIANTS.items():
+            config = preset_config("small", batch_size=32, lr=lr)
+            model = config.model_config()
+            model = type(model)(type(model.ae)(**{**model.ae.__dict__, "encoder": encoder, "point_widths": widths}),
+                                model.diffusion, model.dam)
+            torch.manual_seed(0)
+            models = GraspModels(model, mano)
+            models.ae.set_param_stats(train.tensors["mano"])
+            optimiser = torch.optim.AdamW(models.ae.parameters(), lr=lr, weight_decay=1e-4)
+            steps, start = 0, time.perf_counter()
+            while time.perf_counter() - start < args.seconds:
+                loss = autoencoder_loss(models, train.batch(torch.randint(len(train), (32,))), config)["loss"]
+                optimiser.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(models.ae.parameters(), 1.0)
+                optimiser.step()
+                steps += 1
+            models.ae.eval()
+            with torch.no_grad():
+                out = models.ae(held_verts).mano
+                vertex_cm = float((mano_vertices(mano, out) - held_verts).norm(dim=-1).mean()) * 100
+                trans_cm = float((out[:, -3:] - held_mano[:, -3:]).norm(dim=-1).mean()) * 100
+                rows.append([name, lr, steps, float(models.ae.param_loss(out, held_mano)), vertex_cm, trans_cm])
+            print(rows[-1], flush=True)
+    text = [f"The `small` preset's autoencoder with each encoder, {args.seconds:.0f} s of training each on the "
+            f"{len(train)} train-split grasps of `{args.data_root}` (batch 32, {args.threads} torch threads), then "
+            f"reconstructing the {len(held)} val and test grasps; {load_text()}."]
+    finish(header, "generator_ae", "Hand autoencoder: encoder compared at equal training time", text,
+           [bench_table(["encoder", "lr", "steps", "held-out parameter error (std²)", "vertex error cm",
+                         "translation error cm"], rows, ["", ".0e", "d", ".3f", ".2f", ".2f"])],
+           out=args.results)
+
+
+if __name__ == "__main__":
+    main()
