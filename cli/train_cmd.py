@@ -33,7 +33,8 @@ def train(
     out: Path = typer.Option(..., "--out", help="Folder for the model, checkpoints, log and loss curves; a run "
                                                 "already there is resumed from its last checkpoint."),
     preset: str = typer.Option(PRESETS.default, help=PRESETS.help() + "; tiny: seconds on a CPU, proves the "
-                                                     "path; paper: FastGrasp sizes, for a GPU."),
+                                                     "path; small: under 30 min on 2 CPU cores, learns to grasp; "
+                                                     "paper: FastGrasp sizes, for a GPU."),
     steps: int | None = typer.Option(None, min=1, max=10_000_000, help="Steps of each of the three stages "
                                                                        "(default: the preset's)."),
     batch_size: int | None = typer.Option(None, min=1, max=65536, help="Grasps per batch (default: the preset's)."),
