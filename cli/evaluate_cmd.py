@@ -56,7 +56,8 @@ def evaluate(
                                        "retrieval (training grasps of the same class and affordance placed on each "
                                        "object) or ground_truth (the object's own grasps)."),
     split: str = typer.Option("auto", "--split", help="test: held-out objects only (a table without test rows is "
-                              "refused); all: every object; auto: test when the table has test rows, else all."),
+                              "refused); val: the same for val (compare settings there); all: every object; auto: "
+                              "test when the table has test rows, else all."),
     by_affordance: bool = typer.Option(False, "--by-affordance", help="Each object once per affordance its rows ask "
                                        "for, with that affordance's instruction (default: once per object)."),
 ) -> None:

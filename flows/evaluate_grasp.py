@@ -105,8 +105,9 @@ def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: s
     Adam steps of test-time optimisation) and grasps no model made (`retrieval`: training grasps of the same class
     and affordance placed on each object; `ground_truth`: the object's own grasps), `grasps_per_object` each; an
     object a baseline has no grasp for is left out of that baseline's rows, and the report says why.
-    split: "test" (held-out objects only; a table without test rows is refused), "all", or "auto" (test when the
-    table has test rows). by_affordance: each object once per affordance its rows ask for."""
+    split: "test" (held-out objects only; a table without test rows is refused), "val" (the same for val: compare
+    settings there, never on test), "all", or "auto" (test when the table has test rows). by_affordance: each
+    object once per affordance its rows ask for."""
     for method in baselines or []:
         if method not in BASELINES:
             raise ValueError(f"baselines: {method!r} is not one of {', '.join(BASELINES)}")
