@@ -116,6 +116,16 @@ def _peak_rss_mib() -> float:
     return round(max(own, children) / 1024, 1)
 
 
+def _refuse_foreign(root: DataRoot) -> None:
+    """ValueError naming the folder when `root` holds tables or datasets this builder did not write: it rebuilds by
+    deleting them, and must never delete a user's data root."""
+    ours = (root.path / SET_FILE).is_file() or (root.datasets / "synth.json").is_file()
+    for folder in (root.tables, root.datasets):
+        if folder.is_dir() and any(folder.iterdir()) and not ours:
+            raise ValueError(f"data root {root.path}: {folder} holds data no generator-set build wrote; give the "
+                             f"set a folder of its own (e.g. afford-data/generator)")
+
+
 def _cached(data_root: Path, preset: str, seed: int) -> TrainingSet | None:
     path = data_root / SET_FILE
     if not path.is_file() or not (DataRoot(data_root).annotated / "manifest.json").exists():
@@ -146,6 +156,7 @@ def build_training_set(data_root: str | Path, preset: str = SET_PRESETS.default,
         check_split(cached.counts, "test", cached.annotated)
         return cached
     spec = SET_PRESETS.from_name(preset)
+    _refuse_foreign(root)
     (root.path / SET_FILE).unlink(missing_ok=True)  # a half-built set must not look reusable
     for stale in (root.tables, root.chunks, root.review, root.self_training, root.affordance):
         shutil.rmtree(stale, ignore_errors=True)

@@ -27,6 +27,15 @@ def test_a_split_without_objects_is_refused_naming_table_and_split(tmp_path):
     check_split(counts, "train", tmp_path)
 
 
+def test_a_data_root_holding_data_it_did_not_write_is_refused_and_kept(tmp_path):
+    table = tmp_path / "tables" / "oakink"
+    table.mkdir(parents=True)
+    (table / "manifest.json").write_text("{}")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'tables'} holds data no generator-set build wrote"):
+        build_training_set(tmp_path, "generator-tiny", log=lambda line: None)
+    assert (table / "manifest.json").read_text() == "{}"
+
+
 @pytest.mark.slow
 def test_tiny_set_builds_through_annotate_with_held_out_objects_and_is_reused(tmp_path, prefect_harness):
     built = build_training_set(tmp_path, "generator-tiny", seed=0, log=lambda line: None)
