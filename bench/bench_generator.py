@@ -40,9 +40,11 @@ METRIC_KEYS = ("num_grasps", "contact_ratio_percent", "sim_displacement_cm", "si
 def stage_seconds(history: list[dict]) -> dict[str, float]:
     """Seconds per stage from a loss history whose elapsed_s is cumulative within each training process; a
     warm-started history keeps its source's stages, so each stage is measured from its own records."""
+    from tasks.grasp.config import STAGES
+
     out: dict[str, float] = {}
     previous = 0.0
-    for stage in ("autoencoder", "diffusion", "dam"):
+    for stage in STAGES:
         records = [r for r in history if r["stage"] == stage]
         if not records:
             continue
@@ -105,7 +107,10 @@ def parse_options(specs: list[str]) -> dict:
         if not sep or name not in kinds:
             raise ValueError(f"--set-option {spec!r}: expected NAME=VALUE with NAME a training setting")
         kind = kinds[name]
-        out[name] = int(value) if kind == "int" else float(value) if kind == "float" else value
+        try:
+            out[name] = int(value) if kind == "int" else float(value) if kind == "float" else value
+        except ValueError:
+            raise ValueError(f"--set-option {spec!r}: {name} takes a number ({kind}), got {value!r}") from None
     return out
 
 
@@ -113,7 +118,7 @@ def train_all(items, mano, origin: str, preset: str, out: Path, seed: int, steps
               device: str, heads_list: list[int], overrides: dict, init_from: Path | None = None) -> dict[int, dict]:
     """The preset at the first head count, then the others from its autoencoder and diffusion model; per heads:
     model path, stage seconds, final losses."""
-    from tasks.grasp.config import preset_config
+    from tasks.grasp.config import STAGES, preset_config
     from tasks.grasp.train import train_grasp_model
 
     trained: dict[int, dict] = {}
@@ -127,8 +132,7 @@ def train_all(items, mano, origin: str, preset: str, out: Path, seed: int, steps
                   f"({record['elapsed_s']:.0f} s)", flush=True)
         result = train_grasp_model(items, mano, config, out / f"heads{heads}", mano_origin=origin, progress=report,
                                    init_from=init)
-        final = {s: next(r for r in reversed(result.history) if r["stage"] == s)["loss"]
-                 for s in ("autoencoder", "diffusion", "dam")}
+        final = {s: next(r for r in reversed(result.history) if r["stage"] == s)["loss"] for s in STAGES}
         trained[heads] = {"model": str(result.model_path), "seconds": stage_seconds(result.history),
                           "final_loss": final, "config": config, "curves": result.loss_curve}
     return trained
@@ -172,7 +176,10 @@ def main() -> None:
     began = time.perf_counter()
     built = build_training_set(args.data_root, args.set, args.seed)
     mano, origin = mano_layer(str(built.mano_root))
-    overrides = parse_options(args.set_option)
+    try:
+        overrides = parse_options(args.set_option)
+    except ValueError as exc:
+        parser.error(str(exc))
     num_points = overrides.get("num_points") or PRESETS.from_name(args.preset).train.get("num_points", 256)
     items = load_grasp_items(built.annotated, mano, num_points=num_points, seed=args.seed)
     print(items.summary(), flush=True)
@@ -229,9 +236,10 @@ def _text(args, built, items, trained, metrics, wall: float) -> list[str]:
 
 def _tables(built, trained, metrics) -> list[dict]:
     from bench.record import bench_table
+    from tasks.grasp.config import STAGES
 
     train_rows = [[heads, stage, t["seconds"].get(stage, 0.0), t["final_loss"][stage]]
-                  for heads, t in trained.items() for stage in ("autoencoder", "diffusion", "dam")
+                  for heads, t in trained.items() for stage in STAGES
                   if heads == next(iter(trained)) or stage == "dam"]
     methods = [("model", h) for h in sorted(trained)] + [("tta", 0), ("retrieval", 0), ("ground_truth", 0)]
     pooled_rows = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: the repository root on the path
@@ -56,8 +57,7 @@ def main() -> None:
         for name, (encoder, widths) in VARIANTS.items():
             config = preset_config("small", batch_size=32, lr=lr)
             model = config.model_config()
-            model = type(model)(type(model.ae)(**{**model.ae.__dict__, "encoder": encoder, "point_widths": widths}),
-                                model.diffusion, model.dam)
+            model = replace(model, ae=replace(model.ae, encoder=encoder, point_widths=widths))
             torch.manual_seed(0)
             models = GraspModels(model, mano)
             models.ae.set_param_stats(train.tensors["mano"])
