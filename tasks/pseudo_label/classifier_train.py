@@ -12,7 +12,10 @@ Defaults measured on 384 synthetic AffordPose grasps (4 objects per category, 3 
   it that rule accepted 98 % of the held-out samples at k = 3 (at 100 % precision);
 - class weights n / (K n_c): pull (24 grasps) and lever (12) are rare next to lift or wrap-grasp (72). On the
   demo's 383 grasps with another split and initialisation (seed 1, 50 epochs), test accuracy was 91.4 % without
-  the weights (pull taken for lift) and 98.3 % with them.
+  the weights (pull taken for lift) and 98.3 % with them. They are capped at MAX_CLASS_WEIGHT: in a
+  self-training cycle the merged pseudo-labels bring thousands of samples, and a class that only a reviewer's
+  relabel put there (one `pull` among 4,969 on the generator set) weighed 4969 / (7 x 1) = 710, so the loss chased
+  that one sample, the warm-started model predicted it everywhere and train and val accuracy fell to 0.
 """
 
 from __future__ import annotations
@@ -44,13 +47,16 @@ def _augment(points: torch.Tensor, jitter: float, generator: torch.Generator, ro
     return points @ rotation.transpose(1, 2) + noise
 
 
+MAX_CLASS_WEIGHT = 10.0  # see the module docstring: a handful of samples must not outweigh the rest
+
+
 def _class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """(C,) float32 weights n / (K * n_c) for the K classes present (each class's samples weigh as much in total);
-    absent classes get weight 1 (they never occur as a target)."""
+    """(C,) float32 weights n / (K * n_c) for the K classes present (each class's samples weigh as much in total),
+    at most MAX_CLASS_WEIGHT; absent classes get weight 1 (they never occur as a target)."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     present = counts > 0
     weights = np.ones(num_classes)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
+    weights[present] = np.minimum(counts.sum() / (present.sum() * counts[present]), MAX_CLASS_WEIGHT)
     return torch.tensor(weights, dtype=torch.float32)
 
 

@@ -99,6 +99,8 @@ def label_pool_part(model: TrainResult, clouds: Clouds, rule: str, stats: ClassS
                     skip: Collection[str] = ()) -> list[PseudoLabel]:
     skip = set(skip)
     clouds = clouds.subset(np.flatnonzero([i not in skip for i in clouds.sample_ids]))
+    if not len(clouds):  # every sample of the chunk was merged in an earlier cycle
+        return []
     # make_sample_id writes "<dataset>-<16 hex>", so the id names the sample's dataset.
     datasets = [sample_id.rsplit("-", 1)[0] for sample_id in clouds.sample_ids]
     return label_rows(clouds, datasets, predict_logits(model.model, clouds.points), rule, stats, k, cycle,

@@ -119,3 +119,24 @@ def test_too_few_labelled_samples_for_a_val_or_test_split_are_refused_by_name(tm
     clouds = Clouds([f"toy-{i:016x}" for i in range(4)], ["mug"] * 4, points, np.array([0, 0, 1, 1]))
     with pytest.raises(NoLabelledSamples, match=r"leave the val and test split\(s\) empty: 4 samples.*3 or more"):
         train_and_evaluate(clouds, TrainConfig(epochs=1), tmp_path, k=3.0)
+
+
+def test_a_class_seen_once_among_thousands_does_not_outweigh_the_rest():
+    # A self-training cycle's merged labels: thousands per class, and one sample a reviewer relabelled to a class
+    # nothing else has. Uncapped n / (K n_c) gave that sample 4969 / (7 x 1) = 710 times a row's weight.
+    from tasks.pseudo_label.classifier_train import MAX_CLASS_WEIGHT, _class_weights
+
+    labels = np.concatenate([np.repeat([1, 2, 3, 4, 5, 6], 828), [7]])
+    weights = _class_weights(labels, 9).numpy()
+    assert weights[7] == MAX_CLASS_WEIGHT
+    assert np.allclose(weights[1:7], len(labels) / (7 * 828))  # the common classes keep n / (K n_c)
+    assert weights[0] == weights[8] == 1.0  # absent
+
+
+def test_a_chunk_whose_samples_are_all_merged_labels_nothing(trained):
+    from tasks.pseudo_label.cloud_pool import label_pool_part
+
+    result, _ = trained
+    clouds = _clouds(4, 5)
+    assert label_pool_part(result, clouds, "logit_zscore", None, 3.0, 1, skip=clouds.sample_ids) == []
+    assert len(label_pool_part(result, clouds, "logit_zscore", None, 3.0, 1, skip=clouds.sample_ids[:2])) == 2
