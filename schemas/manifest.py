@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import hashlib
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from schemas.rows import SHA256_PATTERN
 
@@ -21,6 +23,39 @@ class ShardInfo(BaseModel):
     rows: int = Field(ge=0)
     bytes: int = Field(ge=0)
     sha256: str = Field(pattern=SHA256_PATTERN)
+    deleted: list[int] = Field(default_factory=list, description=(
+        "Row indices of the file that are not part of the table: rows an upsert replaced or deleted, kept out "
+        "without rewriting the file (sorted, unique). Absent when none."))
+
+    @model_validator(mode="after")
+    def _deleted_in_range(self) -> ShardInfo:
+        if self.deleted:
+            if self.deleted != sorted(set(self.deleted)):
+                raise ValueError(f"{self.name}: deleted row indices must be sorted and unique")
+            if self.deleted[0] < 0 or self.deleted[-1] >= self.rows:
+                raise ValueError(f"{self.name}: deleted row index out of range 0..{self.rows - 1}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_deleted(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Manifests without deletions stay byte-identical to those written before the field existed.
+        data = handler(self)
+        if not self.deleted:
+            data.pop("deleted", None)
+        return data
+
+    @property
+    def live_rows(self) -> int:
+        """Rows of the file that belong to the table."""
+        return self.rows - len(self.deleted)
+
+    @property
+    def content_id(self) -> str:
+        """What this shard contributes to the table: the file's sha256, plus its deletions when it has any (the
+        same file with other rows deleted is other content)."""
+        if not self.deleted:
+            return self.sha256
+        return f"{self.sha256}-{hashlib.sha256(','.join(map(str, self.deleted)).encode()).hexdigest()[:16]}"
 
 
 class InputRef(BaseModel):
@@ -79,7 +114,7 @@ class TableManifest(BaseModel):
 
     @model_validator(mode="after")
     def _totals_agree(self) -> TableManifest:
-        total = sum(s.rows for s in self.shards)
+        total = sum(s.live_rows for s in self.shards)
         if total != self.num_rows:
             raise ValueError(f"num_rows is {self.num_rows} but the shards hold {total} rows")
         names = [s.name for s in self.shards]

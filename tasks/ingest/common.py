@@ -70,6 +70,14 @@ class GraspRecord:
     frame: int = 0
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """A sample a loader found to have the content hash the table already holds, yielded without parsing or
+    transforming it (see DatasetFormat.read_known): an incremental ingest only needs to know it is still there."""
+
+    sample_id: str
+
+
 @dataclass
 class RawSample:
     """One grasp as a loader yields it: the `Sample` fields the loader knows, in the canonical frame.

@@ -30,7 +30,7 @@ from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject, Row, Sample
 from tasks.ingest.common import STAGE_VERSION as INGEST_VERSION
-from tasks.ingest.common import RawSample
+from tasks.ingest.common import RawSample, Unchanged
 from tasks.ingest.mano_frame import HandTemplate
 from tasks.ingest.pipeline import HandVertices, _batches, complete, iter_raw, load_hand
 from tasks.pseudo_label.confidence_filter import ClassStats
@@ -100,8 +100,13 @@ def ingest_delta(fmt: str, root: Path, table: Path, mano_root: Path, *, num_poin
                 writer = stack.enter_context(TableWriter(table, Sample, lineage=lineage, on_invalid="collect"))
             return writer
 
-        for batch in _batches(iter_raw(fmt, root, HandTemplate.from_mano(params), frame_step), 64):
+        # Samples whose files still hash as the table says come back as Unchanged, unparsed, where the format can
+        known = {i: h for i, h in before.items() if h}
+        for batch in _batches(iter_raw(fmt, root, HandTemplate.from_mano(params), frame_step, known), 64):
             rejects += [r for r in batch if isinstance(r, Reject)]
+            same = [r.sample_id for r in batch if isinstance(r, Unchanged)]
+            seen |= set(same)
+            delta.unchanged += len(same)
             raws = [r for r in batch if isinstance(r, RawSample)]
             seen |= {r.sample_id for r in raws}
             todo = [r for r in raws if before.get(r.sample_id) != r.content_hash]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from schemas.rows import Reject
 from tasks.ingest.affordpose import iter_affordpose, write_affordpose
-from tasks.ingest.common import GraspRecord, RawSample
+from tasks.ingest.common import GraspRecord, RawSample, Unchanged
 from tasks.ingest.grab import iter_grab, write_grab
 from tasks.ingest.ho3d import iter_ho3d, write_ho3d
 from tasks.ingest.mano_frame import HandTemplate
@@ -28,6 +28,9 @@ PLUGINS_ENV = "AFFORD_FORMAT_PLUGINS"
 
 # read(root, template, frame_step) -> the dataset's samples (canonical frame) and per-file rejects
 Reader = Callable[[Path, HandTemplate, int], Iterable[RawSample | Reject]]
+# read_known(root, template, frame_step, known) -> the same, except that a sample whose content hash is
+# known[sample_id] may come as Unchanged without being parsed (incremental ingest)
+KnownReader = Callable[[Path, HandTemplate, int, Mapping[str, str]], Iterable[RawSample | Reject | Unchanged]]
 # write(root, records, rng, template) -> files written (synthetic datasets and tests)
 Writer = Callable[[Path, Sequence[GraspRecord], np.random.Generator, HandTemplate], list[Path]]
 
@@ -44,6 +47,7 @@ class DatasetFormat:
     description: str = ""
     hand_model: str = "mano"  # schemas.hand: the hand its files store (AffordPose: GraspIt!'s ManoHand mesh)
     layout: str = ""  # where its input files sit under the dataset root, for the error when none is found
+    read_known: KnownReader | None = None  # optional: a faster read for an incremental ingest
 
 
 FORMATS: dict[str, DatasetFormat] = {}  # name -> format, in registration order
@@ -84,6 +88,11 @@ def _read_oakink(root: Path, template: HandTemplate, frame_step: int) -> Iterabl
     return iter_oakink(root, template)  # one grasp per file: no frames to step over
 
 
+def _read_oakink_known(root: Path, template: HandTemplate, frame_step: int,
+                       known: Mapping[str, str]) -> Iterable[RawSample | Reject | Unchanged]:
+    return iter_oakink(root, template, known=known)
+
+
 def _read_grab(root: Path, template: HandTemplate, frame_step: int) -> Iterable[RawSample | Reject]:
     return iter_grab(root, template, frame_step=frame_step)
 
@@ -103,6 +112,7 @@ for _fmt in (
                   layout="<class>/<obj_id>/<obj_id>_<Affordance>/<N>.json",
                   hand_model="graspit_manohand"),
     DatasetFormat("oakink", _read_oakink, write=write_oakink, description="OakInk-Shape pickles + metaV2",
+                  read_known=_read_oakink_known,
                    layout="oakink_shape_v2/<cat>/<src_oid>/<grasp_id>[/<virtual_oid>]/hand_param.pkl"),
     DatasetFormat("grab", _read_grab, write=write_grab, description="GRAB sequence npz files",
                    layout="grab/<subject>/<sequence>.npz"),

@@ -36,19 +36,20 @@ import hashlib
 import json
 import pickle
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
-from schemas.ids import hash_bytes, make_sample_id
+from schemas.ids import hash_bytes, hash_file, make_sample_id
 from schemas.rows import Reject
 from tasks.ingest.common import (
     GraspRecord,
     IngestError,
     RawSample,
+    Unchanged,
     check_finite,
     content_hash,
     dataset_root,
@@ -173,19 +174,50 @@ def _merge_meta(path: Path, entries: dict) -> None:
 
 # -- loader --------------------------------------------------------------------------------------------------
 def iter_oakink(root: str | Path, template: HandTemplate, *, require_watertight: bool = True,
-                cache_size: int = 32) -> Iterator[RawSample | Reject]:
+                cache_size: int = 32, known: Mapping[str, str] | None = None
+                ) -> Iterator[RawSample | Reject | Unchanged]:
     """Stream every hand_param.pkl under `<root>/oakink_shape_v2`, in sorted order, as a RawSample in the
-    canonical frame, or a Reject naming the file and field. `template` gives J0 (see the module docstring)."""
+    canonical frame, or a Reject naming the file and field. `template` gives J0 (see the module docstring).
+    `known`: {sample_id: content_hash} the table holds; a grasp whose files still hash to it is yielded as
+    Unchanged, from its bytes alone (no unpickling, mesh loading or frame change: 3/4 of a grasp's time)."""
     root = dataset_root(root)
     meta = {virtual: _read_meta(root, virtual) for virtual in (False, True)}
     cache = MeshCache(cache_size)
+    digests: dict[tuple[bool, str], tuple[str, str]] = {}  # (virtual, object id) -> (mesh path, its sha256)
     for path in walk_files(root / SHAPE_DIR, "hand_param.pkl"):
         relative = path.relative_to(root).as_posix()
         try:
-            item = _load_grasp(root, relative, meta, cache, template, require_watertight)
+            same = _unchanged(root, relative, meta, known, digests) if known else None
+            item = same or _load_grasp(root, relative, meta, cache, template, require_watertight)
         except Exception as exc:  # one file never stops an ingest (last_resort)
             item = reject_from(last_resort(relative, exc), DATASET, source=relative)
         yield item
+
+
+def _unchanged(root: Path, relative: str, meta: dict, known: Mapping[str, str],
+               digests: dict[tuple[bool, str], tuple[str, str]]) -> Unchanged | None:
+    """Unchanged when the grasp's content hash (its pickle, its source.txt, its mesh file: what _load_grasp
+    hashes) is the one `known` holds for its id; None when it differs, is new, or cannot be read (then the full
+    load decides, and names what is wrong)."""
+    sample_id = make_sample_id(DATASET, relative, 0)
+    if sample_id not in known:
+        return None
+    parts = Path(relative).parts[1:-1]
+    if len(parts) not in (3, 4):
+        return None
+    virtual = len(parts) == 4
+    try:
+        source_bytes = read_bytes(root / SHAPE_DIR / Path(*parts[:3]) / "source.txt", relative, "source.txt",
+                                  limit=SOURCE_MAX_BYTES)
+        param_bytes = read_bytes(root / relative, relative, "hand_param")
+        object_key = (virtual, parts[3] if virtual else parts[1])
+        if object_key not in digests:  # one folder listing and one hash per object, not per grasp
+            mesh_rel = _mesh_path(root, meta[virtual], object_key[1], virtual, relative)
+            digests[object_key] = (mesh_rel, hash_file(root / mesh_rel))
+    except (IngestError, OSError):
+        return None
+    digest = content_hash(hash_bytes(param_bytes), hash_bytes(source_bytes), digests[object_key][1])
+    return Unchanged(sample_id) if digest == known[sample_id] else None
 
 
 def _read_meta(root: Path, virtual: bool) -> dict | IngestError:

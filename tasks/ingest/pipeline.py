@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from ops.surface_sampling import sample_surface
 from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import Reject, Sample
-from tasks.ingest.common import STAGE_VERSION, RawSample
+from tasks.ingest.common import STAGE_VERSION, RawSample, Unchanged
 from tasks.ingest.formats import get_format
 from tasks.ingest.mano_frame import HandTemplate
 from tasks.store.layout import check_target
@@ -47,10 +47,14 @@ class IngestCounts:
     rejects_table: Path
 
 
-def iter_raw(fmt: str, root: str | Path, template: HandTemplate, frame_step: int = 1
-             ) -> Iterable[RawSample | Reject]:
-    """The registered loader of one format; ValueError naming the format and the registered ones when unknown."""
-    return get_format(fmt).read(Path(root), template, frame_step)
+def iter_raw(fmt: str, root: str | Path, template: HandTemplate, frame_step: int = 1,
+             known: Mapping[str, str] | None = None) -> Iterable[RawSample | Reject | Unchanged]:
+    """The registered loader of one format; ValueError naming the format and the registered ones when unknown.
+    `known` ({sample_id: content_hash} of the table): a format with a `read_known` may yield Unchanged for those."""
+    chosen = get_format(fmt)
+    if known and chosen.read_known is not None:
+        return chosen.read_known(Path(root), template, frame_step, known)
+    return chosen.read(Path(root), template, frame_step)
 
 
 def load_hand(mano_root: str | Path) -> tuple[ManoParams, ManoLayer]:

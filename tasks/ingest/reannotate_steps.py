@@ -36,7 +36,7 @@ from tasks.pseudo_label.classifier_model import load_trained, predict_logits
 from tasks.pseudo_label.labelling import label_rows
 from tasks.store.annotated_join import SideTables, join_ids
 from tasks.store.read import open_table, table_exists
-from tasks.store.side_rows import KeyedShards
+from tasks.store.side_rows import KeyedShards, side_rows
 
 
 def ingested_with(table: Path, num_points: int | None, seed: int | None) -> tuple[int, int]:
@@ -54,7 +54,8 @@ def instructed_with(table: Path, generator: str | None, k: int | None) -> tuple[
 
 
 def changed_samples(table: Path, ids: set[str]) -> list[Sample]:
-    return [row for row in open_table(table, Sample).iter_rows() if row.sample_id in ids] if ids else []
+    """The rows of `ids`, in table order; only those rows are validated (batches are filtered by id first)."""
+    return list(side_rows(table, Sample, ids).values()) if ids else []
 
 
 @task(name="label-changed", cache_policy=NONE)

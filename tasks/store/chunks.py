@@ -56,7 +56,7 @@ class InputChunk:
 
     @property
     def rows(self) -> int:
-        return sum(s.rows for s in self.shards)
+        return sum(s.live_rows for s in self.shards)
 
     def describe(self) -> str:
         """'chunk 3/12 of <table> (shards v000002-000004 .. v000002-000005)', for errors and progress."""
@@ -88,7 +88,7 @@ def plan_chunks(stage: str, tables: Sequence[str | Path], shards_per_chunk: int,
     for index, (table, group, ids) in enumerate(planned):
         digest = hashlib.sha256(base.encode())
         for shard in group:
-            digest.update(shard.sha256.encode())
+            digest.update(shard.content_id.encode())
         if side_key is not None:
             digest.update(side_key(ids).encode())
         chunks.append(InputChunk(stage=stage, index=index, total=len(planned), table=table, shards=group,

@@ -25,7 +25,7 @@ def table_differences(root_a: Path, root_b: Path) -> list[str]:
                    for name in sorted(names - other)]
     for name in sorted(names_a & names_b):
         table_a, table_b = open_table(root_a / name), open_table(root_b / name)
-        if [s.sha256 for s in table_a.manifest.shards] == [s.sha256 for s in table_b.manifest.shards]:
+        if [s.content_id for s in table_a.manifest.shards] == [s.content_id for s in table_b.manifest.shards]:
             continue
         if _row_digests(table_a) != _row_digests(table_b):
             differences.append(f"{name}: rows differ (beyond {', '.join(WALL_CLOCK_COLUMNS)})")
@@ -35,8 +35,8 @@ def table_differences(root_a: Path, root_b: Path) -> list[str]:
 def shards_differing(root_a: Path, root_b: Path) -> list[str]:
     """The tables (present in both) whose shards are not byte-identical."""
     return [name for name in sorted(_names(root_a) & _names(root_b))
-            if [s.sha256 for s in open_table(root_a / name).manifest.shards]
-            != [s.sha256 for s in open_table(root_b / name).manifest.shards]]
+            if [s.content_id for s in open_table(root_a / name).manifest.shards]
+            != [s.content_id for s in open_table(root_b / name).manifest.shards]]
 
 
 def _names(tables: Path) -> set[str]:

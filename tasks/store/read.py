@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
@@ -133,21 +134,31 @@ class Table:
                 raise SchemaMismatchError(path, f"column {field.name!r} has type {got.field(field.name).type}, "
                                                 f"expected {field.type}")
 
-    def read_shard(self, shard: ShardInfo, columns: Sequence[str] | None = None) -> pa.Table:
+    def read_shard(self, shard: ShardInfo, columns: Sequence[str] | None = None, *,
+                   live_only: bool = True) -> pa.Table:
+        """The shard's rows (or some columns); `live_only=False`: every row of the file, its deleted ones too
+        (for the writer, which addresses rows by their index in the file)."""
         parquet = self._open(shard)
         try:
-            return parquet.read(columns=list(columns) if columns else None)
+            data = parquet.read(columns=list(columns) if columns else None)
         except (pa.ArrowInvalid, OSError) as exc:
             raise ShardReadError(self.shard_path(shard), f"read failed: {exc}") from None
+        return data.filter(live_mask(shard)) if live_only and shard.deleted else data
 
     def iter_batches(self, columns: Sequence[str] | None = None, batch_rows: int = 256,
                      shards: Sequence[ShardInfo] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream record batches of at most `batch_rows` rows, shard by shard (memory: one row group)."""
         for shard in self.manifest.shards if shards is None else shards:
             parquet = self._open(shard)
+            mask, offset = (live_mask(shard) if shard.deleted else None), 0
             try:
-                yield from parquet.iter_batches(batch_size=batch_rows,
-                                                columns=list(columns) if columns else None)
+                for batch in parquet.iter_batches(batch_size=batch_rows,
+                                                  columns=list(columns) if columns else None):
+                    if mask is not None:  # the batch's rows are the file's rows offset .. offset + n - 1
+                        size = batch.num_rows
+                        batch = batch.filter(pa.array(mask[offset:offset + size]))
+                        offset += size
+                    yield batch
             except (pa.ArrowInvalid, OSError) as exc:
                 raise ShardReadError(self.shard_path(shard), f"read failed: {exc}") from None
 
@@ -186,6 +197,13 @@ class Table:
         """Key strings of every row (for a one-column key: its values)."""
         key = self.manifest.key
         return [k for s in self.manifest.shards for k in key_array(self.read_shard(s, key), key).to_pylist()]
+
+
+def live_mask(shard: ShardInfo) -> np.ndarray:
+    """(rows,) bool: True for the rows of the shard's file that belong to the table."""
+    mask = np.ones(shard.rows, dtype=bool)
+    mask[shard.deleted] = False
+    return mask
 
 
 def open_table(path: str | Path, model: type[Row] | None = None, *, verify: bool = True) -> Table:

@@ -34,7 +34,7 @@ class KeyedShards:
         column = table.manifest.key[0]
         for shard in table.manifest.shards:
             self.order.append(shard.name)
-            self.sha256[shard.name] = shard.sha256
+            self.sha256[shard.name] = shard.content_id
             for sample_id in table.read_shard(shard, [column]).column(0).to_pylist():
                 self.shard_of[sample_id] = shard.name
 

@@ -82,3 +82,29 @@ def test_classifier_state_round_trip_and_errors(tmp_path):
     path.write_text(pickle.dumps(1).hex())
     with pytest.raises(ValueError, match="not a classifier state"):
         load_classifier_state(path)
+
+
+def test_the_unchanged_check_hashes_exactly_what_the_full_load_hashes(oakink, tmp_path):
+    # An incremental ingest takes a grasp whose pickle, source.txt and mesh file hash as the table says as
+    # Unchanged without loading it; that is only sound if both paths hash the same bytes.
+    import shutil
+
+    from tasks.ingest.common import RawSample, Unchanged
+    from tasks.ingest.mano_frame import HandTemplate
+    from tasks.ingest.oakink import iter_oakink
+    from tasks.ingest.pipeline import load_hand
+
+    root = tmp_path / "oakink"
+    shutil.copytree(oakink / "oakink", root)
+    template = HandTemplate.from_mano(load_hand(oakink / "mano")[0])
+    full = [r for r in iter_oakink(root, template) if isinstance(r, RawSample)]
+    known = {r.sample_id: r.content_hash for r in full}
+    assert len(full) >= 3 and all(isinstance(r, Unchanged) for r in iter_oakink(root, template, known=known))
+    stale = known | {full[0].sample_id: "0" * 64}  # the table holds another hash for the first grasp
+    assert [type(r) for r in iter_oakink(root, template, known=stale)] == [RawSample] + [Unchanged] * (len(full) - 1)
+    mesh = root / full[0].object_mesh_path
+    mesh.write_bytes(mesh.read_bytes() + b"\n# re-exported\n")  # same shape, other bytes: every grasp on it changes
+    again = {r.sample_id: r for r in iter_oakink(root, template, known=known)}
+    on_mesh = {r.sample_id for r in full if r.object_mesh_path == full[0].object_mesh_path}
+    assert {i for i, r in again.items() if isinstance(r, RawSample)} == on_mesh
+    assert all(again[i].content_hash != known[i] for i in on_mesh)

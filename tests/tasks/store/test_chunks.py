@@ -56,6 +56,20 @@ def test_a_changed_input_shard_re_keys_only_its_chunk(tmp_path):
     assert len({c.key for c in before} & {c.key for c in after}) == len(before) - 1
 
 
+def test_a_shard_with_rows_deleted_in_place_re_keys_its_chunk_and_leaves_them_out(tmp_path):
+    table = _samples(tmp_path / "samples", n=12, rows_per_shard=4)
+    before = plan_chunks("stage", [table], 1, {})
+    changed = sample_dicts(1, start=5, seed=9)  # 1 of 4 rows: the second shard is kept, row 1 listed deleted
+    write_table(table, changed, Sample, rows_per_shard=4)
+    [masked] = [s for s in open_table(table).manifest.shards if s.deleted]
+    after = plan_chunks("stage", [table], 1, {})
+    assert len({c.key for c in before} & {c.key for c in after}) == len(before) - 1
+    [chunk] = [c for c in after if masked in c.shards]
+    assert chunk.rows == 3 and changed[0]["sample_id"] not in chunk.sample_ids
+    assert sum(c.rows for c in after) == 12 and sorted(i for c in after for i in c.sample_ids) == sorted(
+        open_table(table).keys())
+
+
 def test_publish_from_chunks_hard_links_and_equals_a_direct_write(tmp_path):
     table = _samples(tmp_path / "samples")
     chunks = plan_chunks("copy", [table], 3, {})

@@ -71,11 +71,47 @@ def test_untouched_shards_are_carried_as_hard_links(tables_dir):
     events = []
     write_table(path, sample_dicts(1, start=0, intent="use"), Sample, rows_per_shard=4, progress=events.append)
     kinds = [e.kind for e in events]
-    assert kinds.count("carry") == 2 and kinds.count("rewrite") == 1 and kinds[-2:] == ["manifest", "publish"]
+    # 1 row of a 4-row shard replaced (25 % <= REWRITE_SHARE): that file is kept with the row listed as deleted
+    assert kinds.count("carry") == 2 and kinds.count("mask") == 1 and kinds.count("rewrite") == 0
+    assert kinds[-2:] == ["manifest", "publish"]
     table = open_table(path, Sample)
     carried = [s for s in table.manifest.shards if s.name in old]
-    assert len(carried) == 2
+    assert len(carried) == 3 and [s.deleted for s in carried] == [[0], [], []]
     assert all(table.shard_path(s).stat().st_ino == old[s.name] for s in carried)
+    assert table.num_rows == 12 and _rows(path)[sample_dicts(1)[0]["sample_id"]].intent == "use"
+
+
+def test_deleted_rows_accumulate_until_the_shard_is_rewritten(tables_dir):
+    path = tables_dir / "samples"
+    make_table(path, n=8, rows_per_shard=8)
+    ids = [r["sample_id"] for r in sample_dicts(8)]
+    write_table(path, sample_dicts(1, start=3, intent="use"), Sample, rows_per_shard=8)  # 1/8 deleted
+    with TableWriter(path, Sample, rows_per_shard=8) as writer:
+        writer.delete([ids[5]])  # 2/8 = 25 %: still carried
+    table = open_table(path, Sample)
+    [first] = [s for s in table.manifest.shards if s.rows == 8]
+    assert first.deleted == [3, 5] and table.num_rows == 7 and sorted(table.keys()) == sorted(set(ids) - {ids[5]})
+    # Every read path leaves the deleted rows out, whatever the batch cut
+    for batch_rows in (1, 3, 256):
+        got = [k for b in table.iter_batches(["sample_id"], batch_rows=batch_rows, shards=[first])
+               for k in b.column(0).to_pylist()]
+        assert got == [i for n, i in enumerate(ids) if n not in (3, 5)]
+    assert table.read(["sample_id"]).num_rows == 7 and len(list(table.iter_rows())) == 7
+    with TableWriter(path, Sample, rows_per_shard=8) as writer:
+        writer.delete([ids[0]])  # 3/8 > 25 %: rewritten without the 3 rows
+    table = open_table(path, Sample)
+    assert all(not s.deleted for s in table.manifest.shards) and table.num_rows == 6
+    assert sorted(table.keys()) == sorted(set(ids) - {ids[0], ids[5]})
+    assert _rows(path)[ids[3]].intent == "use"
+
+
+def test_a_manifest_without_deletions_does_not_name_the_field(tables_dir):
+    path = tables_dir / "samples"
+    make_table(path, n=4, rows_per_shard=4)
+    assert '"deleted"' not in (path / layout.MANIFEST_NAME).read_text()
+    write_table(path, sample_dicts(1, start=0, intent="use"), Sample, rows_per_shard=4)
+    [masked] = [s for s in open_table(path).manifest.shards if s.deleted]
+    assert masked.content_id != masked.sha256 and masked.content_id.startswith(masked.sha256)
 
 
 def test_delete_removes_rows_and_overwrite_replaces_the_table(tables_dir):
