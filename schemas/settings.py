@@ -24,6 +24,11 @@ class AffordSettings(BaseSettings):
     rows_per_shard: int = Field(512, ge=1, le=1_000_000,
                                 description="Rows per Parquet shard of every table written without an explicit "
                                             "size (about 60 KB a row for a 4096-point sample).")
+    rewrite_share: float = Field(0.25, ge=0.0, le=1.0,
+                                 description="An upsert keeps a shard's file and lists the rows it replaces as deleted "
+                                             "in the manifest while at most this share of the file is deleted; past "
+                                             "it the shard is rewritten. 0: every touched shard is rewritten, so "
+                                             "plain Parquet readers (DuckDB, pandas) see exactly the table's rows.")
     chunk_shards: int = Field(1, ge=1, le=100_000,
                               description="Input shards per task of the chunked stages (classifier clouds and "
                                           "labels, affordance maps, the annotated join). 1 (512 rows a task) kept "

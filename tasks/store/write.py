@@ -3,8 +3,9 @@
 Upsert (the default) keeps every existing row whose key is not written again or deleted; a key written
 again replaces its old row, so re-running a stage never duplicates rows. Shards holding no affected key
 are carried into the new version as hard links. A shard holding an affected key is carried too, with the
-affected rows listed as deleted in the manifest (ShardInfo.deleted), while at most REWRITE_SHARE of its file
-is deleted; past that it is rewritten without them.
+affected rows listed as deleted in the manifest (ShardInfo.deleted), while at most `rewrite_share` of its file
+is deleted (AFFORD_REWRITE_SHARE, 0.25 unless set); past that it is rewritten without them. Plain Parquet readers
+do not know the list: AFFORD_REWRITE_SHARE=0 rewrites every touched shard, as before the lists existed.
 
 Why deletion lists: an incremental pass after 1 % of a dataset's files changed, spread over the dataset,
 touches nearly every shard; rewriting them all (decode + encode every row of the table, for each of the five
@@ -44,7 +45,6 @@ from tasks.store.read import Table, open_table
 
 WriteMode = Literal["upsert", "overwrite"]
 ROW_GROUP_ROWS = 128  # readers stream one row group at a time: this bounds their memory
-REWRITE_SHARE = 0.25  # a carried shard is rewritten once more than this share of its file is deleted rows
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,19 @@ class TableWriter:
     def __init__(self, path: str | Path, model: type[Row], *, mode: WriteMode = "upsert",
                  rows_per_shard: int | None = None, lineage: Lineage | None = None,
                  on_invalid: Literal["raise", "collect"] = "raise", compression: str = "zstd",
-                 progress: Callable[[WriteEvent], None] | None = None, adopt_plain_folder: bool = False) -> None:
+                 progress: Callable[[WriteEvent], None] | None = None, adopt_plain_folder: bool = False,
+                 rewrite_share: float | None = None) -> None:
         if mode not in ("upsert", "overwrite"):
             raise ValueError(f"mode must be 'upsert' or 'overwrite', got {mode!r}")
         if rows_per_shard is None:  # the AFFORD_ROWS_PER_SHARD setting (512 unless set)
             rows_per_shard = AffordSettings().rows_per_shard
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
+        if rewrite_share is None:  # the AFFORD_REWRITE_SHARE setting
+            rewrite_share = AffordSettings().rewrite_share
+        if not 0 <= rewrite_share <= 1:
+            raise ValueError(f"rewrite_share must be in [0, 1], got {rewrite_share}")
+        self.rewrite_share = rewrite_share
         self.path = layout.table_path(path)  # an alias writes, and locks, the table it names
         self.model = model
         self.mode = mode
@@ -290,7 +296,7 @@ class TableWriter:
     def _carry_base(self) -> None:
         """Bring the base version's rows over, minus the keys written or deleted in this version: a shard with
         no such key as it is, one with few as it is plus their row indices in `deleted`, one with many
-        (more than REWRITE_SHARE of its file) rewritten without them (and without its earlier deletions)."""
+        (more than `rewrite_share` of its file) rewritten without them (and without its earlier deletions)."""
         dropped = self._written_keys | self._deleted_keys
         drop_set = pa.array(sorted(dropped), type=pa.string())
         for shard in self._base.manifest.shards:
@@ -303,7 +309,7 @@ class TableWriter:
                 deleted = np.flatnonzero(hit).tolist()
             if len(deleted) == shard.rows:
                 self._emit("drop", shard.name, 0)
-            elif len(deleted) <= REWRITE_SHARE * shard.rows:
+            elif deleted == shard.deleted or len(deleted) <= self.rewrite_share * shard.rows:
                 self._base.verify_shard(shard, full=False)
                 layout.link_or_copy(self._base.shard_path(shard), self._staging / layout.DATA_DIR / shard.name)
                 carried = shard if deleted == shard.deleted else shard.model_copy(update={"deleted": deleted})
