@@ -23,8 +23,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PHASES = ("generate", "write", "read_batches", "read_rows", "torch_dataset", "upsert_1pct_spread",
-          "upsert_1pct_clustered")
+PHASES = ("generate", "write", "read_batches", "read_rows", "torch_dataset", "upsert_1pct_spread_rewrite",
+          "upsert_1pct_spread", "upsert_1pct_clustered")
 
 
 def _rows(n: int, points: int, start: int = 0, intent: str | None = None):
@@ -58,11 +58,14 @@ def _phase(name: str, table: Path, rows: int, points: int, rows_per_shard: int) 
         count, size = sum(1 for _ in open_table(table, Sample).iter_rows()), 0
     elif name.startswith("upsert_1pct"):
         changed = max(1, rows // 100)
-        # spread: one changed row every 100, so every shard holds one (worst case: all shards rewritten);
-        # clustered: 1 % contiguous rows, so one or two shards are rewritten and the rest hard-linked.
-        ids = list(range(0, rows, rows // changed))[:changed] if name.endswith("spread") else list(range(changed))
+        # spread: one changed row every 100, so every shard holds one (each shard's file is kept with its changed
+        # row listed as deleted; with rewrite_share 0 every shard is rewritten, as before deletion lists);
+        # clustered: 1 % contiguous rows, so one or two shards are touched and the rest hard-linked.
+        spread = "spread" in name
+        ids = list(range(0, rows, rows // changed))[:changed] if spread else list(range(changed))
         fresh = [next(_rows(1, points, start=i, intent="changed")) for i in ids]
-        manifest = write_table(table, fresh, Sample, rows_per_shard=rows_per_shard)
+        manifest = write_table(table, fresh, Sample, rows_per_shard=rows_per_shard,
+                               rewrite_share=0.0 if name.endswith("rewrite") else None)
         count, size = changed, manifest.num_rows
     elif name == "torch_dataset":
         dataset = TableIterableDataset(table, Sample, columns=["sample_id", "object_points", "hand_verts"])
@@ -123,8 +126,12 @@ PHASE_WORDS = {
     "read_batches": "read record batches (sha256 verified)",
     "read_rows": "read validated pydantic rows",
     "torch_dataset": "torch `TableIterableDataset` (3 columns)",
-    "upsert_1pct_spread": "upsert 1 % spread (1 row in every 100: every shard rewritten)",
-    "upsert_1pct_clustered": "upsert 1 % clustered (contiguous rows: one shard rewritten, the rest hard-linked)",
+    "upsert_1pct_spread_rewrite": "upsert 1 % spread, AFFORD_REWRITE_SHARE=0 (1 row in every 100: every shard "
+                                  "rewritten)",
+    "upsert_1pct_spread": "upsert 1 % spread (1 row in every 100: every shard kept, its changed row listed as "
+                          "deleted)",
+    "upsert_1pct_clustered": "upsert 1 % clustered (contiguous rows: the shard holding them kept with the rows listed "
+                             "as deleted, the rest hard-linked)",
 }
 
 
