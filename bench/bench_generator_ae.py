@@ -1,12 +1,14 @@
-"""The hand autoencoder's encoder, compared at the same wall-clock budget on the generator's training set:
-FastGrasp's PointNet (order-free) against an MLP over the 778 vertices in MANO's fixed order.
+"""The hand autoencoder's encoder, rotation head and vertex loss, compared at the same wall-clock budget on the
+generator's training set: FastGrasp's PointNet (order-free) against an MLP over the 778 vertices in MANO's fixed
+order; the global rotation regressed as axis-angle (FastGrasp's) or as two matrix columns (6d, models/rotations.py);
+chamfer against vertex-to-vertex distance.
 
     python -m bench.bench_generator_ae --data-root afford-data/generator --seconds 60
     afford report docs/results/generator_ae --update BENCHMARKS.md
 
 Each variant trains the `small` preset's autoencoder (latent 64, decoder 256-256, batch 32) for `--seconds` on the
 train split, then reconstructs the val grasps (never trained on; the test grasps are left for the report):
-standardised parameter error (1 = as far off as predicting the mean), mean vertex error and translation error.
+mean vertex error, translation error and the global rotation's angle error.
 The set must have been built (`python -m bench.bench_generator` builds it).
 """
 
@@ -21,7 +23,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANTS = {"pointnet 32-64-128": ("pointnet", (32, 64, 128)), "mlp 512-256": ("mlp", (512, 256))}
+# name -> (encoder, encoder widths, rotation head, chamfer weight, vertex-to-vertex weight); the last is `small`'s
+VARIANTS = {
+    "pointnet 32-64-128, axis-angle, chamfer": ("pointnet", (32, 64, 128), "axis_angle", 1.0, 0.0),
+    "mlp 512-256, axis-angle, chamfer": ("mlp", (512, 256), "axis_angle", 1.0, 0.0),
+    "mlp 512-256, 6d, chamfer": ("mlp", (512, 256), "6d", 1.0, 0.0),
+    "mlp 512-256, 6d, vertex-to-vertex": ("mlp", (512, 256), "6d", 0.0, 1.0),
+}
 
 
 def main() -> None:
@@ -39,6 +47,7 @@ def main() -> None:
     import torch
 
     from models.hand_autoencoder import mano_vertices
+    from models.rotations import axis_angle_to_matrix
     from schemas.data_root import DataRoot
     from tasks.grasp.config import preset_config
     from tasks.grasp.data import GraspDataset, load_grasp_items, mano_layer
@@ -54,10 +63,10 @@ def main() -> None:
     held_verts, held_mano = torch.from_numpy(held.hand_verts), torch.from_numpy(held.mano)
     rows = []
     for lr in args.lr:
-        for name, (encoder, widths) in VARIANTS.items():
-            config = preset_config("small", batch_size=32, lr=lr)
+        for name, (encoder, widths, rotation, chamfer, v2v) in VARIANTS.items():
+            config = preset_config("small", batch_size=32, lr=lr, ae_chamfer=chamfer, ae_v2v=v2v)
             model = config.model_config()
-            model = replace(model, ae=replace(model.ae, encoder=encoder, point_widths=widths))
+            model = replace(model, ae=replace(model.ae, encoder=encoder, point_widths=widths, rotation=rotation))
             torch.manual_seed(0)
             models = GraspModels(model, mano)
             models.ae.set_param_stats(train.tensors["mano"])
@@ -75,14 +84,19 @@ def main() -> None:
                 out = models.ae(held_verts).mano
                 vertex_cm = float((mano_vertices(mano, out) - held_verts).norm(dim=-1).mean()) * 100
                 trans_cm = float((out[:, -3:] - held_mano[:, -3:]).norm(dim=-1).mean()) * 100
-                rows.append([name, lr, steps, float(models.ae.param_loss(out, held_mano)), vertex_cm, trans_cm])
+                predicted, truth = axis_angle_to_matrix(out[:, 10:13]), axis_angle_to_matrix(held_mano[:, 10:13])
+                relative = predicted.transpose(1, 2) @ truth
+                cosine = ((relative.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
+                rotation_deg = float(torch.rad2deg(torch.acos(cosine)).mean())
+                rows.append([name, lr, steps, vertex_cm, trans_cm, rotation_deg])
             print(rows[-1], flush=True)
     text = [f"The `small` preset's autoencoder with each encoder, {args.seconds:.0f} s of training each on the "
             f"{len(train)} train-split grasps of `{args.data_root}` (batch 32, {args.threads} torch threads), then "
             f"reconstructing the {len(held)} val-split grasps; {load_text()}."]
     finish(header, "generator_ae", "Hand autoencoder: encoder compared at equal training time", text,
-           [bench_table(["encoder", "lr", "steps", "held-out parameter error (std²)", "vertex error cm",
-                         "translation error cm"], rows, ["", ".0e", "d", ".3f", ".2f", ".2f"])],
+           [bench_table(["encoder, rotation head, vertex loss", "lr", "steps", "vertex error cm",
+                         "translation error cm", "global rotation error deg"], rows,
+                        ["", ".0e", "d", ".2f", ".2f", ".1f"])],
            out=args.results)
 
 

@@ -6,7 +6,9 @@ The 61 values, in this order: betas (10), global rotation (3, axis-angle), finge
     z = max_v MLP(10 h_v)                     (PointNet: shared per-vertex MLP, symmetric max-pool)
     z = MLP(10 [h_1 .. h_778])                (encoder "mlp": the ordered vertices, flattened)
     x = mu + sigma * MLP(z)                   (61 MANO values; mu, sigma per value over the training set)
-    L_AE = |(x - x*) / sigma|^2 + w_cd CD(MANO(x), MANO(x*)) [+ w_kl KL(q(z|h) || N(0, I))]
+    L_AE = |(x - x*) / sigma|^2 + w_cd CD(MANO(x), MANO(x*)) [+ w_v2v |MANO(x) - h|] [+ w_kl KL(q(z|h) || N(0, I))]
+With rotation "6d" the decoder gives the global rotation as two matrix columns (models/rotations.py) instead of
+an axis-angle vector, and the parameter loss compares rotation matrices, |R - R*|_F^2, for that part.
 The parameter loss is standardised so that each value counts alike: translations in metres vary by millimetres,
 finger angles by tenths of radians, and a raw MSE would let the angles drown the translation.
 """
@@ -21,12 +23,15 @@ import torch
 from torch import Tensor, nn
 
 from models.mano import ManoLayer
+from models.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix
 
 MANO_DIM = 61
 BETAS, GLOBAL_ROT, FINGERS, TRANS = slice(0, 10), slice(10, 13), slice(13, 58), slice(58, 61)
 INPUT_SCALE = 10.0  # vertices in metres are ~0.1; decimetres give the first layer O(1) inputs
 HAND_VERTS = 778
 ENCODERS = ("pointnet", "mlp")  # HandAEConfig.encoder
+ROTATIONS = ("axis_angle", "6d")  # HandAEConfig.rotation
+_NOT_ROT = [*range(BETAS.stop), *range(FINGERS.start, TRANS.stop)]  # the 58 values besides the global rotation
 
 
 def mano_vector(pose: Tensor, betas: Tensor, trans: Tensor) -> Tensor:
@@ -61,12 +66,17 @@ class HandAEConfig:
     # point_widths: it sees which vertex is which, and reconstructs several times closer for the same training time
     # on a CPU (docs/grasp/training.md).
     encoder: str = "pointnet"
+    # axis_angle: the decoder regresses MANO's global rotation vector (FastGrasp's). 6d: two rotation-matrix
+    # columns, continuous over all rotations (models/rotations.py says why; docs/grasp/training.md has the runs).
+    rotation: str = "axis_angle"
 
     def __post_init__(self) -> None:
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.rotation not in ROTATIONS:
+            raise ValueError(f"rotation must be one of {', '.join(ROTATIONS)}, got {self.rotation!r}")
         if not self.point_widths or min(self.point_widths) < 1 or min(self.decoder_widths, default=1) < 1:
             raise ValueError(f"point_widths / decoder_widths must be positive, got {self.point_widths}, "
                              f"{self.decoder_widths}")
@@ -124,7 +134,7 @@ class HandAutoencoder(nn.Module):
         out = 2 * config.latent_dim if config.variational else config.latent_dim
         self.encoder = (PointNetEncoder(3, config.point_widths, out) if config.encoder == "pointnet"
                         else VertexMLPEncoder(config.point_widths, out))
-        self.decoder = mlp([config.latent_dim, *config.decoder_widths, MANO_DIM])
+        self.decoder = mlp([config.latent_dim, *config.decoder_widths, MANO_DIM + 3 * (config.rotation == "6d")])
         self.register_buffer("param_mean", torch.zeros(MANO_DIM))
         self.register_buffer("param_std", torch.ones(MANO_DIM))
 
@@ -137,8 +147,13 @@ class HandAutoencoder(nn.Module):
         self.param_std.copy_(std.clamp(min=1e-4))
 
     def param_loss(self, predicted: Tensor, target: Tensor) -> Tensor:
-        """Standardised MSE: mean(((x - x*) / sigma)^2). (B, 61), (B, 61) -> ()."""
-        return ((predicted.float() - target) / self.param_std).square().mean()
+        """Standardised MSE: mean(((x - x*) / sigma)^2). (B, 61), (B, 61) -> (). With rotation "6d": that mean over
+        the 58 other values, plus mean |R(x) - R(x*)|_F^2 for the global rotation (in [0, 8])."""
+        if self.config.rotation != "6d":
+            return ((predicted.float() - target) / self.param_std).square().mean()
+        other = ((predicted.float()[:, _NOT_ROT] - target[:, _NOT_ROT]) / self.param_std[_NOT_ROT]).square().mean()
+        rotation = axis_angle_to_matrix(predicted.float()[:, GLOBAL_ROT]) - axis_angle_to_matrix(target[:, GLOBAL_ROT])
+        return other + rotation.square().sum((1, 2)).mean()
 
     def encode_stats(self, hand_verts: Tensor) -> tuple[Tensor, Tensor | None]:
         """(mean (B, D), logvar (B, D) or None)."""
@@ -155,8 +170,14 @@ class HandAutoencoder(nn.Module):
         return self.encode_stats(hand_verts)[0]
 
     def decode(self, latent: Tensor) -> Tensor:
-        """(B, D) -> (B, 61): mu + sigma * MLP(z)."""
-        return self.param_mean + self.param_std * self.decoder(latent).float()
+        """(B, D) -> (B, 61): mu + sigma * MLP(z); with rotation "6d" the global rotation comes from the 6 values
+        after the betas (decoder output (B, 64)), as axis-angle."""
+        out = self.decoder(latent).float()
+        if self.config.rotation != "6d":
+            return self.param_mean + self.param_std * out
+        rotation = matrix_to_axis_angle(rotation_6d_to_matrix(out[:, BETAS.stop:BETAS.stop + 6]))
+        other = self.param_mean[_NOT_ROT] + self.param_std[_NOT_ROT] * torch.cat([out[:, BETAS], out[:, 16:]], 1)
+        return torch.cat([other[:, BETAS], rotation, other[:, BETAS.stop:]], 1)
 
     def forward(self, hand_verts: Tensor) -> AEOutput:
         mean, logvar = self.encode_stats(hand_verts)

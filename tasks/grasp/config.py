@@ -70,13 +70,13 @@ PRESETS: Presets[GraspPreset] = Presets("grasp generator", {
     # the ordered vertices through an MLP (bench_generator_ae: closer reconstructions than PointNet at equal time);
     # DAM loss weights as default (bench_generator on val objects: lower cmap/mesh weights did worse).
     "small": GraspPreset(GraspModelConfig(
-        HandAEConfig(latent_dim=64, point_widths=(512, 256), decoder_widths=(256, 256), encoder="mlp"),
+        HandAEConfig(latent_dim=64, point_widths=(512, 256), decoder_widths=(256, 256), encoder="mlp", rotation="6d"),
         DiffusionConfig(latent_dim=64, cond_dim=128, point_widths=(32, 64, 128), hidden=512, blocks=4,
                         cond_tokens=32),
         DAMConfig(latent_dim=64, cond_dim=128, heads=4, queries=4, layers=2)),
         train={"ae_steps": 6000, "diffusion_steps": 12000, "dam_steps": 4000, "batch_size": 32, "lr": 1e-3,
                "warmup_steps": 100, "num_points": 512, "loss_verts": 195, "ddim_steps": 20,
-               "checkpoint_every": 1000, "log_every": 100}),
+               "checkpoint_every": 1000, "log_every": 100, "ae_chamfer": 0.0, "ae_v2v": 1.0}),
     # FastGrasp's sizes: 768-d hand latent, 3000 object points; for a GPU.
     "paper": GraspPreset(GraspModelConfig(
         HandAEConfig(latent_dim=768, point_widths=(64, 128, 256), decoder_widths=(512, 256)),
@@ -105,6 +105,9 @@ class GraspTrainConfig:
     loss_verts: int = 195  # hand vertices the geometric losses use (every k-th): 4x fewer, ~4x faster tiny steps
     dam_heads: int | None = None  # None: the preset's (1, 2 or 4)
     ae_chamfer: float = 1.0  # weight of the chamfer term (cm^2) in the AE loss
+    # weight of the mean vertex-to-vertex distance (cm) in the AE loss: MANO's vertices come in a fixed order, so
+    # each decoded vertex can be held to its own target, not only to the nearest one (chamfer)
+    ae_v2v: float = 0.0
     ae_kl: float = 0.0  # > 0 makes the AE variational, with this KL weight
     dam_noise: float = 1.0  # DAM training: coarse latents denoised in one step from t < dam_noise * T
     w_param: float = 1.0  # l1 .. l5 of L_DAM
@@ -135,7 +138,8 @@ class GraspTrainConfig:
             raise ValueError(f"dam_noise must be in (0, 1], got {self.dam_noise}")
         if self.dam_heads is not None and self.dam_heads not in (1, 2, 4):
             raise ValueError(f"dam_heads must be 1, 2 or 4, got {self.dam_heads}")
-        for name in ("ae_chamfer", "ae_kl", "w_param", "w_mesh", "w_consist", "w_cmap", "w_penetr", "guidance"):
+        for name in ("ae_chamfer", "ae_v2v", "ae_kl", "w_param", "w_mesh", "w_consist", "w_cmap", "w_penetr",
+                     "guidance"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 

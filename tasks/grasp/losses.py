@@ -19,13 +19,19 @@ from tasks.grasp.model import GraspModels
 
 
 def autoencoder_loss(models: GraspModels, batch: dict[str, Tensor], config: GraspTrainConfig) -> dict[str, Tensor]:
-    """L_AE = MSE(x, x*) + w_cd CD_cm(MANO(x), hand) [+ w_kl KL]."""
+    """L_AE = MSE(x, x*) + w_cd CD_cm(MANO(x), hand) + w_v2v mean_v |MANO(x)_v - hand_v|_cm [+ w_kl KL]."""
     out = models.ae(batch["hand_verts"])
     param = models.ae.param_loss(out.mano, batch["mano"])
     k = config.vertex_stride
-    mesh = chamfer_distance(mano_vertices(models.mano, out.mano)[:, ::k] * CM, batch["hand_verts"][:, ::k] * CM)
-    terms = {"param": param, "mesh": mesh}
-    loss = param + config.ae_chamfer * mesh
+    decoded, target = mano_vertices(models.mano, out.mano)[:, ::k] * CM, batch["hand_verts"][:, ::k] * CM
+    terms = {"param": param}
+    loss = param
+    if config.ae_chamfer > 0:
+        terms["mesh"] = chamfer_distance(decoded, target)
+        loss = loss + config.ae_chamfer * terms["mesh"]
+    if config.ae_v2v > 0:
+        terms["v2v"] = (decoded - target).norm(dim=-1).mean()
+        loss = loss + config.ae_v2v * terms["v2v"]
     if out.logvar is not None and config.ae_kl > 0:
         terms["kl"] = kl_divergence(out.mean.float(), out.logvar.float())
         loss = loss + config.ae_kl * terms["kl"]

@@ -90,3 +90,37 @@ def test_bad_inputs_are_refused():
         HandAEConfig(latent_dim=0)
     with pytest.raises(ValueError, match="vectors"):
         model.set_param_stats(torch.zeros(0, MANO_DIM))
+
+
+def test_the_6d_rotation_head_decodes_valid_mano_vectors_and_compares_rotations_as_matrices():
+    import numpy as np
+
+    from models.hand_autoencoder import HandAEConfig, HandAutoencoder
+    from models.rotations import axis_angle_to_matrix
+
+    torch.manual_seed(0)
+    ae = HandAutoencoder(HandAEConfig(latent_dim=8, point_widths=(16,), decoder_widths=(16,), encoder="mlp",
+                                      rotation="6d"))
+    assert ae.decoder[-1].out_features == 64  # 10 betas + 6 rotation values + 45 fingers + 3 translation
+    x = ae.decode(torch.randn(5, 8))
+    assert x.shape == (5, 61) and bool(torch.isfinite(x).all())
+    assert float(x[:, 10:13].norm(dim=-1).max()) <= np.pi + 1e-5
+    target = x.detach().clone()
+    assert float(ae.param_loss(target, target)) < 1e-10
+    # a rotation by pi about n and one by just under pi about -n are neighbours: as matrices, not as vectors
+    near = target.clone()
+    near[:, 10:13] = torch.tensor([0.0, 0.0, np.pi])
+    far = near.clone()
+    far[:, 10:13] = torch.tensor([0.0, 0.0, -(np.pi - 1e-3)])
+    assert float(ae.param_loss(far, near)) < 1e-5
+    assert torch.allclose(axis_angle_to_matrix(far[:, 10:13]), axis_angle_to_matrix(near[:, 10:13]), atol=1e-3)
+    with pytest.raises(ValueError, match="rotation must be one of axis_angle, 6d, got 'quat'"):
+        HandAEConfig(rotation="quat")
+
+
+def test_the_small_preset_uses_the_6d_head_and_the_vertex_to_vertex_loss():
+    from tasks.grasp.config import preset_config
+
+    config = preset_config("small")
+    assert config.model_config().ae.rotation == "6d" and config.ae_v2v > 0 and config.ae_chamfer == 0
+    assert preset_config("paper").model_config().ae.rotation == "axis_angle"  # FastGrasp's sizes stay FastGrasp's
