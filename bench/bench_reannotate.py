@@ -107,8 +107,8 @@ def main() -> None:
             f"`reannotate` runs on OakInk. Writing the datasets took {r['synth_s']:.0f} s (not counted); "
             f"{load_text()}.",
             f"Orchestration share: the flow run's own time was {r['full_run_time_s']:.1f} s of the "
-            f"{r['full_annotate_wall_s']:.1f} s wall; at least one of its {r['task_runs']} task runs was running during "
-            f"{r['task_seconds']:.1f} s of it (the union of their intervals: chunk tasks overlap), so "
+            f"{r['full_annotate_wall_s']:.1f} s wall; at least one of its {r['task_runs']} task runs was running "
+            f"during {r['task_seconds']:.1f} s of it (the union of their intervals: chunk tasks overlap), so "
             f"{100 * r['orchestration_share']:.1f} % of the flow run's time was outside any task (an upper bound on "
             f"what Prefect costs: it also holds work done in flow bodies between tasks)."]
     table = bench_table(["run", "wall s", "samples recomputed", "samples unchanged"],
