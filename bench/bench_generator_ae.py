@@ -47,7 +47,7 @@ def main() -> None:
     import torch
 
     from models.hand_autoencoder import mano_vertices
-    from models.rotations import axis_angle_to_matrix
+    from models.mano import axis_angle_to_matrix
     from schemas.data_root import DataRoot
     from tasks.grasp.config import preset_config
     from tasks.grasp.data import GraspDataset, load_grasp_items, mano_layer

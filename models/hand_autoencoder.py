@@ -22,8 +22,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from models.mano import ManoLayer
-from models.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix
+from models.mano import ManoLayer, axis_angle_to_matrix
+from models.rotations import matrix_to_axis_angle, rotation_6d_to_matrix
 
 MANO_DIM = 61
 BETAS, GLOBAL_ROT, FINGERS, TRANS = slice(0, 10), slice(10, 13), slice(13, 58), slice(58, 61)

@@ -1,4 +1,5 @@
-"""Rotations in torch, differentiable: axis-angle <-> matrix, and the continuous 6D representation.
+"""Rotations in torch, differentiable: matrix -> axis-angle, and the continuous 6D representation (axis-angle ->
+matrix is models.mano.axis_angle_to_matrix).
 
 Why a 6D head: the hand autoencoder regressed MANO's global rotation as an axis-angle vector, which is
 discontinuous (a rotation by nearly pi about n and one about -n are neighbours, their vectors 2 pi apart). Grasps
@@ -14,18 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-
-def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
-    """Rodrigues' formula. (..., 3) radians -> (..., 3, 3)."""
-    theta = axis_angle.norm(dim=-1, keepdim=True)
-    axis = axis_angle / theta.clamp(min=1e-8)
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*axis.shape[:-1], 3, 3)
-    sin, cos = torch.sin(theta)[..., None], torch.cos(theta)[..., None]
-    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    return eye + sin * cross + (1 - cos) * cross @ cross
 
 
 def rotation_6d_to_matrix(six: Tensor) -> Tensor:

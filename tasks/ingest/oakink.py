@@ -183,7 +183,7 @@ def iter_oakink(root: str | Path, template: HandTemplate, *, require_watertight:
     root = dataset_root(root)
     meta = {virtual: _read_meta(root, virtual) for virtual in (False, True)}
     cache = MeshCache(cache_size)
-    digests: dict[tuple[bool, str], tuple[str, str]] = {}  # (virtual, object id) -> (mesh path, its sha256)
+    digests: dict[tuple[bool, str], str] = {}  # (virtual, object id) -> sha256 of its mesh file
     for path in walk_files(root / SHAPE_DIR, "hand_param.pkl"):
         relative = path.relative_to(root).as_posix()
         try:
@@ -195,29 +195,51 @@ def iter_oakink(root: str | Path, template: HandTemplate, *, require_watertight:
 
 
 def _unchanged(root: Path, relative: str, meta: dict, known: Mapping[str, str],
-               digests: dict[tuple[bool, str], tuple[str, str]]) -> Unchanged | None:
+               digests: dict[tuple[bool, str], str]) -> Unchanged | None:
     """Unchanged when the grasp's content hash (its pickle, its source.txt, its mesh file: what _load_grasp
     hashes) is the one `known` holds for its id; None when it differs, is new, or cannot be read (then the full
     load decides, and names what is wrong)."""
     sample_id = make_sample_id(DATASET, relative, 0)
     if sample_id not in known:
         return None
-    parts = Path(relative).parts[1:-1]
-    if len(parts) not in (3, 4):
-        return None
-    virtual = len(parts) == 4
     try:
-        source_bytes = read_bytes(root / SHAPE_DIR / Path(*parts[:3]) / "source.txt", relative, "source.txt",
-                                  limit=SOURCE_MAX_BYTES)
+        where = _grasp_path(relative)
+        source_bytes = read_bytes(root / where.source_rel, where.source_rel, "source.txt", limit=SOURCE_MAX_BYTES)
         param_bytes = read_bytes(root / relative, relative, "hand_param")
-        object_key = (virtual, parts[3] if virtual else parts[1])
+        object_key = (where.virtual, where.object_id)
         if object_key not in digests:  # one folder listing and one hash per object, not per grasp
-            mesh_rel = _mesh_path(root, meta[virtual], object_key[1], virtual, relative)
-            digests[object_key] = (mesh_rel, hash_file(root / mesh_rel))
+            mesh_rel = _mesh_path(root, meta[where.virtual], where.object_id, where.virtual, relative)
+            digests[object_key] = hash_file(root / mesh_rel)
     except (IngestError, OSError):
         return None
-    digest = content_hash(hash_bytes(param_bytes), hash_bytes(source_bytes), digests[object_key][1])
+    digest = _grasp_hash(param_bytes, source_bytes, digests[object_key])
     return Unchanged(sample_id) if digest == known[sample_id] else None
+
+
+@dataclass(frozen=True)
+class _GraspPath:
+    """What a hand_param.pkl's path says: <cat>/<src_oid>/<grasp_id>[/<virtual_oid>] under SHAPE_DIR."""
+
+    category: str
+    src_oid: str
+    object_id: str
+    virtual: bool
+    source_rel: str  # the grasp's source.txt, relative to the dataset root
+
+
+def _grasp_path(relative: str) -> _GraspPath:
+    parts = Path(relative).parts[1:-1]
+    if len(parts) not in (3, 4):
+        raise IngestError(relative, "path", f"expected {SHAPE_DIR}/<cat>/<src_oid>/<grasp_id>[/<virtual_oid>]"
+                                            f"/hand_param.pkl")
+    virtual = len(parts) == 4
+    return _GraspPath(parts[0], parts[1], parts[3] if virtual else parts[1], virtual,
+                      Path(SHAPE_DIR, *parts[:3], "source.txt").as_posix())
+
+
+def _grasp_hash(param_bytes: bytes, source_bytes: bytes, mesh_digest: str) -> str:
+    """A grasp's content hash: its pickle, its source.txt, its mesh file."""
+    return content_hash(hash_bytes(param_bytes), hash_bytes(source_bytes), mesh_digest)
 
 
 def _read_meta(root: Path, virtual: bool) -> dict | IngestError:
@@ -232,13 +254,9 @@ def _read_meta(root: Path, virtual: bool) -> dict | IngestError:
 
 def _load_grasp(root: Path, relative: str, meta: dict, cache: MeshCache, template: HandTemplate,
                 require_watertight: bool) -> RawSample:
-    parts = Path(relative).parts[1:-1]  # <cat>/<src_oid>/<grasp_id>[/<virtual_oid>]
-    if len(parts) not in (3, 4):
-        raise IngestError(relative, "path", f"expected {SHAPE_DIR}/<cat>/<src_oid>/<grasp_id>[/<virtual_oid>]"
-                                            f"/hand_param.pkl")
-    category, src_oid, virtual = parts[0], parts[1], len(parts) == 4
-    object_id = parts[3] if virtual else src_oid
-    source_rel = Path(SHAPE_DIR, *parts[:3], "source.txt").as_posix()
+    where = _grasp_path(relative)
+    category, src_oid, virtual, object_id = where.category, where.src_oid, where.virtual, where.object_id
+    source_rel = where.source_rel
     source_bytes = read_bytes(root / source_rel, source_rel, "source.txt", limit=SOURCE_MAX_BYTES)
     intent = _intent(source_bytes, source_rel, src_oid)
     param_bytes = read_bytes(root / relative, relative, "hand_param")
@@ -251,7 +269,7 @@ def _load_grasp(root: Path, relative: str, meta: dict, cache: MeshCache, templat
     return RawSample(
         sample_id=make_sample_id(DATASET, relative, 0), dataset=DATASET, split=split_for(object_id),
         source_path=relative, source_index=0,
-        content_hash=content_hash(hash_bytes(param_bytes), hash_bytes(source_bytes), mesh.digest),
+        content_hash=_grasp_hash(param_bytes, source_bytes, mesh.digest),
         object_id=object_id, object_category=category, object_mesh_path=mesh_rel, object_vertices=mesh.vertices,
         object_faces=mesh.faces, hand_pose=pose, hand_betas=betas, hand_trans=trans, intent=intent)
 

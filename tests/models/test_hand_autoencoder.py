@@ -96,7 +96,7 @@ def test_the_6d_rotation_head_decodes_valid_mano_vectors_and_compares_rotations_
     import numpy as np
 
     from models.hand_autoencoder import HandAEConfig, HandAutoencoder
-    from models.rotations import axis_angle_to_matrix
+    from models.mano import axis_angle_to_matrix
 
     torch.manual_seed(0)
     ae = HandAutoencoder(HandAEConfig(latent_dim=8, point_widths=(16,), decoder_widths=(16,), encoder="mlp",

@@ -1,10 +1,11 @@
-"""models/rotations.py against scipy's Rotation (an independent implementation)."""
+"""models/rotations.py, with models.mano.axis_angle_to_matrix, against scipy's Rotation (an independent code)."""
 
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from models.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix
+from models.mano import axis_angle_to_matrix
+from models.rotations import matrix_to_axis_angle, rotation_6d_to_matrix
 
 
 def test_axis_angle_and_matrix_agree_with_scipy_including_angles_near_pi():
