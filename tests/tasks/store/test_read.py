@@ -112,6 +112,19 @@ def test_broken_manifest_is_named(table_path, edit, message):
     assert info.value.path == manifest_path.resolve()
 
 
+@pytest.mark.parametrize(("deleted", "message"), [
+    ([99], "deleted row index out of range"), ([1, 0], "must be sorted and unique"), ([0, 0], "sorted and unique")])
+def test_a_hand_edited_deletion_list_is_refused_naming_the_shard(table_path, deleted, message):
+    manifest_path = table_path / layout.MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    manifest["shards"][0]["deleted"] = deleted
+    manifest["num_rows"] -= len(deleted)  # the totals agree: only the list itself is wrong
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match=message) as info:
+        open_table(table_path)
+    assert manifest["shards"][0]["name"] in str(info.value)
+
+
 def test_not_a_table(tmp_path):
     with pytest.raises(NotATableError, match=r"no manifest\.json"):
         read_manifest(tmp_path)

@@ -362,3 +362,11 @@ def test_shard_size_comes_from_the_setting_unless_given(tables_dir, monkeypatch)
     monkeypatch.setenv("AFFORD_ROWS_PER_SHARD", "0")
     with pytest.raises(ValueError, match="rows_per_shard"):
         write_table(tables_dir / "bad", sample_dicts(1), Sample)
+
+
+def test_a_rewrite_share_outside_0_1_is_refused_by_name(tables_dir, monkeypatch):
+    with pytest.raises(ValueError, match=r"rewrite_share must be in \[0, 1\], got 1.5"):
+        TableWriter(tables_dir / "samples", Sample, rewrite_share=1.5)
+    monkeypatch.setenv("AFFORD_REWRITE_SHARE", "-0.1")
+    with pytest.raises(ValueError, match="rewrite_share"):
+        TableWriter(tables_dir / "samples", Sample)
