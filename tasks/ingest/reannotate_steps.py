@@ -54,8 +54,11 @@ def instructed_with(table: Path, generator: str | None, k: int | None) -> tuple[
 
 
 def changed_samples(table: Path, ids: set[str]) -> list[Sample]:
-    """The rows of `ids`, in table order; only those rows are validated (batches are filtered by id first)."""
-    return list(side_rows(table, Sample, ids).values()) if ids else []
+    """The rows of `ids`, in table order, read from the shards holding them only (ingest wrote the changed rows
+    into new shards: the files that held their old rows list those as deleted, and are not read)."""
+    if not ids:
+        return []
+    return list(side_rows(table, Sample, ids, shards=KeyedShards(table).shards_for(ids)).values())
 
 
 @task(name="label-changed", cache_policy=NONE)
@@ -92,8 +95,9 @@ def instruct_task(samples: list[Sample], removed: list[str], data_root: Path, ge
     from tasks.instruct.choice import chosen_generator
 
     layout = DataRoot(data_root)
-    labels = ({r.sample_id: r.affordance for r in open_table(layout.affordance_labels, AffordanceLabel).iter_rows()}
-              if table_exists(layout.affordance_labels) else {})
+    # side_rows: only the changed samples' rows are validated (an empty dict when the table does not exist)
+    labels = {i: r.affordance for i, r in side_rows(layout.affordance_labels, AffordanceLabel,
+                                                    [s.sample_id for s in samples]).items()}
     inputs = [(s.sample_id, s.dataset, s.object_category, s.affordance or labels[s.sample_id], None)
               for s in samples if s.affordance or s.sample_id in labels]
     rows, counts = [], None
@@ -111,8 +115,7 @@ def instruct_task(samples: list[Sample], removed: list[str], data_root: Path, ge
 def map_task(samples: list[Sample], removed: list[str], data_root: Path, lineage: Lineage) -> int:
     """Affordance maps for the changed target samples with the last full run's checkpoint."""
     layout = DataRoot(data_root)
-    instructions = ({r.sample_id: r for r in open_table(layout.instructions, InstructionRow).iter_rows()}
-                    if table_exists(layout.instructions) else {})
+    instructions = side_rows(layout.instructions, InstructionRow, [s.sample_id for s in samples])
     inputs = [InferInput(s.sample_id, s.dataset, instructions[s.sample_id].object_class,
                          instructions[s.sample_id].affordance, instructions[s.sample_id].instruction,
                          s.object_points) for s in samples if s.sample_id in instructions]
