@@ -31,7 +31,7 @@ from tasks.report.render import render_instructions
 from tasks.report.run_files import write_stage
 from tasks.runtime.progress_line import bar, time_left
 from tasks.store.read import open_table
-from tasks.store.write import write_table
+from tasks.store.write import TableWriter, write_table
 
 
 @task(name="generate-instructions", cache_policy=NONE)
@@ -64,11 +64,12 @@ def generate_task(inputs: list[tuple[str, str, str, str, str | None]], kind: str
         running.append(generator)
         concurrency = (EMBEDDED_CONCURRENCY if kind == "auto" and not settings.llm_base_url
                        else settings.llm_max_concurrency)
-        rows, counts = instruct_samples(inputs, generator, cache, k=k, concurrency=concurrency,
-                                        rejects=rejects, progress=advance)
+        lineage = Lineage(stage="instruct", stage_version=STAGE_VERSION, params={"generator": kind, "k": k})
+        # Rows stream into the table's shards as they are made: the stage never holds every instruction row
+        with TableWriter(out_table, InstructionRow, lineage=lineage) as writer:
+            _, counts = instruct_samples(inputs, generator, cache, k=k, concurrency=concurrency,
+                                         rejects=rejects, progress=advance, emit=writer.write)
     update_progress_artifact(progress, progress=100.0)
-    lineage = Lineage(stage="instruct", stage_version=STAGE_VERSION, params={"generator": kind, "k": k})
-    write_table(out_table, rows, InstructionRow, lineage=lineage)
     write_table(DataRoot.beside(out_table, "rejects"), rejects, Reject, lineage=lineage)
     return counts
 
@@ -83,8 +84,10 @@ def instruct(tables: list[str], out_table: str, labels_table: str | None = None,
     AFFORD_SEED). `reports_dir`: where to write the stage's figures (a data root's reports/, as annotate does)."""
     given = {"data_root": data_root or None, "seed": seed}
     settings = AffordSettings(**{name: value for name, value in given.items() if value is not None})
-    labels = ({r.sample_id: r.affordance for r in open_table(labels_table, AffordanceLabel).iter_rows()}
-              if labels_table else {})
+    labels = {}
+    if labels_table:  # two columns, not every row model: one id -> class entry per target sample
+        data = open_table(labels_table, AffordanceLabel).read(["sample_id", "affordance"]).to_pydict()
+        labels = dict(zip(data["sample_id"], data["affordance"], strict=True))
     inputs = instruct_inputs([Path(t) for t in tables], labels)
     out = Path(out_table)
     counts = generate_task(inputs, generator, settings, k, out)

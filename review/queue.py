@@ -10,15 +10,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import pyarrow.compute as pc
 
 from schemas.affordance import AFFORDANCES
 from schemas.review import QueueItem
 from schemas.rows import PseudoLabel
 
 
-def candidates(labels: Sequence[PseudoLabel], cycle: int) -> list[PseudoLabel]:
+class Candidate(NamedTuple):
+    """The fields of a pseudo-label that choosing and showing a queue item reads (a PseudoLabel has them too)."""
+
+    sample_id: str
+    dataset: str
+    predicted: str
+    confidence: float
+    accepted: bool
+    cycle: int
+
+
+def table_candidates(table: str | Path, cycle: int) -> list[Candidate]:
+    """The accepted labels of `cycle` in the labels table, as Candidates: six columns are read and filtered in
+    Arrow, so a cycle over a large pool never builds a PseudoLabel per sample to pick 100."""
+    from tasks.store.read import open_table  # the store is needed only here; the rest of this module is pure
+
+    data = open_table(table, PseudoLabel).read(list(Candidate._fields))
+    data = data.filter(pc.and_(data.column("accepted"), pc.equal(data.column("cycle"), cycle)))
+    return [Candidate(*values) for values in zip(*(data.column(f).to_pylist() for f in Candidate._fields),
+                                                 strict=True)]
+
+
+def candidates(labels: Sequence[PseudoLabel | Candidate], cycle: int) -> list[PseudoLabel | Candidate]:
     """The accepted labels of `cycle`, sorted by sample_id so that the sample depends on the set of labels, not
     on the order a table reader happened to return them in."""
     picked = sorted((label for label in labels if label.accepted and label.cycle == cycle), key=lambda x: x.sample_id)
@@ -54,7 +79,7 @@ def allocate(available: Sequence[int], size: int, min_per_class: int) -> list[in
     return [b + s for b, s in zip(base, shares, strict=True)]
 
 
-def sample_queue(labels: Sequence[PseudoLabel], categories: Mapping[str, str], cycle: int, size: int = 100,
+def sample_queue(labels: Sequence[PseudoLabel | Candidate], categories: Mapping[str, str], cycle: int, size: int = 100,
                  seed: int = 0, min_per_class: int = 5, overlap: float = 0.0) -> list[QueueItem]:
     """The review queue of `cycle`: up to `size` accepted labels, stratified by predicted class (see `allocate`),
     all of them when fewer exist; in a seeded shuffled order, positions 0..n-1.

@@ -6,14 +6,16 @@
       review/review.sqlite       the review queue and decisions; review/images/ the queue's pictures
       cache/instructions.sqlite  generated instructions by key (each key is generated once)
       models/                    embedded models (the instruction LLM)
-      self_training/             classifier cycles: checkpoints, plots, cycles.md/json
+      self_training/             classifier cycles: checkpoints, plots, cycles.md/json; merged_labels/ (a table:
+                                 the labels a run's cycles merged so far, its working state)
       affordance/                the affordance-map model: checkpoint, metrics, figures
       current/<stage>.json       which checkpoint is current per stage (what re-annotation and evaluation use)
       reports/<stage>.json       the last annotate run's figures per stage, and run.json (command, seed, code, machine)
       reannotate/                one JSON report per incremental pass
       watch/                     the dataset watcher's hash manifests
       datasets/, renders/        the demo's synthetic datasets and pictures
-      chunks/<stage>/<key>/      committed chunks: classifier clouds, the annotated join (maps: affordance/chunks)
+      chunks/<stage>/<key>/      committed chunks: classifier clouds, each cycle's pseudo-labels, the annotated
+                                 join (maps: affordance/chunks)
       .annotate.lock             held while a flow writes tables
 
 No flow, task or command joins these by hand: they ask a `DataRoot`.
@@ -134,6 +136,11 @@ class DataRoot:
     @property
     def self_training(self) -> Path:
         return self.path / "self_training"
+
+    @property
+    def merged_labels(self) -> Path:
+        """The table of labels the self-training run's cycles have merged so far (its working state)."""
+        return self.self_training / "merged_labels"
 
     @property
     def affordance(self) -> Path:

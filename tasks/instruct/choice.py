@@ -25,11 +25,15 @@ def instruct_inputs(tables: list[Path], labels: dict[str, str]) -> list[tuple[st
     """(sample_id, dataset, object_class, affordance, part) per sample that has an affordance: its own
     (AffordPose) or its self-training label. Samples with neither are not inputs (nothing to instruct)."""
     rows = []
+    columns = ["sample_id", "dataset", "object_category", "affordance"]
     for table in tables:
-        for sample in open_table(table, Sample).iter_rows():
-            affordance = sample.affordance or labels.get(sample.sample_id)
-            if affordance is not None:
-                rows.append((sample.sample_id, sample.dataset, sample.object_category, affordance, None))
+        # Four columns a batch: the points and hand of each sample are never read for an instruction
+        for batch in open_table(table, Sample).iter_batches(columns, batch_rows=4096):
+            for sample_id, dataset, category, own in zip(*(batch.column(c).to_pylist() for c in columns),
+                                                         strict=True):
+                affordance = own or labels.get(sample_id)
+                if affordance is not None:
+                    rows.append((sample_id, dataset, category, affordance, None))
     return rows
 
 

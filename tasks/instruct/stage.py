@@ -31,6 +31,7 @@ from tasks.runtime.interrupt import check as check_interrupted
 
 STAGE = "instruct"
 STAGE_VERSION = "instruct-1"
+_EMIT_ROWS = 1024  # rows made (and handed to `emit`) at a time
 if TYPE_CHECKING:
     from schemas.settings import AffordSettings
 
@@ -91,12 +92,15 @@ def instruct_samples(rows: Iterable[tuple[str, str, str, str, str | None]], gene
                      cache: InstructionCache | None, k: int = 3, concurrency: int = 4, *,
                      rejects: list[Reject] | None = None,
                      progress: Callable[[InstructionKey, list[Instruction]], None] | None = None,
+                     emit: Callable[[list[InstructionRow]], None] | None = None,
                      ) -> tuple[list[InstructionRow], InstructCounts]:
     """Instruction rows for (sample_id, dataset, object_class, affordance, part) inputs.
 
     cache: None generates every key. rejects: inputs that cannot be keyed are appended here (stage "instruct").
-    progress: called after each key is generated (not for cache hits). Raises EndpointConfigError when the
-    endpoint refuses the credentials or model; keys finished before that are already cached.
+    progress: called after each key is generated (not for cache hits). emit: when given, rows go to it in
+    batches as they are made (e.g. a TableWriter's `write`) and the returned list is empty, so a large input never
+    holds all its rows. Raises EndpointConfigError when the endpoint refuses the credentials or model; keys
+    finished before that are already cached.
     """
     if k < 1 or concurrency < 1:
         raise ValueError(f"k and concurrency must be >= 1, got k={k}, concurrency={concurrency}")
@@ -108,16 +112,26 @@ def instruct_samples(rows: Iterable[tuple[str, str, str, str, str | None]], gene
     made, not_cached = _generate([key for key in keys if key not in found], generator, cache, k, concurrency,
                                  progress)
     by_key = found | made
-    out = [_row(sample_id, dataset, key, by_key[key], k) for sample_id, dataset, key in samples]
+    out: list[InstructionRow] = []
+    written = fallback_samples = 0
+    for start in range(0, len(samples), _EMIT_ROWS):
+        batch = [_row(sample_id, dataset, key, by_key[key], k)
+                 for sample_id, dataset, key in samples[start:start + _EMIT_ROWS]]
+        written += len(batch)
+        fallback_samples += sum(row.fallback for row in batch)
+        if emit is None:
+            out.extend(batch)
+        else:
+            emit(batch)
     if rejects is not None:
         rejects.extend(rejected)
     spent = _stats(generator) - before
     counts = InstructCounts(
-        samples=len(samples) + len(rejected), rows=len(out), rejected=len(rejected), keys=len(keys),
+        samples=len(samples) + len(rejected), rows=written, rejected=len(rejected), keys=len(keys),
         cache_hits=len(found), generated=len(made), endpoint_calls=spent.calls, retries=spent.retries,
         repairs=spent.repairs, gave_up=spent.gave_up,
         fallback_keys=sum(any(i.fallback for i in by_key[key]) for key in keys),
-        fallback_samples=sum(row.fallback for row in out), not_cached=not_cached)
+        fallback_samples=fallback_samples, not_cached=not_cached)
     return out, counts
 
 

@@ -4,11 +4,16 @@ chunk each cycle and holds only their ids and categories in memory.
 Cloud preparation (farthest-point sampling of hand and object) is the larger part of labelling a sample, so a
 chunk's clouds are committed under a content key (its input shards, the point count, the cloud version): a re-run
 after a crash, or the next full run on unchanged inputs, prepares only the chunks it has not prepared. Labelling a
-cycle loads one chunk's clouds at a time on the task's worker; only the pseudo-label rows come back.
+cycle loads one chunk's clouds at a time on the task's worker and commits that chunk's pseudo-label rows (stage
+`pseudo_labels`, keyed by the cloud chunk, the classifier, the rule and the ids merged so far); the labels table is
+published from those files, so no label row comes back to the flow: a cycle holds counts, not rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from tasks.store.chunks import ChunkStore, InputChunk, plan_chunks
 from tasks.store.read import open_table
 
 STAGE = "classifier_clouds"
+LABEL_STAGE = "pseudo_labels"
 CLOUD_VERSION = "joint-cloud-1"  # raise when joint_cloud's sampling or scaling changes
 
 
@@ -86,13 +92,44 @@ def load_chunk_clouds(store_root: str, chunk: InputChunk) -> Clouds:
                   store.array(chunk.key, "labels"))
 
 
-def label_chunk(chunk: InputChunk, store_root: str, checkpoint: str, checkpoint_sha256: str, rule: str,
-                stats: ClassStats | None, k: float, cycle: int, skip: Collection[str] = (),
-                device: str = "auto") -> list[PseudoLabel]:
-    """Pseudo-labels of one chunk's clouds, minus the `skip` ids (already merged), by the cycle's classifier."""
+def plan_label_chunks(pool: CloudPool, checkpoint_sha256: str, rule: str, stats: ClassStats | None, k: float,
+                      cycle: int, merged: Collection[str]) -> list[InputChunk]:
+    """One labelling chunk per cloud chunk of the pool (same shards and ids), keyed by the cloud chunk, the
+    classifier, the rule and its statistics, the cycle and the chunk's ids already merged (which it skips)."""
+    params = json.dumps({"stage": LABEL_STAGE, "version": STAGE_VERSION, "checkpoint_sha256": checkpoint_sha256,
+                         "rule": rule, "stats": None if stats is None else _stats_digest(stats), "k": k,
+                         "cycle": cycle}, sort_keys=True)
+    chunks = []
+    for chunk in pool.chunks:
+        digest = hashlib.sha256(f"{params}\0{chunk.key}\0".encode())
+        for sample_id in chunk.sample_ids:
+            if sample_id in merged:
+                digest.update(sample_id.encode() + b"\0")
+        chunks.append(dataclasses.replace(chunk, stage=LABEL_STAGE, key=digest.hexdigest()))
+    return chunks
+
+
+def _stats_digest(stats: ClassStats) -> str:
+    digest = hashlib.sha256()
+    for field in dataclasses.fields(stats):
+        digest.update(np.asarray(getattr(stats, field.name), np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def label_chunk(chunk: InputChunk, store_root: str, clouds_key: str, checkpoint: str, checkpoint_sha256: str,
+                rule: str, stats: ClassStats | None, k: float, cycle: int, skip: Collection[str] = (),
+                device: str = "auto") -> dict:
+    """Pseudo-label one chunk's clouds (cloud chunk `clouds_key`), minus the `skip` ids (already merged), by the
+    cycle's classifier; commit the rows under the label chunk's key and return its meta (counts only)."""
+    start = time.perf_counter()
     model = cached("classifier", checkpoint, checkpoint_sha256, device, lambda: load_trained(checkpoint, device),
                    lambda m: m.checkpoint_sha256)
-    return label_pool_part(model, load_chunk_clouds(store_root, chunk), rule, stats, k, cycle, skip)
+    clouds = load_chunk_clouds(store_root, dataclasses.replace(chunk, stage=STAGE, key=clouds_key))
+    labels = label_pool_part(model, clouds, rule, stats, k, cycle, skip)
+    return ChunkStore(store_root, LABEL_STAGE).commit(
+        chunk.key, {"rows": (labels, PseudoLabel)},
+        {"chunk": chunk.index, "table": chunk.table, "labelled": len(labels),
+         "accepted": sum(label.accepted for label in labels), "seconds": time.perf_counter() - start})
 
 
 def label_pool_part(model: TrainResult, clouds: Clouds, rule: str, stats: ClassStats | None, k: float, cycle: int,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from pydantic import Field
 from review.agreement import agreement_report
 from review.images import cycle_images_dir, render_queue_images
 from review.pace import pace_markdown, reviewer_pace
-from review.queue import sample_queue
+from review.queue import sample_queue, table_candidates
 from review.resume import review_pause_key
 from review.store import ReviewStore
 from schemas.affordance import affordance_index
@@ -35,8 +37,15 @@ from tasks.ingest.delta import save_classifier_state
 from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.classifier_data import Clouds
 from tasks.pseudo_label.classifier_model import TrainResult
+from tasks.pseudo_label.cloud_pool import (
+    LABEL_STAGE,
+    CloudPool,
+    cloud_chunk,
+    label_chunk,
+    plan_cloud_chunks,
+    plan_label_chunks,
+)
 from tasks.pseudo_label.cloud_pool import STAGE as CLOUD_STAGE
-from tasks.pseudo_label.cloud_pool import CloudPool, cloud_chunk, label_chunk, plan_cloud_chunks
 from tasks.pseudo_label.label_quality import label_quality, passes_gate, quality_markdown
 from tasks.pseudo_label.report import epoch_line
 from tasks.pseudo_label.self_training import (
@@ -50,9 +59,10 @@ from tasks.pseudo_label.stage import StageReport, prepare_clouds, train_and_eval
 from tasks.report.figures import classifier_figures, self_training_figures
 from tasks.report.render import render_self_training
 from tasks.report.run_files import write_stage
-from tasks.runtime.chunked import read_outputs, run_chunks, submit_chunks
+from tasks.runtime.chunked import publish_chunks, read_outputs, run_chunks
 from tasks.store.chunks import ChunkStore, InputChunk
-from tasks.store.write import write_table
+from tasks.store.read import open_table
+from tasks.store.write import TableWriter, write_table
 
 
 class ReviewInput(RunInput):
@@ -91,8 +101,8 @@ def cloud_chunk_task(chunk: InputChunk, store_root: str, num_points: int) -> dic
 
 
 @task(name="label-chunk", cache_policy=NONE, retries=1, retry_delay_seconds=1)
-def label_chunk_task(chunk: InputChunk, **kwargs) -> list[PseudoLabel]:
-    """One chunk of the pool pseudo-labelled by the cycle's classifier."""
+def label_chunk_task(chunk: InputChunk, **kwargs) -> dict:
+    """One chunk of the pool pseudo-labelled by the cycle's classifier (rows committed; counts returned)."""
     return label_chunk(chunk, **kwargs)
 
 
@@ -110,26 +120,60 @@ def prepare_pool(targets: list[Path], num_points: int, layout: DataRoot, shards_
                      tuple(c for m in run.metas for c in m["categories"]))
 
 
-def label_cycle(run: SelfTrainingRun, result: TrainResult, report: StageReport, cycle: int) -> list[PseudoLabel]:
-    """Pseudo-label every pool sample not merged yet, one task per cloud chunk; write the cycle's labels."""
+def label_cycle(run: SelfTrainingRun, result: TrainResult, report: StageReport, cycle: int) -> tuple[int, int]:
+    """Pseudo-label every pool sample not merged yet, one task per cloud chunk; each chunk commits its rows and
+    the cycle's labels are published into the labels table from those files. Returns (labelled, accepted)."""
     s = run.settings
-    skip = frozenset(run.merged)
-    parts = submit_chunks(label_chunk_task, run.pool.chunks, "pseudo_label", lambda chunk: {
-        "store_root": run.pool.store_root, "checkpoint": str(result.checkpoint),
-        "checkpoint_sha256": result.checkpoint_sha256, "rule": report.rule, "stats": report.measurement.stats,
-        "k": s.k, "cycle": cycle, "skip": skip})
-    labels = [label for part in parts for label in part]
+    chunks = plan_label_chunks(run.pool, report.checkpoint_sha256, report.rule, report.measurement.stats, s.k, cycle,
+                               run.merged)
+    store = ChunkStore(run.layout.chunks, LABEL_STAGE)
+    clouds_keys = {chunk.index: chunk.key for chunk in run.pool.chunks}
+    done = run_chunks(label_chunk_task, chunks, store, per_chunk=lambda chunk: {
+        "clouds_key": clouds_keys[chunk.index],
+        "skip": frozenset(i for i in chunk.sample_ids if i in run.merged)},  # only this chunk's merged ids travel
+        checkpoint=str(result.checkpoint), checkpoint_sha256=result.checkpoint_sha256, rule=report.rule,
+        stats=report.measurement.stats, k=s.k, cycle=cycle)
     lineage = Lineage(stage="self_training", stage_version=STAGE_VERSION, checkpoint_sha256=report.checkpoint_sha256,
                       params={"rule": report.rule, "k": s.k, "cycle": cycle}, seed=s.seed)
-    write_table(run.layout.labels, labels, PseudoLabel, lineage=lineage)
-    return labels
+    publish_chunks(run.layout.labels, PseudoLabel, chunks, store, "rows", lineage)
+    return sum(m["labelled"] for m in done.metas), sum(m["accepted"] for m in done.metas)
+
+
+def cycle_labels(table: Path, cycle: int, batch_rows: int = 1024) -> Iterator[list[PseudoLabel]]:
+    """The labels of `cycle` in the labels table, a batch at a time (the table keeps every cycle's)."""
+    batch: list[PseudoLabel] = []
+    for label in open_table(table, PseudoLabel).iter_rows(batch_rows=batch_rows):
+        if label.cycle == cycle:
+            batch.append(label)
+            if len(batch) >= batch_rows:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def merge_into_table(run: SelfTrainingRun, cycle: int, states: list[ItemState], gate_passed: bool) -> int:
+    """Merge the cycle's labels (merge_cycle, batch by batch) into the run's merged-labels table; remember each
+    merged sample's class by id. Returns how many joined."""
+    count = 0
+    # The run's first merge starts the table afresh: labels merged by an earlier run are not this run's
+    mode = "upsert" if run.merged else "overwrite"
+    with TableWriter(run.layout.merged_labels, AffordanceLabel, mode=mode, lineage=Lineage(
+            stage="self_training", stage_version=STAGE_VERSION, params={"cycle": cycle})) as writer:
+        for batch in cycle_labels(run.layout.labels, cycle):
+            new = merge_cycle(batch, states, gate_passed)
+            writer.write(new)
+            run.merged |= {label.sample_id: affordance_index(label.affordance) for label in new}
+            count += len(new)
+    return count
 
 
 @task(name="open-review-queue", cache_policy=NONE)
-def queue_task(store_path: Path, images_dir: Path, labels: list[PseudoLabel], categories: dict[str, str],
+def queue_task(store_path: Path, images_dir: Path, labels_table: Path, categories: dict[str, str],
                cycle: int, size: int, seed: int, sample_tables: list[Path], hand_faces: np.ndarray,
                overlap: float = 0.0) -> int:
-    items = sample_queue(labels, categories, cycle, size=size, seed=seed, overlap=overlap)
+    items = sample_queue(table_candidates(labels_table, cycle), categories, cycle, size=size, seed=seed,
+                         overlap=overlap)
     render_queue_images(items, sample_tables, hand_faces, cycle_images_dir(images_dir, cycle))
     ReviewStore(store_path).create_queue(cycle, items, flow_run_id=str(flow_run.id))
     return len(items)
@@ -146,18 +190,36 @@ def _simulated_review(base_url: str, cycle: int, truth: dict[str, str], error_ra
     return thread
 
 
-def _finish(root: Path, out: Path, pool: CloudPool, merged: dict[str, AffordanceLabel],
-            last_label: dict[str, PseudoLabel], records: list[CycleRecord], first: StageReport | None) -> str:
+def _final_labels(layout: DataRoot, pool: CloudPool, merged: Collection[str], last_cycle: int | None,
+                  writer: TableWriter) -> Counter[str]:
+    """Stream the final labels into `writer`: the run's merged labels, then the last cycle's model label
+    (low_confidence) for every pool sample not merged; the count per origin."""
+    origins: Counter[str] = Counter()
+    if merged:
+        for batch in open_table(layout.merged_labels, AffordanceLabel).iter_batches(batch_rows=4096):
+            writer.write_arrow(batch)  # rows that came out of a table: no need to validate them again
+            origins.update(batch.column("origin").to_pylist())
+    if last_cycle is not None:
+        in_pool = set(pool.sample_ids)
+        for batch in cycle_labels(layout.labels, last_cycle):
+            rows = low_confidence((b for b in batch if b.sample_id in in_pool), set(merged))
+            writer.write(rows)
+            origins["low_confidence"] += len(rows)
+    return origins
+
+
+def _finish(root: Path, out: Path, pool: CloudPool, merged: Collection[str], records: list[CycleRecord],
+            first: StageReport | None) -> str:
     """Write the final labels (merged + low_confidence), the stage's figures (reports/self_training.json), the
     per-cycle table, and the artifacts."""
     layout = DataRoot(root)
-    final = list(merged.values()) + low_confidence(last_label.values(), set(merged))
-    write_table(layout.affordance_labels, final, AffordanceLabel,
-                lineage=Lineage(stage="self_training", stage_version=STAGE_VERSION, params={"cycles": len(records)}))
+    with TableWriter(layout.affordance_labels, AffordanceLabel, lineage=Lineage(
+            stage="self_training", stage_version=STAGE_VERSION, params={"cycles": len(records)})) as writer:
+        origins = _final_labels(layout, pool, merged, records[-1].cycle if records else None, writer)
     classifier = None if first is None else classifier_figures(
         first.split_accuracy, first.measurement.reports, first.rule, first.measurement.choice.reason,
         first.measurement.stats, first.checkpoint_sha256)
-    figures = self_training_figures(classifier, records, final, len(pool))
+    figures = self_training_figures(classifier, records, origins, len(pool))
     write_stage(layout.reports, "self_training", figures)
     files = (f"Checkpoint of cycle 0 `{first.checkpoint}`; plots " + ", ".join(f"`{p}`" for p in first.files.values())
              + "\n\n" if first else "")
@@ -169,7 +231,6 @@ def _finish(root: Path, out: Path, pool: CloudPool, merged: dict[str, Affordance
     create_table_artifact(table=[r.as_dict() for r in records], key="self-training-cycles",
                           description="Coverage, acceptance, validation and reviewed accuracy per cycle")
     return markdown
-
 
 
 @dataclass(frozen=True)
@@ -201,8 +262,9 @@ class SelfTrainingRun:
     targets: list[Path]
     hand_faces: np.ndarray
     truth: dict[str, str] = field(default_factory=dict)  # sample_id -> true class (simulated reviewer only)
-    merged: dict[str, AffordanceLabel] = field(default_factory=dict)
-    last_label: dict[str, PseudoLabel] = field(default_factory=dict)
+    # sample_id -> class index of every label merged so far; the rows are in layout.merged_labels, and each
+    # cycle's pseudo-labels in layout.labels: per-sample state lives in tables, only ids and classes here
+    merged: dict[str, int] = field(default_factory=dict)
     records: list[CycleRecord] = field(default_factory=list)
     reports: list[StageReport] = field(default_factory=list)
     previous: TrainResult | None = None
@@ -223,25 +285,22 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     if remaining == 0:
         return False
     extra = run.pool.load(run.merged.keys())  # the merged pseudo-labels train with the labelled set
-    extra = extra.with_labels(np.array([affordance_index(run.merged[i].affordance) for i in extra.sample_ids],
-                                       np.int64))
+    extra = extra.with_labels(np.array([run.merged[i] for i in extra.sample_ids], np.int64))
     config = TrainConfig(preset=s.classifier_preset, epochs=s.epochs if cycle == 0 else s.epochs_per_cycle,
                          seed=s.seed + cycle)
     result, report = train_cycle_task(run.labelled, extra, config, out / f"cycle-{cycle}", s.k, run.previous)
     run.previous = result
     run.reports.append(report)
-    labels = label_cycle(run, result, report, cycle)
-    run.last_label |= {label.sample_id: label for label in labels}
-    accepted = sum(label.accepted for label in labels)
+    labelled, accepted = label_cycle(run, result, report, cycle)
     record = CycleRecord(cycle=cycle, unlabelled_before=remaining, accepted=accepted,
-                         acceptance_rate=accepted / len(labels), val_accuracy=report.split_accuracy["val"],
+                         acceptance_rate=accepted / max(labelled, 1), val_accuracy=report.split_accuracy["val"],
                          test_accuracy=report.split_accuracy["test"], reviewed=0, reviewed_accuracy=None,
                          gate_passed=None, merged=0, coverage=run.coverage())
     run.records.append(record)
     if accepted == 0:
         record.note = "no label passed the confidence rule"
         return False
-    states = _reviewed(run, cycle, labels, record)
+    states = _reviewed(run, cycle, record)
     if states is None:
         return False
     write_table(run.layout.review_decisions, decision_rows(states), ReviewDecision)
@@ -256,20 +315,18 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     create_markdown_artifact(markdown=f"## Review of cycle {cycle}\n\n{quality_markdown(quality, s.min_lower)}"
                                       f"{agreed}",
                              key=f"review-quality-cycle-{cycle}", description="Reviewed label quality")
-    new = merge_cycle(labels, states, record.gate_passed)
-    run.merged |= {label.sample_id: label for label in new}
-    record.merged, record.coverage = len(new), run.coverage()
+    new = merge_into_table(run, cycle, states, record.gate_passed)
+    record.merged, record.coverage = new, run.coverage()
     if not new:
         record.note = "no label was merged (gate failed and nothing relabelled)"
         return False
     return True
 
 
-def _reviewed(run: SelfTrainingRun, cycle: int, labels: list[PseudoLabel],
-              record: CycleRecord) -> list[ItemState] | None:
+def _reviewed(run: SelfTrainingRun, cycle: int, record: CycleRecord) -> list[ItemState] | None:
     """Open the cycle's queue and wait (paused) for its review; the final item states, or None on timeout."""
     s, store_path = run.settings, run.layout.review_store
-    size = queue_task(store_path, run.layout.review_images, labels, run.categories, cycle, s.queue_size,
+    size = queue_task(store_path, run.layout.review_images, run.layout.labels, run.categories, cycle, s.queue_size,
                       s.seed + cycle, run.targets, run.hand_faces, s.review_overlap)
     print(f"cycle {cycle}: {size} labels to review at {s.review_url}/ (or resume this run in the Prefect UI "
           f"once they are decided); waiting up to {s.review_timeout_s} s")
@@ -301,5 +358,5 @@ def record_current_classifier(run: SelfTrainingRun) -> None:
 
 def finish(run: SelfTrainingRun) -> str:
     """Write the final labels and the per-cycle report (see _finish)."""
-    return _finish(run.layout.path, run.layout.self_training, run.pool, run.merged, run.last_label, run.records,
+    return _finish(run.layout.path, run.layout.self_training, run.pool, run.merged, run.records,
                    run.reports[0] if run.reports else None)

@@ -8,12 +8,12 @@ No paths are stored, so the files do not depend on where the run was made.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from schemas.instruction import InstructionRow
-from schemas.rows import AffordanceLabel, Reject, Sample
+from schemas.rows import Reject, Sample
 from tasks.ingest.pipeline import IngestCounts, check_counts
 from tasks.pseudo_label.confidence_filter import ClassStats, RuleReport
 from tasks.pseudo_label.self_training import CycleRecord
@@ -52,12 +52,12 @@ def classifier_figures(split_accuracy: dict[str, float], reports: dict[str, Rule
 
 
 def self_training_figures(classifier: dict[str, Any] | None, records: Sequence[CycleRecord],
-                          final: Sequence[AffordanceLabel], pool: int) -> dict[str, Any]:
+                          origins: Mapping[str, int], pool: int) -> dict[str, Any]:
     """The cycles (coverage, acceptance, reviewed accuracy with its interval, gate) and where the final labels
-    came from."""
-    origins = {o: sum(label.origin == o for label in final) for o in ("validated", "relabelled", "low_confidence")}
-    return {"classifier": classifier, "cycles": [r.as_dict() for r in records], "labelled": len(final),
-            "pool": pool, "origins": origins}
+    came from (`origins`: final labels per origin)."""
+    counts = {o: int(origins.get(o, 0)) for o in ("validated", "relabelled", "low_confidence")}
+    return {"classifier": classifier, "cycles": [r.as_dict() for r in records], "labelled": sum(origins.values()),
+            "pool": pool, "origins": counts}
 
 
 def instruction_figures(counts: Any, rows: Iterable[InstructionRow],

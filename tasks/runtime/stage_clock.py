@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tasks.report.run_files import write_stage
 from tasks.runtime.interrupt import check as check_interrupted
+from tasks.runtime.memory import release_freed_memory
 
 TIMINGS = "timings"
 
@@ -54,6 +55,7 @@ class StageClock:
         if began != name:
             raise ValueError(f"stage {name!r} is done, but the stage started last is {began!r}")
         seconds = time.perf_counter() - start
+        release_freed_memory()  # what the stage freed is not carried into the next stage's peak
         record_stage_time(self.reports, name, seconds)
         print(f"[{self._elapsed()}] stage {name} done in {human_seconds(seconds)}")
         return seconds

@@ -63,6 +63,16 @@ def test_simulated_review_labels_every_target_with_the_reviewers_answers(prefect
     assert [c["cycle"] for c in cycles] == list(range(len(cycles))) and cycles[0]["reviewed"] == len(
         store.result(0).items)
     assert "## Self-training" in report and "coverage" in report
+    # The run's state is in tables: the merged labels are exactly the final ones a person or the gate let in,
+    # and the labels table holds one row per (cycle, sample) each cycle labelled (samples merged earlier skipped)
+    merged = {r.sample_id: r for r in open_table(root / "self_training" / "merged_labels", AffordanceLabel).iter_rows()}
+    assert {s: (r.affordance, r.origin) for s, r in merged.items()} == {
+        s: (r.affordance, r.origin) for s, r in final.items() if r.origin in ("validated", "relabelled")}
+    labelled = open_table(root / "tables" / "labels", PseudoLabel).read(["cycle", "sample_id"]).to_pydict()
+    assert [sum(c == cycle["cycle"] for c in labelled["cycle"]) for cycle in cycles] == [
+        cycle["unlabelled_before"] for cycle in cycles]
+    later = {s for c, s in zip(labelled["cycle"], labelled["sample_id"], strict=True) if c > 0}
+    assert not later & {s for s, r in merged.items() if r.cycle == 0}  # merged in cycle 0: not labelled again
     # A re-run finds every queue already reviewed in the store: it does not wait for anyone, and merges the same.
     again = _run(root, summary, targets, max_cycles=3, reviewer="web", review_timeout_s=5, min_lower=0.0)
     assert "timed out" not in again

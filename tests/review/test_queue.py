@@ -9,9 +9,10 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from review.queue import allocate, sample_queue
+from review.queue import allocate, sample_queue, table_candidates
 from schemas.affordance import AFFORDANCES
 from schemas.rows import PseudoLabel
+from tasks.store.write import write_table
 
 # Accepted labels per predicted class: two large classes, two rare ones (pull, lever) and one absent.
 COUNTS = {"handle-grasp": 400, "press": 200, "lift": 100, "wrap-grasp": 50, "twist": 20, "support": 10, "pull": 3,
@@ -130,6 +131,24 @@ def test_only_accepted_labels_of_the_cycle():
     items = sample_queue(labels, categories_of(labels), cycle=0, size=100)
     assert {i.sample_id for i in items} == {label.sample_id for label in wanted}
     assert sample_queue(labels, categories_of(labels), cycle=2) == []
+
+
+def test_queue_from_the_labels_table_equals_the_queue_from_the_rows(tmp_path):
+    """Self-training keeps a cycle's labels in the labels table only: the queue it draws from six columns of the
+    table (accepted rows of the cycle) must be the queue the rows themselves give, other cycles and rejected
+    labels left out."""
+    labels = (labels_with(COUNTS) + labels_with({"lift": 30}, start=5000, accepted=False)
+              + labels_with({"press": 40}, start=6000, cycle=1))
+    random.Random(1).shuffle(labels)
+    write_table(tmp_path / "labels", labels, PseudoLabel)
+    picked = table_candidates(tmp_path / "labels", cycle=0)
+    assert sorted(c.sample_id for c in picked) == sorted(
+        label.sample_id for label in labels if label.accepted and label.cycle == 0)
+    categories = categories_of(labels)
+    assert sample_queue(picked, categories, cycle=0, seed=5, overlap=0.1) == sample_queue(
+        labels, categories, cycle=0, seed=5, overlap=0.1)
+    assert [c.sample_id for c in table_candidates(tmp_path / "labels", cycle=1)] != []
+    assert table_candidates(tmp_path / "labels", cycle=2) == []
 
 
 def test_bad_arguments_are_named():

@@ -29,7 +29,7 @@ from tasks.instruct.prompts import (
 )
 from tasks.instruct.stage import InstructInput, instruct_samples, make_generator, stable_variant
 from tasks.store.read import open_table
-from tasks.store.write import write_table
+from tasks.store.write import TableWriter, write_table
 
 KEYS = [("mug", "handle-grasp", "handle"), ("mug", "wrap-grasp", None), ("bottle", "twist", "cap"),
         ("knife", "handle-grasp", "handle"), ("scissors", "press", None), ("wine_glass", "lift", "stem")]
@@ -254,3 +254,18 @@ def test_parse_answer_takes_numbered_lists_and_a_dict_holding_one_list():
     assert parse_answer('{"instructions": ["Pull the bag towards you"]}', 3) == ["Pull the bag towards you"]
     with pytest.raises(ValueError, match="expected a JSON list of strings, got a JSON dict"):
         parse_answer('{"a": ["Pull the bag"], "b": ["Lift the bag"]}', 3)  # two lists: which one is unclear
+
+
+def test_emitted_rows_stream_in_batches_and_equal_the_returned_rows(tmp_path: Path) -> None:
+    """With `emit`, rows go out a batch at a time (the flow writes them straight into the table's shards) and
+    nothing is held: same rows, same counts as the list the stage returns without it."""
+    listed, counts = instruct_samples(samples(2500), TemplateGenerator(), None, k=3)
+    batches: list[list[InstructionRow]] = []
+    returned, streamed = instruct_samples(samples(2500), TemplateGenerator(), None, k=3, emit=batches.append)
+    assert returned == [] and len(batches) == 3 and max(len(b) for b in batches) < 2500
+    assert [r.model_dump() for b in batches for r in b] == [r.model_dump() for r in listed]
+    assert streamed == counts and counts.rows == 2500
+    with TableWriter(tmp_path / "instructions", InstructionRow) as writer:
+        instruct_samples(samples(2500), TemplateGenerator(), None, k=3, emit=writer.write)
+    assert open_table(tmp_path / "instructions", InstructionRow).read(["sample_id"]).column(0).to_pylist() == [
+        r.sample_id for r in listed]
