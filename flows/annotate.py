@@ -30,7 +30,7 @@ from schemas.settings import AffordSettings
 from tasks.affordance.config import MapTrainConfig
 from tasks.affordance.data import NoMapItems
 from tasks.ingest.formats import FORMATS, get_format, labelled_format
-from tasks.ingest.ingest_task import ingest_counts, ingest_task
+from tasks.ingest.ingest_task import ingest_counts, ingest_datasets, plan_ingest_task
 from tasks.ingest.pipeline import IngestCounts
 from tasks.instruct.warm_endpoint import warm_endpoint
 from tasks.pseudo_label.classifier_config import TrainConfig
@@ -61,11 +61,14 @@ from tasks.store.write import TableWriter
 @flow(name="ingest-all")
 def ingest_all(formats: list[str], datasets_root: str, data_root: str, mano_root: str, num_points: int,
                seed: int) -> list[IngestCounts]:
-    """One ingest task per dataset folder, fanned out on the flow's task runner (threads, or Dask)."""
+    """Every dataset folder in chunks of source files, one task per chunk on the flow's task runner (threads, or
+    Dask), each table published once (tasks/ingest/ingest_chunks.py)."""
     datasets, layout = Path(datasets_root), DataRoot(data_root)
-    futures = {fmt: ingest_task.submit(fmt, datasets / fmt, layout.table(fmt), Path(mano_root), num_points, seed)
-               for fmt in formats}
-    return [ingest_counts(future.result(), layout.table(fmt)) for fmt, future in futures.items()]
+    scale = AffordSettings().chunk_shards
+    planned = [plan_ingest_task.submit(fmt, datasets / fmt, layout.table(fmt), Path(mano_root), num_points, seed,
+                                       scale) for fmt in formats]
+    deltas = ingest_datasets([future.result() for future in planned])
+    return [ingest_counts(delta, layout.table(fmt)) for fmt, delta in zip(formats, deltas, strict=True)]
 
 
 @task(name="join-chunk", cache_policy=NONE, retries=1, retry_delay_seconds=1)

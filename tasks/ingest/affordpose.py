@@ -115,14 +115,20 @@ def _grasp_json(record: GraspRecord) -> dict:
 
 
 # -- loader --------------------------------------------------------------------------------------------------
-def iter_affordpose(root: str | Path, *, require_watertight: bool = True, cache_size: int = 8
-                    ) -> Iterator[RawSample | Reject]:
+def affordpose_sources(root: str | Path) -> Iterator[Path]:
+    """Every grasp JSON under `root`, in sorted order: one grasp each."""
+    return walk_files(dataset_root(root), ".json")
+
+
+def iter_affordpose(root: str | Path, *, require_watertight: bool = True, cache_size: int = 8,
+                    paths: Iterable[Path] | None = None) -> Iterator[RawSample | Reject]:
     """Stream every `<class>/<obj_id>/<obj_id>_<Affordance>/<N>.json` under `root`, in sorted order, as a
     RawSample in the canonical frame, or as a Reject naming the file and field when anything is wrong.
-    Meshes are cached by the hash of their OBJ text (each object repeats it in every grasp file)."""
+    Meshes are cached by the hash of their OBJ text (each object repeats it in every grasp file).
+    `paths`: only these files (some of `affordpose_sources`)."""
     root = dataset_root(root)
     cache = MeshCache(cache_size)
-    for path in walk_files(root, ".json"):
+    for path in affordpose_sources(root) if paths is None else paths:
         relative = path.relative_to(root).as_posix()
         try:
             item = _load_grasp(path, relative, cache, require_watertight)

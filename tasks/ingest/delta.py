@@ -20,19 +20,14 @@ import fcntl
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.rows import AffordanceLabel, Reject, Row, Sample
-from tasks.ingest.common import STAGE_VERSION as INGEST_VERSION
-from tasks.ingest.common import RawSample, Unchanged
-from tasks.ingest.mano_frame import HandTemplate
-from tasks.ingest.pipeline import HandVertices, _batches, complete, iter_raw, load_hand
 from tasks.pseudo_label.confidence_filter import ClassStats
 from tasks.store.read import open_table, table_exists
 from tasks.store.write import TableWriter
@@ -60,11 +55,6 @@ class SampleDelta:
                 f"or new + {self.rejects} rejects; {len(self.removed)} removed")
 
 
-def _ingest_params(table: Path) -> tuple[int, int, int]:
-    params = open_table(table).manifest.lineage.params
-    return int(params.get("num_points", -1)), int(params.get("seed", -1)), int(params.get("frame_step", 1))
-
-
 def stored_hashes(table: Path) -> dict[str, str]:
     """{sample_id: content_hash} of a samples table; empty when the table does not exist yet."""
     if not table_exists(table):
@@ -74,59 +64,21 @@ def stored_hashes(table: Path) -> dict[str, str]:
 
 
 def ingest_delta(fmt: str, root: Path, table: Path, mano_root: Path, *, num_points: int = 2048, seed: int = 0,
-                 frame_step: int = 1) -> SampleDelta:
+                 frame_step: int = 1, chunk_scale: int = 1, files_per_chunk: int | None = None) -> SampleDelta:
     """Scan one dataset; complete and upsert only new or changed samples, delete samples that are gone.
-
     Completing a sample (surface points, MANO vertices) is the costly part of ingestion and is skipped for every
     sample whose content_hash matches the table, unless the table was ingested with another num_points, seed or
     frame_step (then every sample is recomputed). Rejects of this scan replace this dataset's earlier ingest rejects.
+    The scan runs chunk by chunk in this process (tasks/ingest/ingest_chunks.py; annotate runs the chunks as
+    tasks), and publishes one version.
     """
+    from tasks.ingest.ingest_chunks import ingest_chunk, plan_ingest, publish_ingest  # it builds on this module
+
     start = time.perf_counter()
-    before = stored_hashes(table)
-    if before and _ingest_params(table) != (num_points, seed, frame_step):  # other sampling: every row is stale
-        before = {sample_id: "" for sample_id in before}
-    params, layer = load_hand(mano_root)
-    hands = HandVertices(params, layer)
-    delta, seen, written, rejects = SampleDelta(dataset=fmt), set(), set(), []
-    lineage = Lineage(stage="ingest", stage_version=INGEST_VERSION,
-                      params={"format": fmt, "root": str(root), "num_points": num_points, "seed": seed,
-                              "frame_step": frame_step, "incremental": True}, seed=seed)
-    with ExitStack() as stack:
-        writer: TableWriter | None = None
-
-        def opened() -> TableWriter:  # a scan that finds nothing to change publishes no new version
-            nonlocal writer
-            if writer is None:
-                writer = stack.enter_context(TableWriter(table, Sample, lineage=lineage, on_invalid="collect"))
-            return writer
-
-        # Samples whose files still hash as the table says come back as Unchanged, unparsed, where the format can
-        known = {i: h for i, h in before.items() if h}
-        for batch in _batches(iter_raw(fmt, root, HandTemplate.from_mano(params), frame_step, known), 64):
-            rejects += [r for r in batch if isinstance(r, Reject)]
-            same = [r.sample_id for r in batch if isinstance(r, Unchanged)]
-            seen |= set(same)
-            delta.unchanged += len(same)
-            raws = [r for r in batch if isinstance(r, RawSample)]
-            seen |= {r.sample_id for r in raws}
-            todo = [r for r in raws if before.get(r.sample_id) != r.content_hash]
-            delta.unchanged += len(raws) - len(todo)
-            completed = complete(todo, hands, num_points, seed)
-            rejects += [r for r in completed if isinstance(r, Reject)]
-            rows = [r for r in completed if not isinstance(r, Reject)]
-            written |= {r["sample_id"] for r in rows}
-            if rows:
-                opened().write(rows)
-        rejects += writer.rejects if writer is not None else []
-        rejected = {r.sample_id for r in rejects}
-        delta.removed = sorted(set(before) - (seen - rejected))
-        if delta.removed or not table_exists(table):  # the first scan creates the table even when it is empty
-            opened().delete(delta.removed)
-    delta.changed = sorted(written - rejected)
-    delta.rejects = len(rejects)
-    _replace_rejects(DataRoot.beside(table, "rejects"), "ingest", fmt, rejects, lineage)
-    delta.seconds = time.perf_counter() - start
-    return delta
+    plan = plan_ingest(fmt, root, table, mano_root, num_points=num_points, seed=seed, frame_step=frame_step,
+                       chunk_scale=chunk_scale, files_per_chunk=files_per_chunk)
+    metas = [ingest_chunk(plan, chunk) for chunk in plan.chunks]
+    return publish_ingest(plan, metas, seconds=time.perf_counter() - start)
 
 
 def _replace_rejects(path: Path, stage: str, dataset: str, rejects: Sequence[Reject], lineage: Lineage) -> None:

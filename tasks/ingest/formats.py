@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from schemas.rows import Reject
-from tasks.ingest.affordpose import iter_affordpose, write_affordpose
+from tasks.ingest.affordpose import affordpose_sources, iter_affordpose, write_affordpose
 from tasks.ingest.common import GraspRecord, RawSample, Unchanged
-from tasks.ingest.grab import iter_grab, write_grab
-from tasks.ingest.ho3d import iter_ho3d, write_ho3d
+from tasks.ingest.grab import grab_sources, iter_grab, write_grab
+from tasks.ingest.ho3d import ho3d_sources, iter_ho3d, write_ho3d
 from tasks.ingest.mano_frame import HandTemplate
-from tasks.ingest.oakink import iter_oakink, write_oakink
+from tasks.ingest.oakink import iter_oakink, oakink_sources, write_oakink
 
 PLUGINS_ENV = "AFFORD_FORMAT_PLUGINS"
 
@@ -33,6 +33,12 @@ Reader = Callable[[Path, HandTemplate, int], Iterable[RawSample | Reject]]
 KnownReader = Callable[[Path, HandTemplate, int, Mapping[str, str]], Iterable[RawSample | Reject | Unchanged]]
 # write(root, records, rng, template) -> files written (synthetic datasets and tests)
 Writer = Callable[[Path, Sequence[GraspRecord], np.random.Generator, HandTemplate], list[Path]]
+# sources(root, frame_step) -> the dataset's source files in read order (each yields one or more samples)
+Sources = Callable[[Path, int], Iterable[Path]]
+# read_paths(root, template, frame_step, paths, known) -> `read` (or `read_known`, when known is not empty)
+# restricted to `paths`, some of `sources`: what one ingest chunk reads
+PathReader = Callable[[Path, HandTemplate, int, Sequence[Path], Mapping[str, str]],
+                      Iterable[RawSample | Reject | Unchanged]]
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,11 @@ class DatasetFormat:
     hand_model: str = "mano"  # schemas.hand: the hand its files store (AffordPose: GraspIt!'s ManoHand mesh)
     layout: str = ""  # where its input files sit under the dataset root, for the error when none is found
     read_known: KnownReader | None = None  # optional: a faster read for an incremental ingest
+    # optional, together: ingest in chunks of `sources_per_chunk` source files, one task each (else one task);
+    # None: a shard's worth (AFFORD_ROWS_PER_SHARD files, for formats with one sample a file)
+    sources: Sources | None = None
+    read_paths: PathReader | None = None
+    sources_per_chunk: int | None = None
 
 
 FORMATS: dict[str, DatasetFormat] = {}  # name -> format, in registration order
@@ -101,6 +112,26 @@ def _read_ho3d(root: Path, template: HandTemplate, frame_step: int) -> Iterable[
     return iter_ho3d(root, template, frame_step=frame_step)
 
 
+def _affordpose_paths(root: Path, template: HandTemplate, frame_step: int, paths: Sequence[Path],
+                      known: Mapping[str, str]) -> Iterable[RawSample | Reject]:
+    return iter_affordpose(root, paths=paths)
+
+
+def _oakink_paths(root: Path, template: HandTemplate, frame_step: int, paths: Sequence[Path],
+                  known: Mapping[str, str]) -> Iterable[RawSample | Reject | Unchanged]:
+    return iter_oakink(root, template, known=known or None, paths=paths)
+
+
+def _grab_paths(root: Path, template: HandTemplate, frame_step: int, paths: Sequence[Path],
+                known: Mapping[str, str]) -> Iterable[RawSample | Reject]:
+    return iter_grab(root, template, frame_step=frame_step, paths=paths)
+
+
+def _ho3d_paths(root: Path, template: HandTemplate, frame_step: int, paths: Sequence[Path],
+                known: Mapping[str, str]) -> Iterable[RawSample | Reject]:
+    return iter_ho3d(root, template, frame_step=frame_step, paths=paths)  # the paths are already every k-th
+
+
 def _write_affordpose(root: Path, records: Sequence[GraspRecord], rng: np.random.Generator,
                       template: HandTemplate) -> list[Path]:
     return write_affordpose(root, records)  # stores a posed hand mesh, not MANO parameters
@@ -110,14 +141,18 @@ for _fmt in (
     DatasetFormat("affordpose", _read_affordpose, labelled=True, write=_write_affordpose,
                   description="AffordPose JSON grasps with part-labelled object meshes",
                   layout="<class>/<obj_id>/<obj_id>_<Affordance>/<N>.json",
-                  hand_model="graspit_manohand"),
+                  hand_model="graspit_manohand", sources=lambda root, step: affordpose_sources(root),
+                  read_paths=_affordpose_paths),
     DatasetFormat("oakink", _read_oakink, write=write_oakink, description="OakInk-Shape pickles + metaV2",
                   read_known=_read_oakink_known,
-                   layout="oakink_shape_v2/<cat>/<src_oid>/<grasp_id>[/<virtual_oid>]/hand_param.pkl"),
+                  layout="oakink_shape_v2/<cat>/<src_oid>/<grasp_id>[/<virtual_oid>]/hand_param.pkl",
+                  sources=lambda root, step: oakink_sources(root), read_paths=_oakink_paths),
+    # a GRAB sequence holds hundreds of frames: a few sequence files are a chunk's worth
     DatasetFormat("grab", _read_grab, write=write_grab, description="GRAB sequence npz files",
-                   layout="grab/<subject>/<sequence>.npz"),
+                  layout="grab/<subject>/<sequence>.npz", sources=lambda root, step: grab_sources(root),
+                  read_paths=_grab_paths, sources_per_chunk=8),
     DatasetFormat("ho3d", _read_ho3d, write=write_ho3d, description="HO-3D meta pickles + YCB models",
-                   layout="<split>/<sequence>/meta/<frame>.pkl"),
+                  layout="<split>/<sequence>/meta/<frame>.pkl", sources=ho3d_sources, read_paths=_ho3d_paths),
 ):
     register_format(_fmt)
 

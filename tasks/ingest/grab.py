@@ -244,15 +244,21 @@ def _write_sequence(root: Path, subject: str, sequence: str, frames: list[GraspR
 
 
 # -- loader --------------------------------------------------------------------------------------------------
+def grab_sources(root: str | Path) -> Iterator[Path]:
+    """Every `grab/*/*.npz` sequence under `root`, in sorted order."""
+    return walk_files(dataset_root(root) / "grab", ".npz")
+
+
 def iter_grab(root: str | Path, template: HandTemplate, *, frame_step: int = 1, require_watertight: bool = True,
-              cache_size: int = 16) -> Iterator[RawSample | Reject]:
+              cache_size: int = 16, paths: Iterable[Path] | None = None) -> Iterator[RawSample | Reject]:
     """Stream frames 0, frame_step, 2*frame_step, ... of every `grab/*/*.npz` under `root` (sorted) as
-    RawSamples in the canonical frame, or Rejects naming the file and field. One sequence in memory at a time."""
+    RawSamples in the canonical frame, or Rejects naming the file and field. One sequence in memory at a time.
+    `paths`: only these sequences (some of `grab_sources`)."""
     if frame_step < 1:
         raise ValueError(f"frame_step must be >= 1, got {frame_step}")
     root = dataset_root(root)
     meshes, vtemps = MeshCache(cache_size), MeshCache(cache_size)
-    for path in walk_files(root / "grab", ".npz"):
+    for path in grab_sources(root) if paths is None else paths:
         relative = path.relative_to(root).as_posix()
         try:
             sequence = load_sequence(root, relative, meshes, vtemps, require_watertight)

@@ -127,15 +127,22 @@ def _meta(record: GraspRecord, template: HandTemplate, rng: np.random.Generator,
 
 
 # -- loader --------------------------------------------------------------------------------------------------
+def ho3d_sources(root: str | Path, frame_step: int = 1) -> Iterator[Path]:
+    """Every frame_step-th meta file of each sequence, in sorted order: one frame each."""
+    if frame_step < 1:
+        raise ValueError(f"frame_step must be >= 1, got {frame_step}")
+    return _meta_files(dataset_root(root), frame_step)
+
+
 def iter_ho3d(root: str | Path, template: HandTemplate, *, frame_step: int = 1, require_watertight: bool = True,
-              cache_size: int = 16) -> Iterator[RawSample | Reject]:
+              cache_size: int = 16, paths: Iterable[Path] | None = None) -> Iterator[RawSample | Reject]:
     """Stream every frame_step-th meta file of each sequence (sorted) as a RawSample in the canonical frame,
-    or a Reject naming the file and field."""
+    or a Reject naming the file and field. `paths`: only these meta files (some of `ho3d_sources`)."""
     if frame_step < 1:
         raise ValueError(f"frame_step must be >= 1, got {frame_step}")
     root = dataset_root(root)
     cache = MeshCache(cache_size)
-    for path in _meta_files(root, frame_step):
+    for path in ho3d_sources(root, frame_step) if paths is None else paths:
         relative = path.relative_to(root).as_posix()
         try:
             item = _load_frame(root, relative, cache, template, require_watertight)

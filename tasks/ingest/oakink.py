@@ -173,18 +173,24 @@ def _merge_meta(path: Path, entries: dict) -> None:
 
 
 # -- loader --------------------------------------------------------------------------------------------------
+def oakink_sources(root: str | Path) -> Iterator[Path]:
+    """Every hand_param.pkl under `<root>/oakink_shape_v2`, in sorted order: one grasp each."""
+    return walk_files(dataset_root(root) / SHAPE_DIR, "hand_param.pkl")
+
+
 def iter_oakink(root: str | Path, template: HandTemplate, *, require_watertight: bool = True,
-                cache_size: int = 32, known: Mapping[str, str] | None = None
-                ) -> Iterator[RawSample | Reject | Unchanged]:
+                cache_size: int = 32, known: Mapping[str, str] | None = None,
+                paths: Iterable[Path] | None = None) -> Iterator[RawSample | Reject | Unchanged]:
     """Stream every hand_param.pkl under `<root>/oakink_shape_v2`, in sorted order, as a RawSample in the
     canonical frame, or a Reject naming the file and field. `template` gives J0 (see the module docstring).
     `known`: {sample_id: content_hash} the table holds; a grasp whose files still hash to it is yielded as
-    Unchanged, from its bytes alone (no unpickling, mesh loading or frame change: 3/4 of a grasp's time)."""
+    Unchanged, from its bytes alone (no unpickling, mesh loading or frame change: 3/4 of a grasp's time).
+    `paths`: only these files (some of `oakink_sources`, e.g. one ingest chunk's)."""
     root = dataset_root(root)
     meta = {virtual: _read_meta(root, virtual) for virtual in (False, True)}
     cache = MeshCache(cache_size)
     digests: dict[tuple[bool, str], str] = {}  # (virtual, object id) -> sha256 of its mesh file
-    for path in walk_files(root / SHAPE_DIR, "hand_param.pkl"):
+    for path in oakink_sources(root) if paths is None else paths:
         relative = path.relative_to(root).as_posix()
         try:
             same = _unchanged(root, relative, meta, known, digests) if known else None

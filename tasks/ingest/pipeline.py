@@ -9,6 +9,7 @@ dropped: inputs = rows + rejects.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -64,10 +65,14 @@ def load_hand(mano_root: str | Path) -> tuple[ManoParams, ManoLayer]:
 
 
 class HandVertices:
-    """MANO vertices (metres) for batches of (pose, betas, trans), with per-subject templates (GRAB's vtemp)."""
+    """MANO vertices (metres) for batches of (pose, betas, trans), with per-subject templates (GRAB's vtemp).
+
+    The layer runs in float64 and the vertices are rounded to float32 once: a float32 matmul's last bit depends on
+    the batch it runs in and on how many threads share the work (ingest chunks run side by side), and a sample's
+    row must not depend on which other samples were ingested with it, nor when."""
 
     def __init__(self, params: ManoParams, layer: ManoLayer) -> None:
-        self.params, self.layer = params, layer
+        self.params, self.layer = params, copy.deepcopy(layer).double()
         self._by_template: dict[str, ManoLayer] = {}
 
     def _layer_for(self, template: np.ndarray | None) -> ManoLayer:
@@ -77,7 +82,7 @@ class HandVertices:
         if key not in self._by_template:
             layer = ManoLayer(params=self.params, use_pca=False, flat_hand_mean=True)
             layer.th_v_template.copy_(torch.tensor(np.asarray(template, np.float32))[None])
-            self._by_template[key] = layer
+            self._by_template[key] = layer.double()
         return self._by_template[key]
 
     @torch.no_grad()
@@ -91,9 +96,9 @@ class HandVertices:
             groups.setdefault(id(layer), []).append(i)
             layers[id(layer)] = layer
         for key, indices in groups.items():
-            pose = torch.tensor(np.stack([raws[i].hand_pose for i in indices]), dtype=torch.float32)
-            betas = torch.tensor(np.stack([raws[i].hand_betas for i in indices]), dtype=torch.float32)
-            trans = torch.tensor(np.stack([raws[i].hand_trans for i in indices]), dtype=torch.float32)
+            pose = torch.tensor(np.stack([raws[i].hand_pose for i in indices]), dtype=torch.float64)
+            betas = torch.tensor(np.stack([raws[i].hand_betas for i in indices]), dtype=torch.float64)
+            trans = torch.tensor(np.stack([raws[i].hand_trans for i in indices]), dtype=torch.float64)
             verts = layers[key](pose, betas, trans)[0].numpy() / 1000  # millimetres -> metres
             for j, i in enumerate(indices):
                 out[i] = verts[j].astype(np.float32)

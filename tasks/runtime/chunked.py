@@ -76,16 +76,17 @@ def submit_chunks(task: Task, chunks: Sequence[InputChunk], stage: str,
     others have finished."""
     artifact = _progress_artifact(stage)
     start = time.perf_counter()
-    futures = {task.submit(chunk, **arguments(chunk)): chunk for chunk in chunks}
+    # By position: chunks of several tables (ingest's datasets) may share an index
+    futures = {task.submit(chunk, **arguments(chunk)): (position, chunk) for position, chunk in enumerate(chunks)}
     results: dict[int, Any] = {}
-    failures: list[tuple[InputChunk, BaseException]] = []
+    failures: list[tuple[int, InputChunk, BaseException]] = []
     done = rows = 0
     for future in as_completed(list(futures)):
-        chunk = futures[future]
+        position, chunk = futures[future]
         try:
-            results[chunk.index] = future.result()
+            results[position] = future.result()
         except Exception as exc:  # every failure is reported below, with its chunk
-            failures.append((chunk, exc))
+            failures.append((position, chunk, exc))
             continue
         done += 1
         rows += chunk.rows
@@ -95,11 +96,11 @@ def submit_chunks(task: Task, chunks: Sequence[InputChunk], stage: str,
         if artifact is not None:
             update_progress_artifact(artifact, progress=100.0 * done / len(chunks))
     if failures:
-        chunk, exc = min(failures, key=lambda f: f[0].index)
+        _, chunk, exc = min(failures, key=lambda f: f[0])
         raise ChunkFailed(f"{chunk.describe()}, first source {first_source(chunk)}: {type(exc).__name__}: {exc} "
                           f"({len(failures)} of {len(chunks)} chunks failed; {done} finished"
                           f"{', committed and kept for the re-run' if done else ''})") from exc
-    return [results[c.index] for c in chunks]
+    return [results[position] for position in range(len(chunks))]
 
 
 def _progress_artifact(stage: str):
@@ -111,7 +112,10 @@ def _progress_artifact(stage: str):
 
 
 def first_source(chunk: InputChunk) -> str:
-    """The source file of the chunk's first row (the input table's `source_path`), or its table when it has none."""
+    """The source file of the chunk's first row (the input table's `source_path`), or its table when it has none.
+    A chunk of source files (ingest) names its first file itself."""
+    if hasattr(chunk, "first_source"):
+        return chunk.first_source
     try:
         table = open_table(chunk.table)
         if "source_path" in table.schema.names and chunk.shards:

@@ -21,7 +21,8 @@ import re
 import secrets
 import shutil
 import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,35 +141,30 @@ class ChunkStore:
         """Write a chunk's outputs ({name: (rows, model)}), its arrays ({name: array}, as .npy) and its meta,
         then rename the folder into place: a chunk is committed whole or not at all. Returns the meta, with rows
         and sha256 per output."""
+        with self.writing(key) as chunk:
+            for name, (rows, model) in outputs.items():
+                chunk.output(name, rows, model)
+            for name, array in (arrays or {}).items():
+                chunk.array(name, array)
+            return chunk.commit(meta)
+
+    @contextmanager
+    def writing(self, key: str) -> Iterator[ChunkWriter]:
+        """A chunk written output by output as its task goes (memory: one output at a time), committed by
+        `ChunkWriter.commit(meta)`; leaving the block otherwise (an exception, no commit) leaves nothing behind."""
         self.path.mkdir(parents=True, exist_ok=True)
-        final = self.chunk_dir(key)
         staging = self.path / f"{key}.staging-{os.getpid()}-{secrets.token_hex(4)}"
         staging.mkdir()
         try:
-            files = {}
-            for name, (rows, model) in outputs.items():
-                data = rows if isinstance(rows, pa.Table) else _as_table(rows, model)
-                payload = encode_shard(data, model)
-                layout.atomic_write_bytes(staging / f"{name}.parquet", payload)
-                files[name] = {"rows": data.num_rows, "sha256": hash_bytes(payload), "bytes": len(payload)}
-            # Which process computed it: on a Dask cluster, the worker (host and pid) that ran the chunk.
-            for name, array in (arrays or {}).items():
-                with open(staging / f"{name}.npy", "wb") as handle:
-                    np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            record = {"key": key, **meta, "worker": f"{socket.gethostname()}:{os.getpid()}", "outputs": files}
-            layout.atomic_write_bytes(staging / META, json.dumps(record, indent=1, default=str).encode())
-            layout.fsync_dir(staging)
-            if final.exists():  # another worker committed the same inputs first: its chunk is as good
-                shutil.rmtree(staging, ignore_errors=True)
-                return self.meta(key)
-            os.replace(staging, final)
-            layout.fsync_dir(self.path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return record
+            yield ChunkWriter(self, key, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone once committed (renamed); removed otherwise
+
+    def discard(self, keys: Iterable[str]) -> None:
+        """Remove these committed chunks (a stage whose output is published and needs them no more)."""
+        for key in keys:
+            if _KEY_RE.match(key):
+                shutil.rmtree(self.chunk_dir(key), ignore_errors=True)
 
     def prune(self, keep: Iterable[str]) -> list[Path]:
         """Remove committed chunks whose key is not in `keep` and staging leftovers; anything else is kept."""
@@ -181,6 +177,39 @@ class ChunkStore:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
         return removed
+
+
+class ChunkWriter:
+    """The staging folder of one chunk (ChunkStore.writing)."""
+
+    def __init__(self, store: ChunkStore, key: str, staging: Path) -> None:
+        self.store, self.key, self.staging = store, key, staging
+        self.files: dict[str, dict] = {}
+
+    def output(self, name: str, rows: Sequence[Row] | pa.Table, model: type[Row]) -> None:
+        data = rows if isinstance(rows, pa.Table) else _as_table(rows, model)
+        payload = encode_shard(data, model)
+        layout.atomic_write_bytes(self.staging / f"{name}.parquet", payload)
+        self.files[name] = {"rows": data.num_rows, "sha256": hash_bytes(payload), "bytes": len(payload)}
+
+    def array(self, name: str, array: np.ndarray) -> None:
+        with open(self.staging / f"{name}.npy", "wb") as handle:
+            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def commit(self, meta: Mapping[str, object]) -> dict:
+        """Write the meta and rename the folder into place; the meta, with rows and sha256 per output."""
+        # Which process computed it: on a Dask cluster, the worker (host and pid) that ran the chunk.
+        record = {"key": self.key, **meta, "worker": f"{socket.gethostname()}:{os.getpid()}", "outputs": self.files}
+        layout.atomic_write_bytes(self.staging / META, json.dumps(record, indent=1, default=str).encode())
+        layout.fsync_dir(self.staging)
+        final = self.store.chunk_dir(self.key)
+        if final.exists():  # another worker committed the same inputs first: its chunk is as good
+            return self.store.meta(self.key)
+        os.replace(self.staging, final)
+        layout.fsync_dir(self.store.path)
+        return record
 
 
 def _as_table(rows: Sequence[Row], model: type[Row]) -> pa.Table:

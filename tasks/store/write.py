@@ -222,29 +222,12 @@ class TableWriter:
             raise RuntimeError(f"{self.path}: this writer has already committed version {self._version}")
 
     def _validate(self, row: Mapping[str, Any], index: int) -> Row | None:
-        if not isinstance(row, Mapping):
-            raise TypeError(f"{self.path}: row {index} is a {type(row).__name__}; expected "
-                            f"{self.model.__name__} or a dict")
-        try:
-            return self.model.model_validate(row)
-        except ValidationError as exc:
-            field, problems = describe_validation(exc)
-            sample_id = row.get("sample_id")
-            # The id is quoted, not trusted: a bad row may carry anything there, of any size.
-            reason = f"row {index} (sample_id={bounded_reason(str(sample_id), 80)}): {problems}"
-            if self.on_invalid == "raise":
-                raise RowValidationError(self.path, reason, field=field, sample_id=sample_id) from exc
-            self.rejects.append(self._reject(row, index, field, reason))
+        checked = validate_row(self.model, row, index, self.path, self.lineage,
+                               raise_invalid=self.on_invalid == "raise")
+        if isinstance(checked, Reject):
+            self.rejects.append(checked)
             return None
-
-    def _reject(self, row: Mapping[str, Any], index: int, field: str | None, reason: str) -> Reject:
-        sample_id = row.get("sample_id")
-        if not (isinstance(sample_id, str) and re.fullmatch(SAMPLE_ID_PATTERN, sample_id)):
-            # An unusable id still needs a stable key, so a re-run replaces this reject, not duplicates it.
-            sample_id = make_sample_id("invalid", self.path.name, index)
-        return Reject(sample_id=sample_id, stage_version=self.lineage.stage_version, stage=self.lineage.stage,
-                      source=str(row.get("source_path") or self.path), reason=reason, field=field,
-                      dataset=row.get("dataset") if isinstance(row.get("dataset"), str) else None)
+        return checked
 
     def _claim_key(self, key: str) -> None:
         if key in self._written_keys:
@@ -361,6 +344,30 @@ def _castable(source: pa.DataType, target: pa.DataType) -> bool:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
     return True
+
+
+def validate_row(model: type[Row], row: Mapping[str, Any], index: int, table: Path, lineage: Lineage,
+                 raise_invalid: bool = False) -> Row | Reject:
+    """`row` as a `model` row, or a Reject naming its row `index` in `table` and the field (RowValidationError
+    instead when `raise_invalid`). The writer's check, for stages that validate rows before a table is open (an
+    ingest chunk)."""
+    if not isinstance(row, Mapping):
+        raise TypeError(f"{table}: row {index} is a {type(row).__name__}; expected {model.__name__} or a dict")
+    try:
+        return model.model_validate(row)
+    except ValidationError as exc:
+        field, problems = describe_validation(exc)
+        sample_id = row.get("sample_id")
+        # The id is quoted, not trusted: a bad row may carry anything there, of any size.
+        reason = f"row {index} (sample_id={bounded_reason(str(sample_id), 80)}): {problems}"
+        if raise_invalid:
+            raise RowValidationError(table, reason, field=field, sample_id=sample_id) from exc
+        if not (isinstance(sample_id, str) and re.fullmatch(SAMPLE_ID_PATTERN, sample_id)):
+            # An unusable id still needs a stable key, so a re-run replaces this reject, not duplicates it.
+            sample_id = make_sample_id("invalid", table.name, index)
+        return Reject(sample_id=sample_id, stage_version=lineage.stage_version, stage=lineage.stage,
+                      source=str(row.get("source_path") or table), reason=reason, field=field,
+                      dataset=row.get("dataset") if isinstance(row.get("dataset"), str) else None)
 
 
 def write_table(path: str | Path, rows: Iterable[Row | Mapping[str, Any]] | pa.Table, model: type[Row],
