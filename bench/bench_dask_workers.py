@@ -7,8 +7,8 @@ The synthetic set of bench_annotate_scale (two categories, OakInk replicated to 
 written once. For each worker count a `dask scheduler` and that many `dask worker` processes (1 thread each,
 AFFORD_TORCH_THREADS=1) start on 127.0.0.1, and the whole `annotate` flow runs against them
 (AFFORD_TASK_RUNNER=dask) into a fresh data root, so no chunk is reused. A stage's time is the union of the
-intervals of its chunk task runs, as the Prefect API recorded them: cloud preparation (`cloud-chunk`),
-pseudo-labelling (`label-chunk`), map inference (`map-chunk`) and the join (`join-chunk`).
+intervals of its chunk task runs, as the Prefect API recorded them: ingest (`ingest-chunk`), cloud preparation
+(`cloud-chunk`), pseudo-labelling (`label-chunk`), map inference (`map-chunk`) and the join (`join-chunk`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ if __package__ in (None, ""):  # run as a file: the repository root on the path
 from bench.bench_annotate_scale import union_seconds
 from bench.bench_reannotate import ANNOTATE, replicate_oakink
 
-CHUNK_TASKS = {"cloud-chunk": "cloud preparation", "label-chunk": "pseudo-labelling", "map-chunk": "map inference",
-               "join-chunk": "join"}
+CHUNK_TASKS = {"ingest-chunk": "ingest", "cloud-chunk": "cloud preparation", "label-chunk": "pseudo-labelling",
+               "map-chunk": "map inference", "join-chunk": "join"}
 GOAL = 1.7  # labelling and map stages, 2 workers against 1
 
 
