@@ -18,7 +18,6 @@ from models.mano_pickle import load_mano_pickle, mano_file
 from models.preset_choices import CLASSIFIER_PRESETS, ClassifierPreset
 from review.resume import prefect_api_url
 from schemas.data_root import DataRoot
-from schemas.rows import Sample
 from schemas.settings import AffordSettings
 from tasks.pseudo_label.classifier_config import TrainConfig
 from tasks.pseudo_label.self_training_loop import (
@@ -31,7 +30,6 @@ from tasks.pseudo_label.self_training_loop import (
     run_cycle,
 )
 from tasks.pseudo_label.stage import NoLabelledSamples
-from tasks.store.read import open_table
 
 
 @flow(name="self_training", log_prints=True)
@@ -64,11 +62,11 @@ def self_training(data_root: str, labelled_table: str, target_tables: list[str],
     server, truth = None, {}
     if reviewer == "simulated":
         from review.simulated import start_review_server
-        from review.truth import truth_for
+        from review.truth import table_truth_keys, truth_for
 
         if truth_root is None:
             raise ValueError("reviewer='simulated' needs truth_root: the datasets folder written by `afford synth`")
-        truth = truth_for(Path(truth_root), (row for t in targets for row in open_table(t, Sample).iter_rows()))
+        truth = truth_for(Path(truth_root), table_truth_keys(targets))
         server, url = start_review_server(layout.review_store, layout.review_images, api_url=prefect_api_url())
         settings = replace(settings, review_url=url)
     run = SelfTrainingRun(layout, settings, labelled, pool, targets, hand_faces, truth)

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from review.truth import truth_for
+from review.truth import table_truth_keys, truth_for
 from schemas.rows import Sample
 from tasks.ingest.pipeline import ingest
 from tasks.store.read import open_table
+from tasks.store.write import write_table
 from tasks.synth.datasets import synthesize_datasets
 
 pytestmark = pytest.mark.slow
@@ -29,6 +30,14 @@ def test_every_ingested_sample_finds_its_grasps_affordance(synthetic, fmt):
     assert len(truth) == len(tables[fmt]) == summary.grasps[fmt]
     # A mug's parts are handle (handle-grasp), body (wrap-grasp) and lid; a pot's handles and lid: both present.
     assert {"handle-grasp", "wrap-grasp"} <= set(truth.values())
+
+
+@pytest.mark.parametrize("fmt", ["oakink", "grab", "ho3d"])
+def test_five_columns_of_the_table_match_as_the_rows_do(synthetic, tmp_path, fmt):
+    """The self-training flow matches from five columns read in batches (not every sample's points)."""
+    summary, tables = synthetic
+    write_table(tmp_path / fmt, tables[fmt], Sample)
+    assert truth_for(summary.root, table_truth_keys([tmp_path / fmt])) == truth_for(summary.root, tables[fmt])
 
 
 def test_a_changed_pose_is_an_error_not_a_guess(synthetic):
