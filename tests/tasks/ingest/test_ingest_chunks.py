@@ -9,13 +9,16 @@ import shutil
 import numpy as np
 import pyarrow as pa
 import pytest
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.ingest.delta import ingest_delta
 from tasks.ingest.formats import FORMATS
 from tasks.ingest.ingest_chunks import STAGE, chunk_store_root, ingest_chunk, plan_ingest, publish_ingest
+from tasks.ingest.ingest_task import ingest_datasets
 from tasks.ingest.mano_frame import HandTemplate
 from tasks.ingest.pipeline import iter_raw, load_hand
-from tasks.runtime.chunked import first_source
+from tasks.runtime.chunked import ChunkFailed, first_source
 from tasks.store.chunks import ChunkStore
 from tasks.store.read import open_table
 from tasks.synth.datasets import synthesize_datasets
@@ -120,3 +123,21 @@ def test_a_chunk_writes_shard_sized_files(datasets, tmp_path, monkeypatch):
     shards = open_table(table).manifest.shards
     assert len(delta.changed) >= 3 and all(s.rows <= 2 for s in shards)
     assert sum(s.rows for s in shards) == len(delta.changed) and len(shards) >= len(delta.changed) // 2
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+def _ingest_flow(plans):
+    return ingest_datasets(plans)
+
+
+@pytest.mark.server
+def test_an_ingest_chunk_that_fails_names_its_chunk_and_first_file(prefect_harness, datasets, tmp_path):
+    """Readers turn a bad file into a reject; a chunk fails only when something shared breaks (here the MANO
+    folder): retried once, then the stage stops naming the chunk and its first source file, and publishes nothing."""
+    table = tmp_path / "tables" / "oakink"
+    plan = plan_ingest("oakink", datasets / "oakink", table, tmp_path / "no-mano", num_points=64, files_per_chunk=2)
+    first = plan.chunks[0]
+    with pytest.raises(ChunkFailed, match=rf"ingest chunk 1/{len(plan.chunks)} of .*oakink .*first source "
+                                          rf".*{first.paths[0]}"):
+        _ingest_flow([plan])
+    assert not table.exists()
