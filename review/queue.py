@@ -8,12 +8,13 @@ see one class in a long run and anchor on it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.affordance import AFFORDANCES
@@ -32,13 +33,17 @@ class Candidate(NamedTuple):
     cycle: int
 
 
-def table_candidates(table: str | Path, cycle: int) -> list[Candidate]:
+def table_candidates(table: str | Path, cycle: int, labelled: Collection[str] | None = None) -> list[Candidate]:
     """The accepted labels of `cycle` in the labels table, as Candidates: six columns are read and filtered in
-    Arrow, so a cycle over a large pool never builds a PseudoLabel per sample to pick 100."""
+    Arrow, so a cycle over a large pool never builds a PseudoLabel per sample to pick 100. `labelled`: the ids the
+    cycle labelled (the table also keeps earlier runs' rows of the same cycle number; those are left out)."""
     from tasks.store.read import open_table  # the store is needed only here; the rest of this module is pure
 
     data = open_table(table, PseudoLabel).read(list(Candidate._fields))
-    data = data.filter(pc.and_(data.column("accepted"), pc.equal(data.column("cycle"), cycle)))
+    keep = pc.and_(data.column("accepted"), pc.equal(data.column("cycle"), cycle))
+    if labelled is not None:
+        keep = pc.and_(keep, pc.is_in(data.column("sample_id"), value_set=pa.array(sorted(labelled), pa.string())))
+    data = data.filter(keep)
     return [Candidate(*values) for values in zip(*(data.column(f).to_pylist() for f in Candidate._fields),
                                                  strict=True)]
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
@@ -29,6 +31,7 @@ from review.queue import sample_queue, table_candidates
 from review.resume import review_pause_key
 from review.store import ReviewStore
 from schemas.affordance import affordance_index
+from schemas.arrow_convert import batch_to_dicts
 from schemas.data_root import DataRoot
 from schemas.manifest import Lineage
 from schemas.review import ItemState
@@ -139,12 +142,19 @@ def label_cycle(run: SelfTrainingRun, result: TrainResult, report: StageReport, 
     return sum(m["labelled"] for m in done.metas), sum(m["accepted"] for m in done.metas)
 
 
-def cycle_labels(table: Path, cycle: int, batch_rows: int = 1024) -> Iterator[list[PseudoLabel]]:
-    """The labels of `cycle` in the labels table, a batch at a time (the table keeps every cycle's)."""
+def cycle_labels(table: Path, cycle: int, labelled: Collection[str], batch_rows: int = 1024
+                 ) -> Iterator[list[PseudoLabel]]:
+    """This run's labels of `cycle`, a batch at a time: the rows of `cycle` whose sample the cycle labelled. The
+    table keeps every cycle's rows, of earlier runs too; a row (cycle, id) for an id this cycle did not label
+    (merged earlier in this run, or gone from the pool) is an earlier run's, and is left out. Filtered in Arrow,
+    validated only when kept."""
+    wanted = pa.array(sorted(labelled), type=pa.string())
     batch: list[PseudoLabel] = []
-    for label in open_table(table, PseudoLabel).iter_rows(batch_rows=batch_rows):
-        if label.cycle == cycle:
-            batch.append(label)
+    for data in open_table(table, PseudoLabel).iter_batches(batch_rows=4096):
+        data = data.filter(pc.and_(pc.equal(data.column("cycle"), cycle),
+                                   pc.is_in(data.column("sample_id"), value_set=wanted)))
+        for raw in batch_to_dicts(data, PseudoLabel):
+            batch.append(PseudoLabel.model_validate(raw))
             if len(batch) >= batch_rows:
                 yield batch
                 batch = []
@@ -152,15 +162,16 @@ def cycle_labels(table: Path, cycle: int, batch_rows: int = 1024) -> Iterator[li
         yield batch
 
 
-def merge_into_table(run: SelfTrainingRun, cycle: int, states: list[ItemState], gate_passed: bool) -> int:
+def merge_into_table(run: SelfTrainingRun, cycle: int, labelled: Collection[str], states: list[ItemState],
+                     gate_passed: bool) -> int:
     """Merge the cycle's labels (merge_cycle, batch by batch) into the run's merged-labels table; remember each
-    merged sample's class by id. Returns how many joined."""
+    merged sample's class by id. `labelled`: the ids the cycle labelled. Returns how many joined."""
     count = 0
     # The run's first merge starts the table afresh: labels merged by an earlier run are not this run's
     mode = "upsert" if run.merged else "overwrite"
     with TableWriter(run.layout.merged_labels, AffordanceLabel, mode=mode, lineage=Lineage(
             stage="self_training", stage_version=STAGE_VERSION, params={"cycle": cycle})) as writer:
-        for batch in cycle_labels(run.layout.labels, cycle):
+        for batch in cycle_labels(run.layout.labels, cycle, labelled):
             new = merge_cycle(batch, states, gate_passed)
             writer.write(new)
             run.merged |= {label.sample_id: affordance_index(label.affordance) for label in new}
@@ -169,10 +180,10 @@ def merge_into_table(run: SelfTrainingRun, cycle: int, states: list[ItemState], 
 
 
 @task(name="open-review-queue", cache_policy=NONE)
-def queue_task(store_path: Path, images_dir: Path, labels_table: Path, categories: dict[str, str],
-               cycle: int, size: int, seed: int, sample_tables: list[Path], hand_faces: np.ndarray,
-               overlap: float = 0.0) -> int:
-    items = sample_queue(table_candidates(labels_table, cycle), categories, cycle, size=size, seed=seed,
+def queue_task(store_path: Path, images_dir: Path, labels_table: Path, labelled: Collection[str],
+               categories: dict[str, str], cycle: int, size: int, seed: int, sample_tables: list[Path],
+               hand_faces: np.ndarray, overlap: float = 0.0) -> int:
+    items = sample_queue(table_candidates(labels_table, cycle, labelled), categories, cycle, size=size, seed=seed,
                          overlap=overlap)
     render_queue_images(items, sample_tables, hand_faces, cycle_images_dir(images_dir, cycle))
     ReviewStore(store_path).create_queue(cycle, items, flow_run_id=str(flow_run.id))
@@ -199,10 +210,10 @@ def _final_labels(layout: DataRoot, pool: CloudPool, merged: Collection[str], la
         for batch in open_table(layout.merged_labels, AffordanceLabel).iter_batches(batch_rows=4096):
             writer.write_arrow(batch)  # rows that came out of a table: no need to validate them again
             origins.update(batch.column("origin").to_pylist())
-    if last_cycle is not None:
-        in_pool = set(pool.sample_ids)
-        for batch in cycle_labels(layout.labels, last_cycle):
-            rows = low_confidence((b for b in batch if b.sample_id in in_pool), set(merged))
+    if last_cycle is not None:  # the last cycle labelled every pool sample not merged by then
+        rest = {i for i in pool.sample_ids if i not in merged}
+        for batch in cycle_labels(layout.labels, last_cycle, rest):
+            rows = low_confidence(batch, set(merged))
             writer.write(rows)
             origins["low_confidence"] += len(rows)
     return origins
@@ -281,7 +292,8 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     """One cycle: train on the labelled set plus the labels merged so far, pseudo-label the rest, review a queue,
     merge what passes. False when the loop ends here (all labelled, nothing accepted, timed out, nothing merged)."""
     s, out = run.settings, run.layout.self_training
-    remaining = sum(sid not in run.merged for sid in run.pool.sample_ids)
+    labelled = frozenset(sid for sid in run.pool.sample_ids if sid not in run.merged)  # what this cycle labels
+    remaining = len(labelled)
     if remaining == 0:
         return False
     extra = run.pool.load(run.merged.keys())  # the merged pseudo-labels train with the labelled set
@@ -291,16 +303,16 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     result, report = train_cycle_task(run.labelled, extra, config, out / f"cycle-{cycle}", s.k, run.previous)
     run.previous = result
     run.reports.append(report)
-    labelled, accepted = label_cycle(run, result, report, cycle)
+    count, accepted = label_cycle(run, result, report, cycle)
     record = CycleRecord(cycle=cycle, unlabelled_before=remaining, accepted=accepted,
-                         acceptance_rate=accepted / max(labelled, 1), val_accuracy=report.split_accuracy["val"],
+                         acceptance_rate=accepted / max(count, 1), val_accuracy=report.split_accuracy["val"],
                          test_accuracy=report.split_accuracy["test"], reviewed=0, reviewed_accuracy=None,
                          gate_passed=None, merged=0, coverage=run.coverage())
     run.records.append(record)
     if accepted == 0:
         record.note = "no label passed the confidence rule"
         return False
-    states = _reviewed(run, cycle, record)
+    states = _reviewed(run, cycle, labelled, record)
     if states is None:
         return False
     write_table(run.layout.review_decisions, decision_rows(states), ReviewDecision)
@@ -315,7 +327,7 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     create_markdown_artifact(markdown=f"## Review of cycle {cycle}\n\n{quality_markdown(quality, s.min_lower)}"
                                       f"{agreed}",
                              key=f"review-quality-cycle-{cycle}", description="Reviewed label quality")
-    new = merge_into_table(run, cycle, states, record.gate_passed)
+    new = merge_into_table(run, cycle, labelled, states, record.gate_passed)
     record.merged, record.coverage = new, run.coverage()
     if not new:
         record.note = "no label was merged (gate failed and nothing relabelled)"
@@ -323,11 +335,12 @@ def run_cycle(run: SelfTrainingRun, cycle: int) -> bool:
     return True
 
 
-def _reviewed(run: SelfTrainingRun, cycle: int, record: CycleRecord) -> list[ItemState] | None:
+def _reviewed(run: SelfTrainingRun, cycle: int, labelled: Collection[str],
+              record: CycleRecord) -> list[ItemState] | None:
     """Open the cycle's queue and wait (paused) for its review; the final item states, or None on timeout."""
     s, store_path = run.settings, run.layout.review_store
-    size = queue_task(store_path, run.layout.review_images, run.layout.labels, run.categories, cycle, s.queue_size,
-                      s.seed + cycle, run.targets, run.hand_faces, s.review_overlap)
+    size = queue_task(store_path, run.layout.review_images, run.layout.labels, labelled, run.categories, cycle,
+                      s.queue_size, s.seed + cycle, run.targets, run.hand_faces, s.review_overlap)
     print(f"cycle {cycle}: {size} labels to review at {s.review_url}/ (or resume this run in the Prefect UI "
           f"once they are decided); waiting up to {s.review_timeout_s} s")
     store = ReviewStore(store_path)

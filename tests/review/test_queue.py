@@ -163,3 +163,22 @@ def test_bad_arguments_are_named():
         sample_queue(labels, categories, cycle=0)
     with pytest.raises(ValueError, match="two labels in cycle 0"):
         sample_queue([labels[0], labels[0]], categories_of(labels), cycle=0)
+
+
+def test_rows_an_earlier_run_left_in_the_labels_table_are_not_drawn(tmp_path):
+    """The labels table keeps earlier runs' rows of the same cycle number; a cycle draws only from the ids it
+    labelled (a stale accepted row of a sample merged earlier, or gone, must not be reviewed or merged again)."""
+    labels = labels_with({"lift": 6, "press": 4})
+    write_table(tmp_path / "labels", labels, PseudoLabel)
+    stale = {labels[0].sample_id, labels[7].sample_id}
+    labelled = [label.sample_id for label in labels if label.sample_id not in stale]
+    picked = table_candidates(tmp_path / "labels", cycle=0, labelled=labelled)
+    assert sorted(c.sample_id for c in picked) == sorted(labelled)
+    from tasks.pseudo_label.self_training_loop import cycle_labels
+
+    rows = [row for batch in cycle_labels(tmp_path / "labels", 0, labelled, batch_rows=3) for row in batch]
+    assert sorted(r.sample_id for r in rows) == sorted(labelled) and all(isinstance(r, PseudoLabel) for r in rows)
+    want = [label for label in labels if label.sample_id in labelled]
+    assert [(r.sample_id, r.predicted, r.confidence, r.accepted) for r in rows] == [
+        (w.sample_id, w.predicted, w.confidence, w.accepted) for w in want]
+    assert all(np.array_equal(r.probabilities, w.probabilities) for r, w in zip(rows, want, strict=True))
