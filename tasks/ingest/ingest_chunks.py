@@ -37,6 +37,7 @@ from tasks.ingest.formats import get_format
 from tasks.ingest.mano_frame import HandTemplate
 from tasks.ingest.pipeline import MANO_BATCH, HandVertices, _batches, complete, iter_raw, load_hand
 from tasks.runtime.chunked import read_outputs
+from tasks.store import layout
 from tasks.store.chunks import ChunkStore, rows_digest
 from tasks.store.read import open_table, table_exists
 from tasks.store.write import TableWriter, validate_row
@@ -164,6 +165,16 @@ def _known(table: str, version: str, stale: bool) -> dict[str, str]:
     return {} if stale else stored_hashes(Path(table))
 
 
+def _version_id(table: Path) -> str:
+    """The table's current version: the folder its path links to, and its manifest's size and mtime (a table
+    deleted and written again reuses version numbers)."""
+    if not table_exists(table):
+        return ""
+    manifest = table.resolve() / layout.MANIFEST_NAME
+    stat = manifest.stat()
+    return f"{manifest}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 @lru_cache(maxsize=4)
 def _hand(mano_root: str) -> HandVertices:
     return HandVertices(*load_hand(mano_root))
@@ -174,8 +185,7 @@ def ingest_chunk(plan: IngestPlan, chunk: SourceChunk) -> dict:
     ids written, unchanged count)."""
     start = time.perf_counter()
     hands = _hand(plan.mano_root)  # one MANO layer per process, shared by its chunk tasks
-    # The table path links to its current version's folder: the resolved path names the version
-    known = _known(plan.table, str(Path(plan.table).resolve()), plan.stale)
+    known = _known(plan.table, _version_id(Path(plan.table)), plan.stale)
     template = HandTemplate.from_mano(hands.params)
     root = Path(plan.root)
     if chunk.paths is None:

@@ -141,3 +141,23 @@ def test_an_ingest_chunk_that_fails_names_its_chunk_and_first_file(prefect_harne
                                           rf".*{first.paths[0]}"):
         _ingest_flow([plan])
     assert not table.exists()
+
+
+def test_a_table_deleted_and_written_again_is_not_read_from_an_old_cache(datasets, tmp_path):
+    """Chunks of one process share the table's stored hashes, cached by version. A table deleted and ingested
+    again restarts its version numbers, so the cache must not take the new v1 for the old one: a grasp that comes
+    back must be written, not taken as unchanged from the old table's hashes."""
+    root = tmp_path / "oakink"
+    shutil.copytree(datasets / "oakink", root)
+    mano, table = datasets / "mano", tmp_path / "tables" / "oakink"
+    ingest_delta("oakink", root, table, mano, num_points=64)
+    again = ingest_delta("oakink", root, table, mano, num_points=64)  # reads (and caches) v1's hashes
+    assert again.changed == [] and table.resolve().name.endswith("1")
+    shutil.rmtree(tmp_path / "tables")
+    grasp = oakink_params(tmp_path)[0].parent
+    aside = tmp_path / "aside"
+    shutil.move(grasp, aside)
+    fewer = ingest_delta("oakink", root, table, mano, num_points=64)  # a new v1 without that grasp
+    shutil.move(aside, grasp)
+    back = ingest_delta("oakink", root, table, mano, num_points=64)
+    assert len(back.changed) == 1 and len(open_table(table).keys()) == len(fewer.changed) + 1
