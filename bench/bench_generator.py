@@ -253,13 +253,25 @@ def _tables(built, trained, metrics) -> list[dict]:
     formats = ["", "", "d", ".1f", ".2f", "d", ".2f", ".2f", ".2f", ".2f", ".1f"]
     per_dataset = [[g["method"], g["dam_heads"] or "", g["dataset"], *[g[k] for k in METRIC_KEYS]]
                    for g in metrics["table9"]]
-    return [
+    first = next(iter(trained))
+    affordance_rows = [[r["method"], r["dam_heads"] or "", r["affordance"], r["num_grasps"],
+                        r["contact_ratio_percent"], r["sim_displacement_cm"]]
+                       for r in metrics.get("by_affordance", [])
+                       if (r["method"], r["dam_heads"]) in (("model", first), ("retrieval", 0), ("ground_truth", 0))]
+    affordance_rows.sort(key=lambda r: (r[2], methods.index((r[0], r[1] or 0))))
+    tables = [
         bench_table(["DAM heads", "stage", "seconds", "final loss"], train_rows, ["", "", ".0f", ".4f"],
                     heading="Training (2 CPU cores)"),
         bench_table(columns, pooled_rows, formats, heading="Table 9 layout, held-out objects, datasets pooled"),
         bench_table([*columns[:2], "dataset", *columns[2:]], per_dataset, [*formats[:2], "", *formats[2:]],
                     heading="Per dataset"),
     ]
+    if affordance_rows:
+        tables.append(bench_table(
+            ["method", "DAM heads", "requested affordance", "grasps", "contact % (≤ 5 mm)",
+             "simulation displacement cm (failed = 10)"], affordance_rows, ["", "", "", "d", ".1f", ".2f"],
+            heading=f"Per requested affordance ({first}-head model, retrieval, ground truth; datasets pooled)"))
+    return tables
 
 
 if __name__ == "__main__":

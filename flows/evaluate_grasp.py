@@ -141,7 +141,8 @@ def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: s
     speed = speed_task(Path(checkpoints[max(checkpoints)]), objects, speed_batch, tto_steps, seed, device)
     png = grid_task(grasps, report, out / "grasps.png", grid_objects, 3,
                     f"{max(checkpoints)} DAM heads: requested affordance -> predicted, simulation displacement")
-    metrics = metrics_dict(report, speed, objects, generation_s, classifier_path) | {"baselines_left_out": left_out}
+    metrics = metrics_dict(report, speed, objects, generation_s, classifier_path, grasps)
+    metrics["baselines_left_out"] = left_out
     shown = {(grasps[i].dataset, grasps[i].object_id) for i in grid_picks(grasps, grid_objects)}
     if "ground_truth" in (baselines or []) and grid_picks(grasps, grid_objects, "ground_truth", shown):
         truth_png = grid_task(grasps, report, out / "grasps_ground_truth.png", grid_objects, 3,

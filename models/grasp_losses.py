@@ -110,6 +110,30 @@ def affordance_contact_loss(hand_verts: Tensor, object_points: Tensor, affordanc
     return per_grasp.mean()
 
 
+def hand_contact_loss(hand_verts: Tensor, object_points: Tensor, prone: Tensor, radius: float = 2.0) -> Tensor:
+    """Hand-centric contact: the object points near the hand pull its contact-prone vertices onto them.
+
+    The object points within `radius` of any hand vertex are the ones the hand is about to touch; each costs its
+    squared distance to the nearest contact-prone vertex (fingertip pads and palm, models/hand_regions.py), averaged
+    over those points per grasp, then over the batch; a grasp with no point that near costs 0. Restated from
+    GraspTTA's test-time `Contact_loss` (hwjiang1510/GraspTTA, utils/loss.py: object points within 2 cm of the
+    hand, squared distance to a fixed set of "prior" contact vertices of MANO), which GraspTTA adds to its
+    penetration loss when it refines a grasp. Unlike L_cmap it is blind to the affordance map and never pulls a
+    hand from afar: it closes the last centimetre or two of a grasp that is already at the object.
+    hand_verts: (B, H, 3), object_points: (B, N, 3), prone: (P,) long ids into H -> () scalar, squared input units.
+    """
+    _check_points("hand_verts", hand_verts)
+    if prone.ndim != 1 or len(prone) == 0:
+        raise ValueError(f"prone must be a non-empty (P,) id tensor, got shape {tuple(prone.shape)}")
+    if int(prone.max()) >= hand_verts.shape[1] or int(prone.min()) < 0:
+        raise ValueError(f"prone ids must index the {hand_verts.shape[1]} hand vertices, got {int(prone.min())}"
+                         f"..{int(prone.max())}")
+    to_hand, _ = nearest(object_points, hand_verts)  # (B, N)
+    near = (to_hand.detach() < radius * radius).to(hand_verts.dtype)
+    to_prone, _ = nearest(object_points, hand_verts[:, prone])
+    return ((to_prone * near).sum(1) / near.sum(1).clamp(min=1)).mean()
+
+
 def penetration_loss(hand_verts: Tensor, object_points: Tensor, object_normals: Tensor) -> Tensor:
     """L_penetr: depth of hand vertices inside the object, from the nearest object point and its outward normal.
 

@@ -115,6 +115,8 @@ class GraspTrainConfig:
     w_consist: float = 1.0
     w_cmap: float = 0.1
     w_penetr: float = 0.1
+    # hand-centric contact (models/grasp_losses.hand_contact_loss, GraspTTA's test-time term) as a DAM training term
+    w_hand: float = 0.0
     ddim_steps: int = 20
     guidance: float = 2.0
     checkpoint_every: int = 50
@@ -139,7 +141,7 @@ class GraspTrainConfig:
         if self.dam_heads is not None and self.dam_heads not in (1, 2, 4):
             raise ValueError(f"dam_heads must be 1, 2 or 4, got {self.dam_heads}")
         for name in ("ae_chamfer", "ae_v2v", "ae_kl", "w_param", "w_mesh", "w_consist", "w_cmap", "w_penetr",
-                     "guidance"):
+                     "w_hand", "guidance"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 

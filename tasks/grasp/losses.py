@@ -11,9 +11,11 @@ from models.grasp_losses import (
     affordance_contact_loss,
     chamfer_distance,
     contact_consistency_loss,
+    hand_contact_loss,
     penetration_loss,
 )
 from models.hand_autoencoder import kl_divergence, mano_vertices
+from models.hand_regions import layer_contact_prone
 from tasks.grasp.config import CM, GraspTrainConfig
 from tasks.grasp.model import GraspModels
 
@@ -67,7 +69,8 @@ def coarse_latents(models: GraspModels, batch: dict[str, Tensor], config: GraspT
 
 def dam_terms(models: GraspModels, hand_cm: Tensor, mano: Tensor, batch: dict[str, Tensor],
               stride: int = 1) -> dict[str, Tensor]:
-    """The five DAM loss terms of a predicted MANO vector (B, 61) and its vertices (B, 778 / stride, 3) in cm."""
+    """The DAM loss terms of a predicted MANO vector (B, 61) and its vertices (B, 778 / stride, 3) in cm: the
+    paper's five and the hand-centric contact term (`hand`, weighted by w_hand, 0 unless a preset sets it)."""
     points = batch["object_points"] * CM
     true_cm = batch["hand_verts"][:, ::stride] * CM
     return {
@@ -76,18 +79,20 @@ def dam_terms(models: GraspModels, hand_cm: Tensor, mano: Tensor, batch: dict[st
         "consist": contact_consistency_loss(hand_cm, true_cm, points),
         "cmap": affordance_contact_loss(hand_cm, points, batch["affordance_map"]),
         "penetr": penetration_loss(hand_cm, points, batch["object_normals"]),
+        "hand": hand_contact_loss(hand_cm, points, layer_contact_prone(models.mano, stride)),
     }
 
 
 def dam_loss(models: GraspModels, batch: dict[str, Tensor], config: GraspTrainConfig) -> dict[str, Tensor]:
-    """L = l1 L_param + l2 L_mesh + l3 L_consist + l4 L_cmap + l5 L_penetr, diffusion and AE frozen."""
+    """L = l1 L_param + l2 L_mesh + l3 L_consist + l4 L_cmap + l5 L_penetr [+ w_hand L_hand], diffusion and AE
+    frozen. A term of weight 0 stays out of the sum (it is still logged)."""
     coarse, condition = coarse_latents(models, batch, config)
     mano = models.ae.decode(models.dam(coarse, condition.tokens.detach()))
     k = config.vertex_stride
     terms = dam_terms(models, mano_vertices(models.mano, mano)[:, ::k] * CM, mano, batch, k)
-    weights = (config.w_param, config.w_mesh, config.w_consist, config.w_cmap, config.w_penetr)
-    loss = sum(w * terms[name] for w, name in zip(weights, ("param", "mesh", "consist", "cmap", "penetr"),
-                                                   strict=True))
+    weights = {"param": config.w_param, "mesh": config.w_mesh, "consist": config.w_consist, "cmap": config.w_cmap,
+               "penetr": config.w_penetr, "hand": config.w_hand}
+    loss = sum(w * terms[name] for name, w in weights.items() if w)
     return {"loss": loss, **terms}
 
 

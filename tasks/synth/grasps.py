@@ -21,6 +21,7 @@ import trimesh
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from models.hand_regions import hand_regions as template_regions
 from models.mano import ManoLayer, axis_angle_to_matrix
 from models.mano_pickle import ManoParams
 from models.synthetic_hand_pose import curl_pose
@@ -82,18 +83,8 @@ class GraspQuality:
 
 
 def hand_regions(params: ManoParams) -> dict[str, np.ndarray]:
-    """Vertex ids of the hand regions a style can require to touch (template frame: palm faces +y)."""
-    template = params.v_template
-    tips = {name: np.flatnonzero(np.linalg.norm(template - template[v], axis=1) < 0.012)
-            for name, v in TIP_VERTICES.items()}
-    palm_like = (params.weights[:, 0] > 0.6) & (template[:, 1] > np.median(template[params.weights[:, 0] > 0.6, 1]))
-    palm = np.flatnonzero(palm_like & (template[:, 0] > 0.03))
-    return {
-        "palm": palm,
-        "tips": np.concatenate([tips[d] for d in ("index", "middle", "ring", "pinky", "thumb")]),
-        "index_tip": tips["index"],
-        "thumb_index": np.concatenate([tips["thumb"], tips["index"]]),
-    }
+    """Vertex ids of the hand regions a style can require to touch (models/hand_regions.py)."""
+    return template_regions(params.v_template, params.weights)
 
 
 def _finger_pose(style: GraspStyle, part: ObjectPart, rng: np.random.Generator) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Grasp losses against naive loops on tiny inputs: nearest neighbours, chamfer, contact maps, consistency,
-affordance contact, penetration through estimated normals; gradients are finite; bad shapes are refused."""
+affordance contact, hand-centric contact (GraspTTA's arithmetic), penetration through estimated normals; gradients
+are finite; bad shapes are refused."""
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from models.grasp_losses import (
     contact_consistency_loss,
     contact_map,
     estimate_normals,
+    hand_contact_loss,
     nearest,
     penetration_loss,
 )
@@ -82,6 +84,47 @@ def test_affordance_contact_weights_points_by_the_map_and_clamps():
         pytest.approx(2.0)
     with pytest.raises(ValueError, match="affordance_map"):
         affordance_contact_loss(hand, points, torch.ones(1, 3))
+
+
+def _graspTTA_contact(hand, points, prone, radius):
+    """GraspTTA's hand-centric term for one grasp (hwjiang1510/GraspTTA utils/loss.py Contact_loss), restated:
+    the object points whose nearest hand vertex is closer than `radius` are selected; the loss is the mean over them
+    of the squared distance to the nearest vertex of the prior (contact-prone) set. (GraspTTA works in metres with a
+    2 cm radius and scales the result by 3000 x 2.5; the weight is ours to choose.)"""
+    to_hand = _naive_min(points[None], hand[None])[0]
+    to_prone = _naive_min(points[None], hand[prone][None])[0]
+    near = to_hand < radius ** 2
+    return to_prone[near].sum() / max(near.sum(), 1)
+
+
+def test_hand_contact_matches_the_published_arithmetic():
+    g = torch.Generator().manual_seed(3)
+    hand = torch.randn(2, 30, 3, generator=g, dtype=torch.float64)
+    points = torch.randn(2, 50, 3, generator=g, dtype=torch.float64) * 1.5
+    prone = torch.tensor([0, 4, 9, 17, 29])
+    expected = np.mean([_graspTTA_contact(hand[b].numpy(), points[b].numpy(), prone.numpy(), 1.0) for b in range(2)])
+    assert expected > 0
+    assert hand_contact_loss(hand, points, prone, radius=1.0).item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_hand_contact_ignores_far_points_and_pulls_the_prone_vertices_in():
+    hand = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0]]], requires_grad=True)  # vertex 1 is the prone one
+    points = torch.tensor([[[0.0, 0, 0.5], [10.0, 0, 0]]])  # the second point is 9 units from the hand: ignored
+    loss = hand_contact_loss(hand, points, torch.tensor([1]), radius=2.0)
+    assert loss.item() == pytest.approx(1.0 + 0.25)  # |(1, 0, 0) - (0, 0, 0.5)|^2
+    loss.backward()
+    assert hand.grad[0, 0].abs().sum() == 0  # only the prone vertex moves, towards the near point
+    assert hand.grad[0, 1, 0] > 0 and hand.grad[0, 1, 2] < 0
+    far = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0]]]) + 5.0
+    assert hand_contact_loss(far, points, torch.tensor([1]), radius=2.0).item() == 0.0  # nothing near: no pull
+
+
+def test_hand_contact_refuses_bad_prone_ids():
+    hand, points = torch.zeros(1, 4, 3), torch.ones(1, 5, 3)
+    with pytest.raises(ValueError, match="prone ids must index the 4 hand vertices"):
+        hand_contact_loss(hand, points, torch.tensor([4]))
+    with pytest.raises(ValueError, match="prone"):
+        hand_contact_loss(hand, points, torch.tensor([], dtype=torch.long))
 
 
 def _sphere(n=400, radius=1.0, seed=0):

@@ -1,9 +1,10 @@
 """Inference speed of the grasp generator, in Table 5's layout: seconds per grasp of the one-pass sampler
 (diffusion -> DAM -> MANO) and of a test-time-optimisation baseline, one grasp at a time and in a batch.
 
-The baseline samples the same way, then refines the 61 MANO values by gradient descent on the contact and
-penetration losses of models/grasp_losses.py (Adam, a fixed number of steps), the way GraspTTA-style methods
-trade time for contact. Times are wall-clock medians over `repeats` runs after one warm-up run.
+The baseline samples the same way, then refines the 61 MANO values by gradient descent (Adam, a fixed number of
+steps) on GraspTTA's test-time objective as restated in models/grasp_losses.py: the hand-centric contact term
+(object points within 2 cm of the hand pull the fingertip pads and palm onto them) plus penetration, and the
+instruction's affordance-map term. Times are wall-clock medians over `repeats` runs after one warm-up run.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from models.grasp_losses import affordance_contact_loss, estimate_normals, penetration_loss
+from models.grasp_losses import affordance_contact_loss, estimate_normals, hand_contact_loss, penetration_loss
 from models.hand_autoencoder import mano_vertices
+from models.hand_regions import layer_contact_prone
 from tasks.grasp.config import CM
 from tasks.grasp.evaluation.report import SpeedRow
 from tasks.grasp.sample import GraspGenerator, sample_grasps
@@ -24,43 +26,58 @@ TTO_STEPS = 100
 TTO_LR = 1e-3  # Adam on raw MANO values: 1e-3 rad / metre-scale steps keep the hand's shape plausible
 
 
+class TTOWeights(NamedTuple):
+    """Weights of the test-time objective's terms (losses in centimetres, models/grasp_losses.py)."""
+
+    hand_contact: float = 1.0  # GraspTTA's hand-centric contact (cm^2)
+    affordance_contact: float = 0.1  # L_cmap, the DAM's weight
+    penetration: float = 0.1  # L_penetr, the DAM's weight
+
+
+# Chosen on the val objects (bench/bench_tta_weights.py, BENCHMARKS.md "Test-time optimisation: weights compared").
+TTO_WEIGHTS = TTOWeights()
+
+
 class Refined(NamedTuple):
     mano: np.ndarray  # (K, 61)
     losses: list[float]  # the objective before each step, then after the last: steps + 1 values
 
 
 def tto_objective(mano_layer, mano: torch.Tensor, points_cm: torch.Tensor, normals: torch.Tensor,
-                  values: torch.Tensor, w_contact: float, w_penetr: float) -> torch.Tensor:
-    """w_c L_cmap + w_p L_penetr of MANO vectors (K, 61) against one object: points_cm (K, N, 3) centimetres,
-    normals (K, N, 3), affordance map values (K, N); () scalar."""
+                  values: torch.Tensor, prone: torch.Tensor, weights: TTOWeights = TTO_WEIGHTS) -> torch.Tensor:
+    """The weighted test-time objective of MANO vectors (K, 61) against one object: points_cm (K, N, 3)
+    centimetres, normals (K, N, 3), affordance map values (K, N), prone (P,) contact-prone vertex ids; () scalar."""
     verts = mano_vertices(mano_layer, mano) * CM
-    return (w_contact * affordance_contact_loss(verts, points_cm, values)
-            + w_penetr * penetration_loss(verts, points_cm, normals))
+    return (weights.hand_contact * hand_contact_loss(verts, points_cm, prone)
+            + weights.affordance_contact * affordance_contact_loss(verts, points_cm, values)
+            + weights.penetration * penetration_loss(verts, points_cm, normals))
 
 
 def refine_grasps(generator: GraspGenerator, mano: np.ndarray, object_points: np.ndarray,
                   affordance_map: np.ndarray, steps: int = TTO_STEPS, lr: float = TTO_LR,
-                  normals: np.ndarray | None = None) -> Refined:
-    """Test-time optimisation: `steps` Adam steps on (K, 61) MANO vectors against (N, 3) points / (N,) map.
-    Weights are the DAM stage's (w_cmap, w_penetr) from the checkpoint's training config."""
+                  normals: np.ndarray | None = None, weights: TTOWeights = TTO_WEIGHTS) -> Refined:
+    """Test-time optimisation: `steps` Adam steps on (K, 61) MANO vectors against (N, 3) points / (N,) map."""
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if min(weights) < 0:
+        raise ValueError(f"test-time objective weights must be >= 0, got {weights}")
     mano = np.asarray(mano, np.float32)
     if mano.ndim != 2 or mano.shape[1] != 61:
         raise ValueError(f"mano must be (K, 61), got {mano.shape}")
-    layer, config = generator.models.mano, generator.train_config
+    layer = generator.models.mano
     device = next(generator.models.parameters()).device
     k = len(mano)
     normals = estimate_normals(np.asarray(object_points, np.float32)) if normals is None else normals
     points_cm = torch.as_tensor(object_points * CM, dtype=torch.float32, device=device)[None].expand(k, -1, -1)
     normals_t = torch.as_tensor(normals, dtype=torch.float32, device=device)[None].expand(k, -1, -1)
     values = torch.as_tensor(affordance_map, dtype=torch.float32, device=device)[None].expand(k, -1)
+    prone = layer_contact_prone(layer)
     x = torch.tensor(mano, device=device, requires_grad=True)
     optimiser = torch.optim.Adam([x], lr=lr)
     losses: list[torch.Tensor] = []  # detached, read once at the end: no device sync per step
 
     def objective() -> torch.Tensor:
-        return tto_objective(layer, x, points_cm, normals_t, values, config.w_cmap, config.w_penetr)
+        return tto_objective(layer, x, points_cm, normals_t, values, prone, weights)
 
     with torch.enable_grad():
         for _ in range(steps):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from models.point_bert_checkpoint import checkpoint_sha256
 from schemas.data_root import DataRoot
-from tasks.grasp.evaluation.evaluate import EvalReport, GeneratedGrasp
+from tasks.grasp.evaluation.contact import contact_ratio
+from tasks.grasp.evaluation.evaluate import SIM_FAILED_DISPLACEMENT_CM, EvalReport, GeneratedGrasp
 from tasks.grasp.evaluation.inputs import (
     EvalObjects,
 )
@@ -75,8 +76,24 @@ def plain(value: object) -> object:
     return value
 
 
+def by_affordance(grasps: list[GeneratedGrasp], report: EvalReport) -> list[dict]:
+    """Contact ratio and mean simulation displacement (failed = 10 cm) per (method, DAM heads, requested
+    affordance), datasets pooled, in first-seen order: which affordances a method holds and which it drops."""
+    members: dict[tuple[str, int, str], list[int]] = {}
+    for i, grasp in enumerate(grasps):
+        members.setdefault((grasp.method, grasp.dam_heads, grasp.requested_affordance), []).append(i)
+    rows = []
+    for (method, heads, affordance), index in members.items():
+        scores = [report.scores[i] for i in index]
+        displacement = [s.sim.displacement_cm if s.sim.ok else SIM_FAILED_DISPLACEMENT_CM for s in scores]
+        rows.append({"method": method, "dam_heads": heads, "affordance": affordance, "num_grasps": len(index),
+                     "contact_ratio_percent": contact_ratio([s.in_contact for s in scores]),
+                     "sim_displacement_cm": sum(displacement) / len(displacement)})
+    return rows
+
+
 def metrics_dict(report: EvalReport, speed: list[SpeedRow], objects: EvalObjects, generation_s: float,
-                 classifier: Path | None) -> dict:
+                 classifier: Path | None, grasps: list[GeneratedGrasp] | None = None) -> dict:
     """Everything the report shows, as plain JSON: one entry per Table 9 row, the speed rows, throughput."""
     total_s = generation_s + sum(report.seconds.values())
     return {
@@ -89,7 +106,7 @@ def metrics_dict(report: EvalReport, speed: list[SpeedRow], objects: EvalObjects
         "grasps_per_s_end_to_end": round(len(report.scores) / max(total_s, 1e-9), 3),
         "grasps_per_s_metrics": round(report.grasps_per_second, 3),
         "classifier": str(classifier) if classifier else "n/a",
-    }
+    } | ({"by_affordance": by_affordance(grasps, report)} if grasps is not None else {})
 
 
 def report_markdown(report: EvalReport, speed: list[SpeedRow], objects: EvalObjects, metrics: dict,

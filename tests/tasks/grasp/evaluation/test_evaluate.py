@@ -116,3 +116,17 @@ def test_bad_grasp_is_named(grasps):
         evaluate_grasps([grasps[0], bad], workers=1)
     with pytest.raises(ValueError, match="at least one grasp"):
         evaluate_grasps([], workers=1)
+
+
+def test_per_affordance_rows_pool_datasets(report, grasps):
+    """metrics.json's by_affordance: one row per (method, heads, requested affordance) with its contact ratio and
+    mean displacement; here press (touching, 5 grasps over two head counts) and lift (far away, free fall)."""
+    from tasks.grasp.evaluation.summary import by_affordance
+
+    rows = by_affordance(grasps, report)
+    assert [(r["method"], r["dam_heads"], r["affordance"], r["num_grasps"]) for r in rows] == [
+        ("model", 1, "press", 3), ("model", 2, "press", 2), ("model", 4, "lift", 4)]
+    assert rows[0]["contact_ratio_percent"] == 100.0 and rows[2]["contact_ratio_percent"] == 0.0
+    assert rows[2]["sim_displacement_cm"] == pytest.approx(FREE_FALL_CM, rel=1e-6)
+    expected = np.mean([report.scores[i].sim.displacement_cm for i in range(3)])
+    assert rows[0]["sim_displacement_cm"] == pytest.approx(expected)
