@@ -121,8 +121,8 @@ def main() -> None:
     chosen = next((n for n, w in settings.items() if tuple(w) == tuple(TTO_WEIGHTS)), None)
     text = [f"Checkpoint `{checkpoint}`; {objects.summary()}; {args.grasps} grasps per pair; {args.steps} Adam "
             f"steps at the default learning rate; simulation on {args.workers} processes; {load_text()}.",
-            f"The default weights (tasks/grasp/evaluation/speed.py TTO_WEIGHTS = {tuple(TTO_WEIGHTS)}) are "
-            + (f"the row `{chosen}`." if chosen else "not among the rows compared.")]
+            f"At this run's code, the default weights (tasks/grasp/evaluation/speed.py TTO_WEIGHTS = "
+            f"{tuple(TTO_WEIGHTS)}) are " + (f"the row `{chosen}`." if chosen else "not among the rows compared.")]
     table = bench_table(["setting", "hand contact", "affordance map", "penetration", "grasps", "contact %",
                          "simulation displacement cm", "penetration depth cm", "distance to object cm",
                          "refinement s / grasp"], rows,
