@@ -8,6 +8,8 @@ vertices of the hand-centric contact loss (models/grasp_losses.hand_contact_loss
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 
@@ -43,13 +45,22 @@ def contact_prone(v_template: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([regions["tips"], regions["palm"]]))
 
 
+_PRONE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> {(stride, device): ids}
+
+
 def layer_contact_prone(mano_layer, stride: int = 1) -> torch.Tensor:
     """(P,) long ids of the contact-prone vertices of a ManoLayer's hand, on its device, counted among every
-    `stride`-th vertex (the subset the training losses evaluate): id i means vertex i * stride."""
+    `stride`-th vertex (the subset the training losses evaluate): id i means vertex i * stride.
+
+    Kept per layer, stride and device, so a training step does not copy the template to the host each time."""
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    template = mano_layer.th_v_template.detach().cpu().numpy().reshape(-1, 3)  # the layer keeps (1, 778, 3)
-    prone = contact_prone(template, mano_layer.th_weights.detach().cpu().numpy())
-    kept = np.arange(0, len(template), stride)
-    return torch.as_tensor(np.flatnonzero(np.isin(kept, prone)), dtype=torch.long,
-                           device=mano_layer.th_v_template.device)
+    device = mano_layer.th_v_template.device
+    known = _PRONE.setdefault(mano_layer, {})
+    if (stride, device) not in known:
+        template = mano_layer.th_v_template.detach().cpu().numpy().reshape(-1, 3)  # the layer keeps (1, 778, 3)
+        prone = contact_prone(template, mano_layer.th_weights.detach().cpu().numpy())
+        kept = np.arange(0, len(template), stride)
+        known[(stride, device)] = torch.as_tensor(np.flatnonzero(np.isin(kept, prone)), dtype=torch.long,
+                                                  device=device)
+    return known[(stride, device)]

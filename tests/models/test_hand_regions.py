@@ -33,3 +33,17 @@ def test_contact_prone_is_the_pads_and_the_palm(params):
 def test_bad_shapes_are_refused_by_name(params):
     with pytest.raises(ValueError, match="v_template"):
         hand_regions(params.v_template[:100], params.weights)
+
+
+def test_layer_ids_count_among_the_strided_vertices_and_are_kept(params):
+    from models.hand_regions import layer_contact_prone
+    from models.mano import ManoLayer
+
+    layer = ManoLayer(params=params, use_pca=False, flat_hand_mean=True)
+    prone = contact_prone(params.v_template, params.weights)
+    assert np.array_equal(layer_contact_prone(layer).numpy(), prone)
+    strided = layer_contact_prone(layer, 4).numpy()
+    assert np.array_equal(strided * 4, prone[prone % 4 == 0])  # id i is vertex 4 i
+    assert layer_contact_prone(layer, 4) is layer_contact_prone(layer, 4)  # computed once per layer and stride
+    with pytest.raises(ValueError, match="stride"):
+        layer_contact_prone(layer, 0)
