@@ -65,9 +65,9 @@ def main() -> None:
     import numpy as np
 
     from schemas.data_root import DataRoot
-    from tasks.grasp.data import hand_vertices, sentence_embedder
+    from tasks.grasp.data import sentence_embedder
     from tasks.grasp.evaluation.evaluate import GeneratedGrasp, evaluate_grasps
-    from tasks.grasp.evaluation.inputs import mano_joints, sampler_inputs, select_objects
+    from tasks.grasp.evaluation.inputs import object_grasps, sampler_inputs, select_objects
     from tasks.grasp.evaluation.simulation import sim_pool
     from tasks.grasp.evaluation.speed import TTO_WEIGHTS, TTOWeights, refine_grasps
     from tasks.grasp.sample import load_grasp_generator, sample_grasps
@@ -82,7 +82,6 @@ def main() -> None:
     embed = sentence_embedder()
     texts = list(dict.fromkeys(o.instruction for o in objects.objects))
     embeddings = dict(zip(texts, np.asarray(embed(texts), np.float32), strict=True))
-    faces = generator.models.mano.th_faces.cpu().numpy().astype(np.int64)
     starts = []
     for i, obj in enumerate(objects.objects):
         points, values = sampler_inputs(obj, generator.train_config.num_points, args.seed)
@@ -90,14 +89,8 @@ def main() -> None:
         starts.append((obj, points, values, grasps.mano))
 
     def as_grasps(method: str, manos: list[np.ndarray]) -> list[GeneratedGrasp]:
-        out = []
-        for (obj, *_), mano in zip(starts, manos, strict=True):
-            verts, joints = hand_vertices(generator.models.mano, mano), mano_joints(generator, mano)
-            out += [GeneratedGrasp(obj.object_id, verts[j].astype(np.float64), faces, joints[j],
-                                   mano[j, -3:].astype(np.float64), obj.object_vertices, obj.object_faces,
-                                   obj.affordance, obj.dataset, 4, obj.object_points, method=method)
-                    for j in range(len(mano))]
-        return out
+        return [g for (obj, *_), mano in zip(starts, manos, strict=True)
+                for g in object_grasps(generator, obj, mano, method=method)]
 
     rows = []
     with sim_pool(args.workers) as pool:

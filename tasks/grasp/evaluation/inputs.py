@@ -164,13 +164,22 @@ def generate_for_objects(generator: GraspGenerator, objects: list[EvalObject], k
         if tto_steps:
             mano = refine_grasps(generator, mano, points, values, tto_steps).mano
             verts = hand_vertices(generator.models.mano, mano)
-        joints = mano_joints(generator, mano)
-        for j in range(k):
-            out.append(GeneratedGrasp(obj.object_id, verts[j].astype(np.float64), faces, joints[j],
-                                      mano[j, -3:].astype(np.float64), obj.object_vertices, obj.object_faces,
-                                      obj.affordance, obj.dataset, heads, obj.object_points,
-                                      method="tta" if tto_steps else "model"))
+        out += object_grasps(generator, obj, mano, verts, heads, "tta" if tto_steps else "model", faces)
     return out
+
+
+def object_grasps(generator: GraspGenerator, obj: EvalObject, mano: np.ndarray, verts: np.ndarray | None = None,
+                  heads: int | None = None, method: str = "model", faces: np.ndarray | None = None
+                  ) -> list[GeneratedGrasp]:
+    """(K, 61) MANO vectors of one object as GeneratedGrasps; verts (K, 778, 3) metres when already computed."""
+    heads = heads or generator.models.config.dam.heads
+    faces = generator.models.mano.th_faces.cpu().numpy().astype(np.int64) if faces is None else faces
+    verts = hand_vertices(generator.models.mano, mano) if verts is None else verts
+    joints = mano_joints(generator, mano)
+    return [GeneratedGrasp(obj.object_id, verts[j].astype(np.float64), faces, joints[j],
+                           mano[j, -3:].astype(np.float64), obj.object_vertices, obj.object_faces,
+                           obj.affordance, obj.dataset, heads, obj.object_points, method=method)
+            for j in range(len(mano))]
 
 
 def parse_checkpoints(specs: Iterable[str]) -> dict[int, str]:
