@@ -29,6 +29,7 @@ from tasks.ingest.mano_frame import HandTemplate
 from tasks.synth.grasps import SynthGrasp, synthesize_grasps
 from tasks.synth.manohand import manohand_from_mano
 from tasks.synth.objects import CATEGORIES, SynthObject, make_object
+from tasks.synth.stable_grasps import drop_displacements, keep_most_stable
 from tasks.synth.truth import write_truth
 
 DATASETS = writable_formats()  # every registered format the project can write
@@ -58,11 +59,13 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
                         grasps_per_part: int | Mapping[str, int] = 1, steps: int = 60,
                         progress: Callable[[str, int, int], None] | None = None,
                         categories: Sequence[str] | None = None,
-                        datasets: Sequence[str] = DATASETS, workers: int | None = None) -> SynthSummary:
+                        datasets: Sequence[str] = DATASETS, workers: int | None = None,
+                        candidates: int | Mapping[str, int] = 1) -> SynthSummary:
     """Write the MANO pickles and the datasets (default: all four) under `out`; `progress(dataset, done, total)`
     per object. `categories` restricts the object categories (default: all 13). `objects_per_category` and
     `grasps_per_part` are one number for every dataset or a {dataset: number} map (missing datasets: 1), e.g. a
-    larger labelled AffordPose set to train the affordance classifier on.
+    larger labelled AffordPose set to train the affordance classifier on. `candidates` (same forms) > 1 synthesises
+    that many times the grasps and keeps, per part, the ones that hold the object best in the drop test.
 
     Each object's grasps are refined from their own seed ([seed, dataset offset, object index]), so objects go to
     `workers` processes (default: one per core when there are PARALLEL_MIN_OBJECTS objects or more) and the files
@@ -76,6 +79,7 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
         raise ValueError(f"workers must be >= 1, got {workers}")
     objects = _per_dataset("objects_per_category", objects_per_category)
     grasps = _per_dataset("grasps_per_part", grasps_per_part)
+    pick = _per_dataset("candidates", candidates)
     root = Path(out)
     mano_root = root / "mano"
     write_synthetic_mano(mano_root)
@@ -88,7 +92,7 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
         rngs[dataset] = rng = np.random.default_rng([seed, offset])
         made = [make_object(c, rng, _object_id(dataset, c, i)) for c in _categories(dataset, categories or CATEGORIES)
                 for i in range(objects[dataset])]
-        jobs += [ObjectJob(obj, dataset, grasps[dataset], (seed, offset, index), steps)
+        jobs += [ObjectJob(obj, dataset, grasps[dataset], (seed, offset, index), steps, pick[dataset])
                  for index, obj in enumerate(made)]
     results = object_grasps(jobs, mano_root, workers, progress)
     for dataset, rng in rngs.items():
@@ -102,13 +106,16 @@ def synthesize_datasets(out: str | Path, objects_per_category: int | Mapping[str
 
 
 class ObjectJob(NamedTuple):
-    """One object's grasps to synthesise: `per_part` grasps per graspable part from the seed `seed_key`."""
+    """One object's grasps to synthesise: `per_part` grasps per graspable part from the seed `seed_key`; with
+    `candidates` > 1, the `per_part` that hold the object best of `candidates x per_part` per part
+    (tasks/synth/stable_grasps.py)."""
 
     obj: SynthObject
     dataset: str
     per_part: int
     seed_key: tuple[int, int, int]
     steps: int
+    candidates: int = 1
 
 
 # Below this many objects the work stays in this process: a worker process costs a few seconds to start (it
@@ -174,7 +181,10 @@ def _load_worker_model(mano_root: Path) -> None:
 def _run_job(job: ObjectJob) -> tuple[list[GraspRecord], list[str]]:
     params, layer = _WORKER["current"]
     rng = np.random.default_rng(list(job.seed_key))
-    synthesized = synthesize_grasps(job.obj, params, layer, job.per_part, rng, steps=job.steps)
+    synthesized = synthesize_grasps(job.obj, params, layer, job.per_part * job.candidates, rng, steps=job.steps)
+    if job.candidates > 1:
+        displacement = drop_displacements(job.obj, synthesized, np.asarray(params.f, np.int64))
+        synthesized = keep_most_stable(synthesized, displacement, job.per_part)
     records = [_record(job.obj, g, job.dataset, i, rng, params, layer) for i, g in enumerate(synthesized)]
     return records, [g.affordance for g in synthesized]
 

@@ -48,11 +48,16 @@ class TrainingSetSpec:
     categories: tuple[str, ...] = OAKINK_CLASSES
     num_points: int = 2048  # object points per annotated row
     max_cycles: int = 1  # self-training cycles: the first classifier (trained on AffordPose) labels every grasp
+    # MANO grasps: synthesise `candidates` x grasps_per_part per part, keep those that hold the object best in the
+    # drop test (tasks/synth/stable_grasps.py); 1 keeps every grasp synthesised.
+    candidates: int = 1
 
 
 SET_PRESETS: Presets[TrainingSetSpec] = Presets("generator training set", {
     # ~5,400 MANO grasps over 96 objects per dataset (16 per class): what the `small` generator trains on.
     "generator-train": TrainingSetSpec(objects_per_category=16, grasps_per_part=8),
+    # The same objects and counts, each grasp the steadiest of 2 candidates in the drop test.
+    "generator-train-stable": TrainingSetSpec(objects_per_category=16, grasps_per_part=8, candidates=2),
     # A minute or two to build (the tests'); one held-out object (an OakInk knife).
     "generator-tiny": TrainingSetSpec(objects_per_category=2, grasps_per_part=1, labelled_objects_per_category=2,
                                       labelled_grasps_per_part=1, categories=("bottle", "knife", "mug"),
@@ -137,7 +142,10 @@ def _cached(data_root: Path, preset: str, seed: int) -> TrainingSet | None:
 
 
 def _spec_dict(preset: str) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(SET_PRESETS.from_name(preset))))  # tuples as lists, as the file keeps them
+    spec = json.loads(json.dumps(asdict(SET_PRESETS.from_name(preset))))  # tuples as lists, as the file keeps them
+    if spec["candidates"] == 1:  # sets built before the field existed kept every grasp: they still match
+        del spec["candidates"]
+    return spec
 
 
 def build_training_set(data_root: str | Path, preset: str = SET_PRESETS.default, seed: int = 0,
@@ -170,11 +178,12 @@ def build_training_set(data_root: str | Path, preset: str = SET_PRESETS.default,
         synth_s, synthesised = saved["seconds"], saved["grasps"]
         log(f"datasets of {preset!r} (seed {seed}) reused from {root.datasets}")
     else:
-        log(f"synthesising {preset!r}: {objects} objects per category, {grasps} grasps per part, "
-            f"classes {', '.join(spec.categories)}")
+        log(f"synthesising {preset!r}: {objects} objects per category, {grasps} grasps per part"
+            + (f" (the steadiest of {spec.candidates} candidates each)" if spec.candidates > 1 else "")
+            + f", classes {', '.join(spec.categories)}")
         shutil.rmtree(root.datasets, ignore_errors=True)
         synth = synthesize_datasets(root.datasets, objects, seed, grasps, categories=spec.categories,
-                                    workers=workers)
+                                    workers=workers, candidates={d: spec.candidates for d in MANO_DATASETS})
         synth_s, synthesised = round(time.perf_counter() - began, 1), synth.grasps
         synth_file.write_text(json.dumps(wanted | {"seconds": synth_s, "grasps": synthesised}, indent=1) + "\n")
     log(f"{synthesised} grasps synthesised in {synth_s:.0f} s; annotating")
