@@ -41,3 +41,12 @@ def test_the_files_do_not_depend_on_the_number_of_worker_processes(tmp_path):
     two = synthesize_datasets(tmp_path / "two", workers=2, **options)
     assert one.grasps == two.grasps and sum(one.grasps.values()) > 0
     assert _digests(tmp_path / "one") == _digests(tmp_path / "two")
+
+
+def test_candidates_keep_the_grasp_count_and_are_refused_below_one(tmp_path):
+    # A mug has 3 graspable parts: 2 candidates per grasp still give 3 x 1 grasps, the steadier of each pair.
+    summary = synthesize_datasets(tmp_path / "out", categories=["mug"], datasets=["grab"], steps=2, candidates=2)
+    assert summary.grasps == {"grab": 3}
+    with pytest.raises(ValueError, match="candidates must be >= 1, got 0 for grab"):
+        synthesize_datasets(tmp_path / "bad", categories=["mug"], datasets=["grab"], candidates={"grab": 0})
+    assert not (tmp_path / "bad").exists()

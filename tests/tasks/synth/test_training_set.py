@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tasks.grasp.evaluation.inputs import EmptySplit
-from tasks.synth.training_set import SET_FILE, SET_PRESETS, build_training_set, check_split
+from tasks.synth.training_set import SET_FILE, SET_PRESETS, _spec_dict, build_training_set, check_split
 
 
 def test_set_presets_are_registered_and_refused_by_name():
@@ -18,6 +18,15 @@ def test_set_presets_are_registered_and_refused_by_name():
     assert 3 * len(big.categories) * big.objects_per_category * 2 * big.grasps_per_part >= 4_500
     with pytest.raises(ValueError, match="'huge' is not registered"):
         build_training_set("/nonexistent", "huge")
+
+
+def test_the_stable_preset_differs_only_in_candidates_and_old_sets_still_match():
+    plain, stable = SET_PRESETS["generator-train"], SET_PRESETS["generator-train-stable"]
+    assert stable.candidates == 2 and plain.candidates == 1
+    assert {**stable.__dict__, "candidates": 1} == plain.__dict__
+    # a set written before `candidates` existed kept every grasp; its training_set.json has no such key
+    assert "candidates" not in _spec_dict("generator-train")
+    assert _spec_dict("generator-train-stable")["candidates"] == 2
 
 
 def test_a_split_without_objects_is_refused_naming_table_and_split(tmp_path):
