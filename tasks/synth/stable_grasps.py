@@ -1,9 +1,8 @@
 """Keep the synthetic grasps that hold their object: of several candidates per part, the ones that move the object
 least in the drop test the generator is scored by (tasks/grasp/evaluation/simulation.py).
 
-GraspTTA filters what it trains and reports on the same way (a grasp counts when the simulation displacement stays
-under a threshold); here nothing is thrown away wholesale, so every part keeps its `per_part` grasps and every
-affordance stays in the set, presses included, which rarely hold whatever the pose (one finger on a button).
+Nothing is dropped by a displacement threshold, which would empty the presses (one finger on a button rarely holds
+the object whatever the pose): every part keeps its `per_part` grasps and every affordance stays in the set.
 What it does to the ground truth and to a model trained on it: docs/grasp/training.md, runs val_plain and
 val_stable (set presets generator-train and generator-train-stable).
 """
