@@ -58,6 +58,10 @@ def evaluate(
     split: str = typer.Option("auto", "--split", help="test: held-out objects only (a table without test rows is "
                               "refused); val: the same for val (compare settings there); all: every object; auto: "
                               "test when the table has test rows, else all."),
+    guidance: float | None = typer.Option(None, "--guidance", min=0.0, max=20.0, help="Classifier-free guidance "
+                                          "scale w of the sampler (default: each checkpoint's training config's)."),
+    ddim_steps: int | None = typer.Option(None, "--ddim-steps", min=1, max=1000, help="DDIM steps of the sampler "
+                                          "(default: the training config's)."),
     by_affordance: bool = typer.Option(False, "--by-affordance", help="Each object once per affordance its rows ask "
                                        "for, with that affordance's instruction (default: once per object)."),
 ) -> None:
@@ -84,7 +88,7 @@ def evaluate(
                                   classifier=str(classifier) if classifier else None, workers=workers, seed=seed,
                                   speed_batch=speed_batch, tto_steps=tto_steps, device=device,
                                   baselines=list(dict.fromkeys(baseline)), split=split,
-                                  by_affordance=by_affordance)
+                                  by_affordance=by_affordance, guidance=guidance, ddim_steps=ddim_steps)
     except ValueError as exc:  # no object with a mesh, a checkpoint with other heads, ...
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -39,7 +39,7 @@ from tasks.grasp.evaluation.summary import (
     metrics_dict,
     report_markdown,
 )
-from tasks.grasp.sample import load_grasp_generator
+from tasks.grasp.sample import Sampling, load_grasp_generator
 from tasks.pseudo_label.classifier_model import TrainResult, load_trained
 from tasks.store.read import open_table
 
@@ -51,12 +51,13 @@ def objects_task(annotated_table: Path, samples_root: Path, per_dataset: int, sp
 
 
 @task(name="generate-grasps", cache_policy=NONE)
-def generate_task(checkpoint: Path, heads: int, objects: EvalObjects, k: int, seed: int,
-                  device: str, tto_steps: int = 0) -> tuple[list[GeneratedGrasp], float]:
+def generate_task(checkpoint: Path, heads: int, objects: EvalObjects, k: int, seed: int, device: str,
+                  tto_steps: int = 0, sampling: Sampling = Sampling()) -> tuple[list[GeneratedGrasp], float]:
     generator = load_grasp_generator(checkpoint, device)
     check_heads({heads: str(checkpoint)}, {heads: generator})
     start = time.perf_counter()
-    grasps = generate_for_objects(generator, objects.objects, k, sentence_embedder(), seed, tto_steps=tto_steps)
+    grasps = generate_for_objects(generator, objects.objects, k, sentence_embedder(), seed, tto_steps=tto_steps,
+                                  guidance=sampling.guidance, ddim_steps=sampling.ddim_steps)
     return grasps, time.perf_counter() - start
 
 
@@ -75,12 +76,13 @@ def evaluate_task(grasps: list[GeneratedGrasp], classifier: TrainResult | None, 
 
 @task(name="time-grasp-inference", cache_policy=NONE)
 def speed_task(checkpoint: Path, objects: EvalObjects, batch_size: int, tto_steps: int, seed: int,
-               device: str) -> list[SpeedRow]:
+               device: str, sampling: Sampling = Sampling()) -> list[SpeedRow]:
     generator = load_grasp_generator(checkpoint, device)
     obj = objects.objects[0]
     points, values = sampler_inputs(obj, generator.train_config.num_points, seed)
     text = np.asarray(sentence_embedder()([obj.instruction]), np.float32)[0]
-    return speed_rows(generator, points, values, text, batch_size=batch_size, tto_steps=tto_steps, seed=seed)
+    return speed_rows(generator, points, values, text, batch_size=batch_size, tto_steps=tto_steps, seed=seed,
+                      guidance=sampling.guidance, ddim_steps=sampling.ddim_steps)
 
 
 @task(name="render-grasp-grid", cache_policy=NONE)
@@ -98,7 +100,8 @@ def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: s
                    objects_per_dataset: int = 4, grasps_per_object: int = 4, classifier: str | None = None,
                    workers: int = 0, seed: int = 0, speed_batch: int = 8, tto_steps: int = 100,
                    grid_objects: int = 4, device: str = "cpu", baselines: list[str] | None = None,
-                   split: str = "auto", by_affordance: bool = False) -> str:
+                   split: str = "auto", by_affordance: bool = False, guidance: float | None = None,
+                   ddim_steps: int | None = None) -> str:
     """Evaluate one grasp generator per DAM head count ({heads: checkpoint}) on `annotated_table`'s objects;
     write report.md, metrics.json and grasps.png under `out_dir` and return the report.
     baselines: also evaluate, in the same Table 9, `tta` (the largest head count's grasps refined by `tto_steps`
@@ -107,11 +110,14 @@ def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: s
     object a baseline has no grasp for is left out of that baseline's rows, and the report says why.
     split: "test" (held-out objects only; a table without test rows is refused), "val" (the same for val: compare
     settings there, never on test), "all", or "auto" (test when the table has test rows). by_affordance: each
-    object once per affordance its rows ask for."""
+    object once per affordance its rows ask for. guidance / ddim_steps: the sampler's classifier-free guidance
+    scale and DDIM steps for every generated grasp (default: each checkpoint's training config's)."""
     for method in baselines or []:
         if method not in BASELINES:
             raise ValueError(f"baselines: {method!r} is not one of {', '.join(BASELINES)}")
-    check_evaluation_settings(checkpoints, objects_per_dataset, grasps_per_object, speed_batch, tto_steps, grid_objects)
+    check_evaluation_settings(checkpoints, objects_per_dataset, grasps_per_object, speed_batch, tto_steps, grid_objects,
+                              guidance, ddim_steps)
+    sampling = Sampling(guidance, ddim_steps)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     classifier_path = Path(classifier) if classifier else default_classifier(annotated_table)
@@ -122,14 +128,16 @@ def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: s
     grasps: list[GeneratedGrasp] = []
     generation_s = 0.0
     for heads in sorted(checkpoints):
-        made, seconds = generate_task(Path(checkpoints[heads]), heads, objects, grasps_per_object, seed, device)
+        made, seconds = generate_task(Path(checkpoints[heads]), heads, objects, grasps_per_object, seed, device,
+                                      sampling=sampling)
         grasps += made
         generation_s += seconds
     left_out: dict[str, dict[str, str]] = {}
     top = max(checkpoints)
     for method in baselines or []:
         if method == "tta":  # the largest head count's grasps, refined as Table 5 times it
-            made, _ = generate_task(Path(checkpoints[top]), top, objects, grasps_per_object, seed, device, tto_steps)
+            made, _ = generate_task(Path(checkpoints[top]), top, objects, grasps_per_object, seed, device, tto_steps,
+                                    sampling)
             left_out[method] = {}
         else:
             made, left_out[method] = baseline_task(Path(annotated_table), Path(checkpoints[top]), objects, method,
@@ -138,11 +146,13 @@ def evaluate_grasp(annotated_table: str, checkpoints: dict[int, str], out_dir: s
         for obj, why in left_out[method].items():
             print(f"{method}: {obj} left out: {why}")
     report = evaluate_task(grasps, acc_model, workers)
-    speed = speed_task(Path(checkpoints[max(checkpoints)]), objects, speed_batch, tto_steps, seed, device)
+    speed = speed_task(Path(checkpoints[max(checkpoints)]), objects, speed_batch, tto_steps, seed, device, sampling)
     png = grid_task(grasps, report, out / "grasps.png", grid_objects, 3,
                     f"{max(checkpoints)} DAM heads: requested affordance -> predicted, simulation displacement")
     metrics = metrics_dict(report, speed, objects, generation_s, classifier_path, grasps)
     metrics["baselines_left_out"] = left_out
+    metrics["sampling"] = sampling.described(load_grasp_generator(Path(checkpoints[top]), "cpu").train_config)
+    print(f"sampling: DDIM {metrics['sampling']['ddim_steps']} steps, guidance {metrics['sampling']['guidance']}")
     shown = {(grasps[i].dataset, grasps[i].object_id) for i in grid_picks(grasps, grid_objects)}
     if "ground_truth" in (baselines or []) and grid_picks(grasps, grid_objects, "ground_truth", shown):
         truth_png = grid_task(grasps, report, out / "grasps_ground_truth.png", grid_objects, 3,

@@ -49,6 +49,21 @@ def load_grasp_generator(path: str | Path, device: str = "auto", mano_root: str 
     return GraspGenerator(models.to(resolve_device(device)).eval(), train_config, meta, Path(path))
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """The sampler's settings for a whole evaluation; None: the checkpoint's training config's."""
+
+    guidance: float | None = None  # classifier-free guidance scale w
+    ddim_steps: int | None = None
+
+    def described(self, train_config: GraspTrainConfig) -> dict[str, float | int | str]:
+        """The settings in effect with `train_config`'s defaults, and where each came from."""
+        return {"guidance": train_config.guidance if self.guidance is None else self.guidance,
+                "ddim_steps": train_config.ddim_steps if self.ddim_steps is None else self.ddim_steps,
+                "from": ", ".join(f"{name} {'given' if getattr(self, name) is not None else 'training config'}"
+                                  for name in ("guidance", "ddim_steps"))}
+
+
 class Grasps(NamedTuple):
     mano: np.ndarray  # (K, 61) refined by the DAM
     verts: np.ndarray  # (K, 778, 3) metres

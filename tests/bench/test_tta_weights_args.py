@@ -17,21 +17,3 @@ def test_the_built_in_list_holds_the_old_objective():
     assert next(iter(SETTINGS.values())) == (0.0, 0.1, 0.1)
     assert all(len(w) == 3 and min(w) >= 0 for w in SETTINGS.values())
 
-
-def test_a_missing_checkpoint_is_refused_by_path(tmp_path):
-    """Before any model or table is read: the bench names the checkpoint it looked for and the command that makes
-    it, exits 2 (argparse's usage error) and writes no results."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[2]
-    missing = tmp_path / "heads4" / "grasp_model.pt"
-    results = tmp_path / "results"
-    run = subprocess.run([sys.executable, "-m", "bench.bench_tta_weights", "--data-root", str(tmp_path),
-                          "--checkpoint", str(missing), "--results", str(results)],
-                         cwd=repo, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 2, run.stderr
-    assert f"--checkpoint {missing} does not exist" in run.stderr
-    assert "python -m bench.bench_generator" in run.stderr
-    assert not results.exists()

@@ -43,6 +43,8 @@ def test_evaluate_is_registered_with_help():
     (["--checkpoint", "1={h1}", "--baseline", "nearest"],
      "--baseline 'nearest' is not one of tta, retrieval, ground_truth"),
     (["--checkpoint", "1={h1}", "--split", "train"], "--split 'train' is not one of auto, test, val, all"),
+    (["--checkpoint", "1={h1}", "--guidance", "-1"], "--guidance"),
+    (["--checkpoint", "1={h1}", "--ddim-steps", "0"], "--ddim-steps"),
 ])
 def test_evaluate_refuses_bad_arguments_by_name(table, args, named):
     args = [a.format(h1=table / "h1.pt", dir=table) for a in args]
@@ -70,13 +72,14 @@ def test_evaluate_passes_options_to_the_flow(table, monkeypatch):
                                  "--checkpoint", f"1={table / 'h1.pt'}", "--checkpoint", f"4={table / 'h1.pt'}",
                                  "--objects-per-dataset", "3", "--grasps-per-object", "5", "--workers", "1",
                                  "--baseline", "ground_truth", "--baseline", "retrieval", "--baseline", "retrieval",
-                                 "--split", "test", "--by-affordance"])
+                                 "--split", "test", "--by-affordance", "--guidance", "3.5", "--ddim-steps", "40"])
     assert result.exit_code == 0, result.output
     assert seen["baselines"] == ["ground_truth", "retrieval"]  # in the order given, each once
     assert seen["checkpoints"] == {1: str(table / "h1.pt"), 4: str(table / "h1.pt")}
     assert (seen["objects_per_dataset"], seen["grasps_per_object"], seen["workers"]) == (3, 5, 1)
     assert seen["classifier"] is None and seen["samples_root"] is None
     assert seen["split"] == "test" and seen["by_affordance"] is True
+    assert (seen["guidance"], seen["ddim_steps"]) == (3.5, 40)
 
 
 @pytest.mark.server

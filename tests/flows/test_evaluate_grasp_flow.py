@@ -16,6 +16,7 @@ from models.point_bert_checkpoint import save_checkpoint
 from schemas.data_root import DataRoot
 from tasks.grasp.evaluation.report import TABLE9_COLUMNS
 from tasks.grasp.evaluation.summary import default_classifier, grid_picks, plain
+from tasks.grasp.sample import load_grasp_generator
 from tasks.ingest.delta import save_classifier_state
 from tests.grasp_factories import fake_embed, single_thread, write_annotated
 from tests.tasks.grasp.evaluation.test_inputs import train_tiny, write_samples
@@ -105,6 +106,11 @@ def test_evaluate_grasp_flow_writes_the_full_report(prefect_harness, tmp_path, m
     assert "ACC: affordance predicted by" in report and "point_bert-1.pt" in metrics["classifier"]
     assert (out / "grasps.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "report.md").read_text().startswith("## Grasp generator evaluation")
+    # the sampler ran with the checkpoints' own settings, and the report says which
+    trained = load_grasp_generator(checkpoints[4], "cpu").train_config
+    assert metrics["sampling"] == {"guidance": trained.guidance, "ddim_steps": trained.ddim_steps,
+                                   "from": "guidance training config, ddim_steps training config"}
+    assert f"Sampling: DDIM {trained.ddim_steps} steps, guidance {trained.guidance}" in report
 
 
 @pytest.mark.server
@@ -118,8 +124,10 @@ def test_baselines_share_table9_with_the_model(prefect_harness, tmp_path, monkey
     report = evaluate_grasp(annotated_table=str(tables / "annotated"),
                             checkpoints={2: str(train_tiny(rows, tmp_path / "heads2", heads=2))}, out_dir=str(out),
                             objects_per_dataset=2, grasps_per_object=2, workers=1, speed_batch=2, tto_steps=2,
-                            grid_objects=2, baselines=["tta", "retrieval", "ground_truth"])
+                            grid_objects=2, baselines=["tta", "retrieval", "ground_truth"], guidance=0.5,
+                            ddim_steps=4)
     metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["sampling"]["guidance"], metrics["sampling"]["ddim_steps"]) == (0.5, 4)  # given, not trained
     methods = {(g["dataset"], g["method"]) for g in metrics["table9"]}
     wanted = {("oakink", "model"), ("oakink", "tta"), ("oakink", "retrieval"), ("oakink", "ground_truth"),
               ("affordpose", "model")}
@@ -144,6 +152,13 @@ def test_evaluate_grasp_refuses_bad_parameters_by_name(prefect_harness, tmp_path
     with pytest.raises(ValueError, match="baselines: 'nearest' is not one of tta, retrieval, ground_truth"):
         evaluate_grasp(annotated_table=str(tmp_path / "annotated"), checkpoints={1: str(tmp_path / "a.pt")},
                        out_dir=str(tmp_path / "o"), baselines=["retrieval", "nearest"])
+    for bad, named in (({"guidance": -1.0}, "guidance must be a finite number >= 0, got -1.0"),
+                       ({"guidance": float("nan")}, "guidance must be a finite number >= 0, got nan"),
+                       ({"ddim_steps": 0}, "ddim_steps must be >= 1, got 0")):
+        (tmp_path / "h.pt").write_bytes(b"refused before it is read")
+        with pytest.raises(ValueError, match=named):
+            evaluate_grasp(annotated_table=str(tmp_path / "annotated"), checkpoints={1: str(tmp_path / "h.pt")},
+                           out_dir=str(tmp_path / "o"), **bad)
     with pytest.raises(ValueError, match="no such file"):
         evaluate_grasp(annotated_table=str(tmp_path / "annotated"), checkpoints={1: str(tmp_path / "a.pt")},
                        out_dir=str(tmp_path / "o"))

@@ -146,10 +146,12 @@ def layer_joints(layer: ManoLayer, mano: np.ndarray) -> np.ndarray:
 
 
 def generate_for_objects(generator: GraspGenerator, objects: list[EvalObject], k: int, embed: Embedder,
-                         seed: int = 0, heads: int | None = None, tto_steps: int = 0) -> list[GeneratedGrasp]:
+                         seed: int = 0, heads: int | None = None, tto_steps: int = 0, guidance: float | None = None,
+                         ddim_steps: int | None = None) -> list[GeneratedGrasp]:
     """K grasps per object (seed + object index for the noise), tagged with the DAM head count (the
     checkpoint's unless given). tto_steps > 0: each object's grasps are then refined by that many Adam steps of
-    test-time optimisation (tasks/grasp/evaluation/speed.py) and tagged with the method `tta`."""
+    test-time optimisation (tasks/grasp/evaluation/speed.py) and tagged with the method `tta`. guidance /
+    ddim_steps: the sampler's, default the training config's."""
     from tasks.grasp.evaluation.speed import refine_grasps  # speed imports this module's neighbours
 
     heads = heads or generator.models.config.dam.heads
@@ -159,7 +161,8 @@ def generate_for_objects(generator: GraspGenerator, objects: list[EvalObject], k
     out = []
     for i, obj in enumerate(objects):
         points, values = sampler_inputs(obj, generator.train_config.num_points, seed)
-        grasps = sample_grasps(generator, points, values, embeddings[obj.instruction], k, seed=seed + i)
+        grasps = sample_grasps(generator, points, values, embeddings[obj.instruction], k, seed=seed + i,
+                               ddim_steps=ddim_steps, guidance=guidance)
         mano, verts = grasps.mano, grasps.verts
         if tto_steps:
             mano = refine_grasps(generator, mano, points, values, tto_steps).mano

@@ -94,15 +94,17 @@ def refine_grasps(generator: GraspGenerator, mano: np.ndarray, object_points: np
 
 def speed_rows(generator: GraspGenerator, object_points: np.ndarray, affordance_map: np.ndarray,
                text_embedding: np.ndarray, batch_size: int = 8, tto_steps: int = TTO_STEPS, repeats: int = 3,
-               seed: int = 0) -> list[SpeedRow]:
+               seed: int = 0, guidance: float | None = None, ddim_steps: int | None = None) -> list[SpeedRow]:
     """[TTO baseline, one-pass sampler] as SpeedRows (seconds per grasp, single and batched) for one object:
-    object_points (N, 3) metres at the generator's num_points, affordance_map (N,), text_embedding (384,)."""
+    object_points (N, 3) metres at the generator's num_points, affordance_map (N,), text_embedding (384,).
+    guidance / ddim_steps: the sampler's, default the training config's."""
     if batch_size < 1 or repeats < 1 or tto_steps < 1:
         raise ValueError(f"batch_size, repeats and tto_steps must be >= 1, got {batch_size}, {repeats}, {tto_steps}")
     normals = estimate_normals(np.asarray(object_points, np.float32))  # once per object, as a service would
 
     def sample(k: int) -> np.ndarray:
-        return sample_grasps(generator, object_points, affordance_map, text_embedding, k, seed=seed).mano
+        return sample_grasps(generator, object_points, affordance_map, text_embedding, k, seed=seed,
+                             ddim_steps=ddim_steps, guidance=guidance).mano
 
     def tto(k: int) -> np.ndarray:
         return refine_grasps(generator, sample(k), object_points, affordance_map, tto_steps, normals=normals).mano

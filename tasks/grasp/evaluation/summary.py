@@ -52,8 +52,8 @@ def grid_picks(grasps: list[GeneratedGrasp], objects: int, method: str = "model"
 
 
 def check_evaluation_settings(checkpoints: dict[int, str], per_dataset: int, k: int, batch: int, tto_steps: int,
-                              grid: int) -> None:
-    """ValueError naming the first bad parameter."""
+                              grid: int, guidance: float | None = None, ddim_steps: int | None = None) -> None:
+    """ValueError naming the first bad parameter (guidance / ddim_steps None: the training config's)."""
     if not checkpoints:
         raise ValueError("checkpoints: give at least one {heads: checkpoint}")
     for heads, path in checkpoints.items():
@@ -65,6 +65,10 @@ def check_evaluation_settings(checkpoints: dict[int, str], per_dataset: int, k: 
                         ("tto_steps", tto_steps), ("grid_objects", grid)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
+        raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+    if ddim_steps is not None and ddim_steps < 1:
+        raise ValueError(f"ddim_steps must be >= 1, got {ddim_steps}")
 
 
 def plain(value: object) -> object:
@@ -109,6 +113,13 @@ def metrics_dict(report: EvalReport, speed: list[SpeedRow], objects: EvalObjects
     } | ({"by_affordance": by_affordance(grasps, report)} if grasps is not None else {})
 
 
+def sampling_sentence(sampling: dict | None) -> str:
+    """' Sampling: DDIM 20 steps, guidance 2.0 (...).' or '' when the metrics do not say."""
+    if not sampling:
+        return ""
+    return f" Sampling: DDIM {sampling['ddim_steps']} steps, guidance {sampling['guidance']} ({sampling['from']})."
+
+
 def report_markdown(report: EvalReport, speed: list[SpeedRow], objects: EvalObjects, metrics: dict,
                     classifier: Path | None, png: Path) -> str:
     acc = (f"ACC: affordance predicted by `{classifier}` vs the requested one." if classifier else
@@ -118,7 +129,7 @@ def report_markdown(report: EvalReport, speed: list[SpeedRow], objects: EvalObje
                 for obj, why in objs.items()]
     return "\n\n".join([
         "## Grasp generator evaluation",
-        f"Objects: {objects.summary()}. {metrics['grasps']} grasps.",
+        f"Objects: {objects.summary()}. {metrics['grasps']} grasps." + sampling_sentence(metrics.get("sampling")),
         "### Table 9: metrics per dataset and DAM head count", report.markdown,
         "Penetration volume from 5 mm voxels; displacement after a short PyBullet drop (mean ± std over the "
         "simulations that ran); contact within 5 mm; entropy and cluster size from k-means (k = 20). " + acc

@@ -132,6 +132,12 @@ def test_generated_grasps_are_valid_tagged_and_deterministic(tables, tmp_path):
     assert np.array_equal(again[4].hand_verts, grasps[4].hand_verts)
     with pytest.raises(ValueError, match="given for 4 DAM heads but its DAM has 2"):
         check_heads({4: "x.pt"}, {4: generator})
+    # the sampler's settings reach every grasp: the training config's guidance by default, another when given
+    default = generate_for_objects(generator, objects, k=3, embed=fake_embed, seed=1,
+                                   guidance=generator.train_config.guidance)
+    assert np.array_equal(default[4].hand_verts, grasps[4].hand_verts)
+    unguided = generate_for_objects(generator, objects, k=3, embed=fake_embed, seed=1, guidance=0.0, ddim_steps=5)
+    assert not np.allclose(unguided[4].hand_verts, grasps[4].hand_verts)
 
 
 @pytest.mark.parametrize("spec,message", [("2", "not HEADS=FILE"), ("two=a.pt", "not HEADS=FILE"),
