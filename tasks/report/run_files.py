@@ -32,7 +32,7 @@ RESULT = "result.json"  # a benchmark's figures (kind: one of BENCH_KINDS)
 BENCH_KINDS = ("faults", "table_store", "ingest", "classifier", "cloud_prep", "affordance_inference", "llm",
                "grasp_train", "grasp_eval", "reannotate", "evaluate_grasp", "demo_budgets", "threads",
                "fresh_clone", "gpu_check", "prompts", "annotate_scale", "dask_workers", "generator",
-               "generator_ae", "tta_weights")
+               "generator_ae", "tta_weights", "sampling")
 
 
 class ReportError(ValueError):
