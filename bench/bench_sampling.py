@@ -64,8 +64,8 @@ def main() -> None:
     from schemas.data_root import DataRoot
     from tasks.grasp.model import read_checkpoint
 
-    trained = read_checkpoint(checkpoint)["train_config"]
-    heads = int(read_checkpoint(checkpoint)["model_config"]["dam"]["heads"])
+    saved = read_checkpoint(checkpoint)
+    trained, heads = saved["train_config"], int(saved["model_config"]["dam"]["heads"])
     root = DataRoot(args.data_root)
     work = root.grasp / "sampling"
     rows, objects = [], ""

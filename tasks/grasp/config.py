@@ -78,8 +78,8 @@ PRESETS: Presets[GraspPreset] = Presets("grasp generator", {
                "warmup_steps": 100, "num_points": 512, "loss_verts": 195, "ddim_steps": 20,
                "checkpoint_every": 1000, "log_every": 100, "ae_chamfer": 0.0, "ae_v2v": 1.0,
                # the hand-centric contact term, chosen on val objects (docs/grasp/training.md runs dam_hand0/1,
-               # val_dam_w*): more weight, more contact and less displacement, but from 6 on the grasps spread
-               # less (entropy under the 2.7 goal); 3 is the largest weight that keeps every other goal
+               # val_dam_w*): more weight, more contact and less displacement, but from 6 on another goal fails
+               # (entropy at 6 and 10, penetration depth at 20); 3 is the largest weight tried that keeps them all
                "w_hand": 3.0}),
     # FastGrasp's sizes: 768-d hand latent, 3000 object points; for a GPU.
     "paper": GraspPreset(GraspModelConfig(
