@@ -19,6 +19,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.val_model_args import add_val_model_arguments, val_checkpoint
+
 # (guidance w, DDIM steps); (2.0, 20) is the `small` preset's own
 SETTINGS = ((0.0, 20), (1.0, 20), (2.0, 20), (3.0, 20), (5.0, 20), (2.0, 50))
 AFFORDANCES = ("handle-grasp", "wrap-grasp", "lift", "twist", "press")
@@ -38,24 +40,15 @@ def parse_setting(spec: str) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=Path("afford-data/generator"))
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="default: <data-root>/grasp/small/heads4/grasp_model.pt")
+    add_val_model_arguments(parser, "sampling")
     parser.add_argument("--setting", action="append", default=[], metavar="GUIDANCE,DDIM_STEPS",
                         help="a setting to compare (repeatable); default: the built-in list")
-    parser.add_argument("--objects", type=int, default=12, help="val (object, affordance) pairs per dataset")
-    parser.add_argument("--grasps", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", type=Path, default=None, help="default: docs/results/sampling")
     args = parser.parse_args()
     try:
         settings = [parse_setting(s) for s in args.setting] or list(SETTINGS)
     except ValueError as exc:
         parser.error(str(exc))
-    checkpoint = args.checkpoint or args.data_root / "grasp" / "small" / "heads4" / "grasp_model.pt"
-    if not checkpoint.is_file():
-        parser.error(f"--checkpoint {checkpoint} does not exist: run `python -m bench.bench_generator` first")
+    checkpoint = val_checkpoint(parser, args)
     from bench.bench_generator import pooled
     from bench.record import bench_table, finish, load_text, started
 

@@ -20,6 +20,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.val_model_args import add_val_model_arguments, val_checkpoint
+
 # name -> (hand-centric contact, affordance-map contact, penetration) weights; TTO_WEIGHTS is one of them
 SETTINGS = {
     "affordance map + penetration (DAM weights)": (0.0, 0.1, 0.1),
@@ -43,17 +45,10 @@ def parse_setting(spec: str) -> tuple[str, tuple[float, float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=Path("afford-data/generator"))
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="default: <data-root>/grasp/small/heads4/grasp_model.pt")
+    add_val_model_arguments(parser, "tta_weights")
     parser.add_argument("--weights", action="append", default=[], metavar="HAND,MAP,PENETRATION",
                         help="a setting to compare (repeatable); default: the built-in list")
-    parser.add_argument("--objects", type=int, default=12, help="val (object, affordance) pairs per dataset")
-    parser.add_argument("--grasps", type=int, default=10)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", type=Path, default=None, help="default: docs/results/tta_weights")
     args = parser.parse_args()
     try:
         settings = dict(parse_setting(s) for s in args.weights) or SETTINGS
@@ -73,9 +68,7 @@ def main() -> None:
     from tasks.grasp.sample import load_grasp_generator, sample_grasps
 
     root = DataRoot(args.data_root)
-    checkpoint = args.checkpoint or args.data_root / "grasp" / "small" / "heads4" / "grasp_model.pt"
-    if not checkpoint.is_file():
-        parser.error(f"--checkpoint {checkpoint} does not exist: run `python -m bench.bench_generator` first")
+    checkpoint = val_checkpoint(parser, args)
     generator = load_grasp_generator(checkpoint, "cpu")
     objects = select_objects(root.tables / "annotated", root.tables, args.objects, "val", by_affordance=True)
     print(objects.summary(), flush=True)
