@@ -93,6 +93,27 @@ def goal_lines(model: dict, retrieval: dict) -> list[str]:
     return lines
 
 
+def displacement_sources(rows: list[dict], method: str, heads: int, goal: float) -> str:
+    """Where a method's pooled displacement comes from: each requested affordance's part of the grasp-weighted
+    mean (its grasps / all grasps x its mean cm), largest first. A part over the goal by itself means no placement
+    of the other grasps can meet it. `rows`: metrics.json `by_affordance`; "" when the method has none."""
+    mine = [r for r in rows if r["method"] == method and (method != "model" or r["dam_heads"] == heads)
+            and isinstance(r["sim_displacement_cm"], int | float)]
+    total = sum(r["num_grasps"] for r in mine)
+    if not total:
+        return ""
+    parts = sorted(((r["num_grasps"] * r["sim_displacement_cm"] / total, r) for r in mine),
+                   key=lambda p: -p[0])
+    listed = ", ".join(f"{r['affordance']} {r['num_grasps']} x {r['sim_displacement_cm']:.2f} -> {part:.2f}"
+                       for part, r in parts)
+    largest, top = parts[0]
+    verdict = (f"{top['affordance']} alone adds {largest:.2f} cm, over the {goal} cm goal whatever the other grasps do"
+               if largest > goal else f"no affordance alone adds more than the {goal} cm goal")
+    name = f"{method} ({heads} heads)" if method == "model" else method
+    return (f"- sim_displacement_cm of {name} by requested affordance (grasps x mean cm -> part of the pooled "
+            f"{sum(p for p, _ in parts):.2f} cm over {total} grasps): {listed}; {verdict}")
+
+
 def parse_options(specs: list[str]) -> dict:
     """['dam_steps=800', 'lr=0.002'] -> {'dam_steps': 800, 'lr': 0.002}, typed as GraspTrainConfig declares them;
     ValueError naming the bad entry."""
@@ -230,7 +251,10 @@ def _text(args, built, items, trained, metrics, wall: float) -> list[str]:
         f"pairs, {args.grasps} grasps each per method), {args.workers} simulation processes, test-time optimisation "
         f"{args.tto_steps} steps. Goals for the {first}-head model, all datasets pooled (entropy and cluster "
         f"size: the smallest per dataset):",
-        "\n".join(goal_lines(model, retrieval)),
+        "\n".join(goal_lines(model, retrieval) + [line for method, heads in (("model", first), ("ground_truth", 0))
+                                                    if (line := displacement_sources(
+                                                        metrics.get("by_affordance", []), method, heads,
+                                                        GOALS["sim_displacement_cm"][1]))]),
     ]
 
 

@@ -1,10 +1,10 @@
 """bench_generator's arithmetic: goals marked met or not with the gap, methods pooled over datasets by grasp
-count (entropy: the smallest dataset's), training options typed and refused by name, seconds per stage from a
-warm-started history."""
+count (entropy: the smallest dataset's), each requested affordance's part of the pooled displacement, training
+options typed and refused by name, seconds per stage from a warm-started history."""
 
 import pytest
 
-from bench.bench_generator import goal_lines, parse_options, pooled, stage_seconds
+from bench.bench_generator import displacement_sources, goal_lines, parse_options, pooled, stage_seconds
 
 
 def _row(method, dataset, heads, n, contact, disp, entropy):
@@ -37,6 +37,26 @@ def test_goal_lines_mark_met_and_not_met_with_the_gap():
     worse = goal_lines(pooled(ROWS, "model", 1), pooled(ROWS, "retrieval", 0))
     assert "- contact_ratio_percent >= 90.0: 10.00 (not met, short by 80.00)" in worse
     assert any("retrieval on sim_displacement_cm" in line and line.endswith("(not met)") for line in worse)
+
+
+def _aff(method, heads, affordance, n, disp):
+    return {"method": method, "dam_heads": heads, "affordance": affordance, "num_grasps": n,
+            "contact_ratio_percent": 100.0, "sim_displacement_cm": disp}
+
+
+def test_displacement_sources_split_the_pooled_mean_by_affordance():
+    rows = [_aff("model", 4, "handle-grasp", 60, 0.5), _aff("model", 4, "press", 40, 8.0),
+            _aff("model", 1, "press", 100, 1.0), _aff("ground_truth", 0, "press", 10, 1.0),
+            _aff("ground_truth", 0, "wrap-grasp", 10, 3.0), _aff("tta", 0, "lift", 5, "n/a")]
+    line = displacement_sources(rows, "model", 4, 2.5)
+    # press: 40 of 100 grasps at 8 cm is 3.2 cm of the pooled (60 * 0.5 + 40 * 8) / 100 = 3.5 cm, listed first
+    assert "pooled 3.50 cm over 100 grasps): press 40 x 8.00 -> 3.20, handle-grasp 60 x 0.50 -> 0.30;" in line
+    assert line.endswith("press alone adds 3.20 cm, over the 2.5 cm goal whatever the other grasps do")
+    truth = displacement_sources(rows, "ground_truth", 0, 2.5)  # 1.5 + 0.5 = 2.0 cm: no part over the goal
+    assert "of ground_truth" in truth and "pooled 2.00 cm" in truth
+    assert truth.endswith("no affordance alone adds more than the 2.5 cm goal")
+    assert displacement_sources(rows, "tta", 0, 2.5) == ""  # no measured displacement: no line
+    assert displacement_sources(rows, "retrieval", 0, 2.5) == ""
 
 
 def test_options_are_typed_and_bad_ones_refused_by_name():
