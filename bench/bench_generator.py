@@ -55,10 +55,15 @@ def stage_seconds(history: list[dict]) -> dict[str, float]:
     return out
 
 
+def rows_of(rows: list[dict], method: str, heads: int) -> list[dict]:
+    """The rows of one method; of the model, those of one DAM head count (baselines have no head count)."""
+    return [r for r in rows if r["method"] == method and (method != "model" or r["dam_heads"] == heads)]
+
+
 def pooled(rows: list[dict], method: str, heads: int) -> dict:
     """One method's figures over every dataset: grasp-weighted means (each figure is a mean over grasps);
     entropy and cluster size are per dataset, so the smallest is kept (the goal must hold in every dataset)."""
-    mine = [r for r in rows if r["method"] == method and (method != "model" or r["dam_heads"] == heads)]
+    mine = rows_of(rows, method, heads)
     if not mine:
         return {}
     total = sum(r["num_grasps"] for r in mine)
@@ -97,8 +102,7 @@ def displacement_sources(rows: list[dict], method: str, heads: int, goal: float)
     """Where a method's pooled displacement comes from: each requested affordance's part of the grasp-weighted
     mean (its grasps / all grasps x its mean cm), largest first. A part over the goal by itself means no placement
     of the other grasps can meet it. `rows`: metrics.json `by_affordance`; "" when the method has none."""
-    mine = [r for r in rows if r["method"] == method and (method != "model" or r["dam_heads"] == heads)
-            and isinstance(r["sim_displacement_cm"], int | float)]
+    mine = [r for r in rows_of(rows, method, heads) if isinstance(r["sim_displacement_cm"], int | float)]
     total = sum(r["num_grasps"] for r in mine)
     if not total:
         return ""
@@ -236,6 +240,9 @@ def _text(args, built, items, trained, metrics, wall: float) -> list[str]:
     counts = built.counts
     model = pooled(metrics["table9"], "model", first)
     retrieval = pooled(metrics["table9"], "retrieval", 0)
+    goal = GOALS["sim_displacement_cm"][1]
+    sources = [displacement_sources(metrics.get("by_affordance", []), method, heads, goal)
+               for method, heads in (("model", first), ("ground_truth", 0))]
     return [
         f"Training set `{args.set}` ({'reused from an earlier build' if built.reused else 'built by this run'}): "
         f"MANO grasps per split {counts['mano_grasps']}, objects per split {counts['objects']}, training objects "
@@ -251,10 +258,7 @@ def _text(args, built, items, trained, metrics, wall: float) -> list[str]:
         f"pairs, {args.grasps} grasps each per method), {args.workers} simulation processes, test-time optimisation "
         f"{args.tto_steps} steps. Goals for the {first}-head model, all datasets pooled (entropy and cluster "
         f"size: the smallest per dataset):",
-        "\n".join(goal_lines(model, retrieval) + [line for method, heads in (("model", first), ("ground_truth", 0))
-                                                    if (line := displacement_sources(
-                                                        metrics.get("by_affordance", []), method, heads,
-                                                        GOALS["sim_displacement_cm"][1]))]),
+        "\n".join(goal_lines(model, retrieval) + [line for line in sources if line]),
     ]
 
 

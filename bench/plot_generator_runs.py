@@ -34,7 +34,9 @@ def parse_run(spec: str) -> tuple[float, Path]:
         x = float(value)
     except ValueError:
         raise ValueError(f"run {spec!r}: expected VALUE=FOLDER with a number before '='") from None
-    if not sep or not (Path(folder) / "result.json").is_file():
+    if not sep:
+        raise ValueError(f"run {spec!r}: expected VALUE=FOLDER")
+    if not (Path(folder) / "result.json").is_file():
         raise ValueError(f"run {spec!r}: {folder}/result.json does not exist")
     return x, Path(folder)
 
